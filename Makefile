@@ -1,0 +1,20 @@
+PYTHON ?= python3
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install demo test bench clean
+
+install:
+	$(PYTHON) -m pip install $(TORCH_PIN)
+	$(PYTHON) -m pip install -e ".[dev]"
+
+demo: install
+	$(PYTHON) -m bundleflow.cli demo --out runs/demo
+
+test: install
+	$(PYTHON) -m pytest tests
+
+bench:
+	$(PYTHON) benchmarks/bench_valuation.py
+
+clean:
+	rm -rf runs build *.egg-info .pytest_cache

@@ -1,0 +1,410 @@
+"""Batched valuation functions v(S) for one bidder type per row.
+
+Every valuation holds ``B`` bidders over ``m`` items and evaluates a batch of
+``A`` bundles (0/1 rows) in one call::
+
+    valuation.value(bundles)   # bundles [A, m] -> values [B, A]
+
+without Python loops over atoms or bundles. Values are stored in float64 so
+that revenue figures are exact up to float64 round-off; containment tests are
+exact integer counts.
+
+Valuation classes
+-----------------
+- :class:`XORValuation`: atoms ``(T_j, p_j)``, ``v(S) = max{p_j : T_j subset of S}``
+  (0 if no atom fits). Padding atoms (empty bundle, value 0) are allowed.
+- :class:`AdditiveValuation`: ``v(S) = sum_{i in S} v_i``.
+- :class:`UnitDemandValuation`: ``v(S) = max_{i in S} v_i``.
+
+All three are monotone with ``v(empty) = 0``, so ``v(all items)`` is each
+bidder's largest value (the welfare bound of a single bidder).
+
+Item-pricing demand (:meth:`Valuation.demand`) breaks ties in favour of the
+seller: among utility-maximising bundles the bidder pays the most, and a bidder
+with zero utility from some bundle buys it.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+from bundleflow.errors import InputError
+
+# Elements per intermediate [rows, chunk] tensor in the batched kernels (~64 MB of float32).
+_CHUNK_ELEMS = 1 << 24
+# On CPU, chunks sized to stay in cache are several times faster than large ones.
+_CACHE_ELEMS = 1 << 19
+
+
+def _as_tensor(x, dtype, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x))
+        except Exception as exc:  # pragma: no cover - defensive
+            raise InputError(f"{name}: cannot convert to a tensor ({exc})") from exc
+    return x.to(dtype)
+
+
+def _check_values(x: torch.Tensor, name: str) -> None:
+    if x.numel() == 0:
+        return
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise InputError(f"{name}: {bad} value(s) are NaN or infinite")
+    if (x < 0).any():
+        raise InputError(f"{name}: negative values are not allowed (min {float(x.min()):.6g})")
+
+
+def _as_atoms(atoms) -> torch.Tensor:
+    if isinstance(atoms, torch.Tensor) and atoms.dtype == torch.bool:
+        return atoms
+    a = _as_tensor(atoms, torch.float64, "atoms")
+    if a.numel() and not ((a == 0) | (a == 1)).all():
+        raise InputError("atoms must contain only 0/1 entries")
+    return a.to(torch.bool)
+
+
+def check_bundles(bundles: torch.Tensor, n_items: int) -> torch.Tensor:
+    """Validate a bundle batch ``[A, m]`` of 0/1 entries and return it as float32."""
+    if not isinstance(bundles, torch.Tensor):
+        bundles = torch.as_tensor(np.asarray(bundles))
+    if bundles.dim() != 2:
+        raise InputError(f"bundles must have shape [A, m], got {tuple(bundles.shape)}")
+    if bundles.shape[1] != n_items:
+        raise InputError(
+            f"bundles have {bundles.shape[1]} items but the valuation has {n_items} items"
+        )
+    if bundles.dtype != torch.bool:
+        bf = bundles.to(torch.float32)
+        if not ((bf == 0) | (bf == 1)).all():
+            raise InputError("bundles must contain only 0/1 entries")
+        return bf
+    return bundles.to(torch.float32)
+
+
+def all_bundles(n_items: int, device=None) -> torch.Tensor:
+    """Every bundle over ``n_items`` items, ``[2^m, m]`` float32, row ``k`` = binary digits of ``k``.
+
+    Row 0 is the empty bundle and the last row the grand bundle.
+    """
+    if n_items > 20:
+        raise InputError(f"all_bundles: 2^{n_items} bundles is too many to enumerate")
+    k = torch.arange(2**n_items, device=device)
+    bits = (k[:, None] >> torch.arange(n_items, device=device)[None, :]) & 1
+    return bits.to(torch.float32)
+
+
+class Valuation(ABC):
+    """A batch of ``B`` monotone valuations over ``m`` items."""
+
+    n_items: int
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def value(self, bundles: torch.Tensor) -> torch.Tensor:
+        """Values of every bidder for every bundle: ``[A, m]`` -> ``[B, A]`` float64."""
+
+    @abstractmethod
+    def grand_value(self) -> torch.Tensor:
+        """``v(all items)`` per bidder, ``[B]`` float64 (= the bidder's largest value)."""
+
+    @abstractmethod
+    def demand(self, item_prices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Utility-maximising purchase under item prices.
+
+        Args:
+            item_prices: ``[m]`` or ``[G, m]`` (``G`` candidate price vectors).
+
+        Returns:
+            ``(utility, payment)``, each ``[B]`` (or ``[G, B]``), ties broken in favour of
+            the seller (highest payment among optimal bundles; zero utility buys).
+        """
+
+    @abstractmethod
+    def subset(self, index) -> "Valuation":
+        """Rows ``index`` of this batch as a new valuation."""
+
+    @abstractmethod
+    def to(self, device) -> "Valuation": ...
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device: ...
+
+    def max_value(self) -> float:
+        """Largest value any bidder has for any bundle (price cap of every mechanism)."""
+        return float(self.grand_value().max()) if len(self) else 0.0
+
+    def split(self, n_first: int) -> tuple["Valuation", "Valuation"]:
+        """First ``n_first`` rows and the rest (e.g. train / held-out)."""
+        if not 0 < n_first < len(self):
+            raise InputError(f"split: n_first={n_first} must be in (0, {len(self)})")
+        idx = torch.arange(len(self))
+        return self.subset(idx[:n_first]), self.subset(idx[n_first:])
+
+    def _prices(self, item_prices) -> tuple[torch.Tensor, bool]:
+        p = _as_tensor(item_prices, torch.float64, "item_prices").to(self.device)
+        single = p.dim() == 1
+        p = p.reshape(-1, p.shape[-1]) if p.dim() >= 1 else p
+        if p.dim() != 2 or p.shape[1] != self.n_items:
+            raise InputError(
+                f"item_prices must have shape [m] or [G, m] with m={self.n_items}, "
+                f"got {tuple(torch.as_tensor(item_prices).shape)}"
+            )
+        if not torch.isfinite(p).all():
+            raise InputError("item_prices contain NaN or infinite entries")
+        return p, single
+
+
+class XORValuation(Valuation):
+    """XOR (OR-of-atoms, pick-one) valuations.
+
+    Args:
+        atoms: ``[B, K, m]`` 0/1 (bool or numeric) atom bundles; padding rows are all zero.
+        values: ``[B, K]`` non-negative atom values (0 for padding).
+    """
+
+    def __init__(self, atoms, values):
+        atoms = _as_atoms(atoms)
+        values = _as_tensor(values, torch.float64, "values")
+        if atoms.dim() != 3:
+            raise InputError(f"atoms must have shape [B, K, m], got {tuple(atoms.shape)}")
+        if values.dim() != 2 or values.shape != atoms.shape[:2]:
+            raise InputError(
+                f"values must have shape [B, K] = {tuple(atoms.shape[:2])}, got {tuple(values.shape)}"
+            )
+        if atoms.shape[2] == 0:
+            raise InputError("atoms: need at least one item (m >= 1)")
+        _check_values(values, "values")
+        self.atoms = atoms.to(values.device)
+        self.values = values
+        self._ranks: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.n_items = int(atoms.shape[2])
+
+    # -- basic protocol -------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.atoms.shape[0])
+
+    @property
+    def n_atoms_max(self) -> int:
+        return int(self.atoms.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    def to(self, device) -> "XORValuation":
+        return XORValuation(self.atoms.to(device), self.values.to(device))
+
+    def subset(self, index) -> "XORValuation":
+        index = torch.as_tensor(index, device=self.device)
+        return XORValuation(self.atoms[index], self.values[index])
+
+    def n_atoms(self) -> torch.Tensor:
+        """Real (non-padding) atoms per bidder ``[B]``: atoms with a non-empty bundle or positive value."""
+        real = self.atoms.any(-1) | (self.values > 0)
+        return real.sum(-1)
+
+    def __repr__(self) -> str:
+        return f"XORValuation(B={len(self)}, K={self.n_atoms_max}, m={self.n_items})"
+
+    # -- evaluation -----------------------------------------------------------------
+    def grand_value(self) -> torch.Tensor:
+        if self.values.shape[1] == 0:
+            return torch.zeros(len(self), dtype=torch.float64, device=self.device)
+        return self.values.amax(dim=1)
+
+    def value(self, bundles: torch.Tensor, method: str = "auto") -> torch.Tensor:
+        """``v_b(S_a)`` for all bidders ``b`` and bundles ``a``: ``[A, m]`` -> ``[B, A]``.
+
+        ``method="matmul"`` counts missing items with a float matmul,
+        ``method="bitpack"`` packs bundles into 64-bit words and tests ``T & ~S == 0``.
+        Both are exact; ``"auto"`` picks bitpack on CPU and matmul on CUDA.
+        """
+        S = check_bundles(bundles, self.n_items).to(self.device)
+        B, K, m = self.atoms.shape
+        A = S.shape[0]
+        if B == 0 or A == 0 or K == 0:
+            return torch.zeros(B, A, dtype=torch.float64, device=self.device)
+        if method == "auto":
+            method = "matmul" if self.device.type == "cuda" else "bitpack"
+        if method == "matmul":
+            return self._value_matmul(S)
+        if method == "bitpack":
+            return self._value_bitpack(S)
+        raise InputError(f"unknown containment method {method!r} (use matmul, bitpack or auto)")
+
+    def _rank_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-bidder atom ranks and the value table they index.
+
+        ``rank[b, k]`` in ``1..K`` orders bidder ``b``'s atoms by value (ascending);
+        ``table[b, r]`` is the value of rank ``r`` (``table[b, 0] = 0``: nothing fits).
+        ``v_b(S) = table[b, max{rank[b, k] : T_k subset of S}]`` -- an integer max, exact.
+        """
+        if self._ranks is None:
+            B, K = self.values.shape
+            order = self.values.argsort(dim=1, stable=True)
+            rdtype = torch.uint8 if K < 256 else torch.int32
+            rank = torch.empty(B, K, dtype=torch.int64, device=self.device)
+            rank.scatter_(1, order, torch.arange(1, K + 1, device=self.device).expand(B, K).contiguous())
+            table = torch.cat(
+                [torch.zeros(B, 1, dtype=torch.float64, device=self.device), self.values.gather(1, order)], dim=1
+            )
+            self._ranks = (rank.to(rdtype).reshape(B * K, 1), table)
+        return self._ranks
+
+    @torch.no_grad()
+    def _value_chunks(self, A: int, fit_fn) -> torch.Tensor:
+        """Reduce ``fit_fn(a0, a1) -> [B*K, a1-a0]`` containment masks to values ``[B, A]``."""
+        B, K, _ = self.atoms.shape
+        rank, table = self._rank_tables()
+        best = torch.empty(B, A, dtype=torch.int64, device=self.device)
+        chunk = max(1, _CACHE_ELEMS // (B * K)) if self.device.type == "cpu" else max(1, _CHUNK_ELEMS // (B * K))
+        for a0 in range(0, A, chunk):
+            a1 = min(A, a0 + chunk)
+            fit = fit_fn(a0, a1)
+            best[:, a0:a1] = (fit * rank).view(B, K, a1 - a0).amax(dim=1)
+        return table.gather(1, best)
+
+    def _value_matmul(self, S: torch.Tensor) -> torch.Tensor:
+        B, K, m = self.atoms.shape
+        atoms_f = self.atoms.reshape(B * K, m).to(torch.float32)
+        missing = (1.0 - S).T.contiguous()  # [m, A]
+        # items of T_k not in S: zero <=> T_k subset of S (exact small integers in float32)
+        return self._value_chunks(S.shape[0], lambda a0, a1: (atoms_f @ missing[:, a0:a1]) < 0.5)
+
+    def _value_bitpack(self, S: torch.Tensor) -> torch.Tensor:
+        B, K, m = self.atoms.shape
+        atoms_w = pack_bits(self.atoms.reshape(B * K, m))  # [B*K, W]
+        not_s_w = pack_bits(S < 0.5).T.contiguous()  # complement of S, [W, A]
+
+        def fit(a0: int, a1: int) -> torch.Tensor:
+            ok = (atoms_w[:, 0:1] & not_s_w[0:1, a0:a1]) == 0
+            for w in range(1, atoms_w.shape[1]):  # one pass per 63-item word
+                ok &= (atoms_w[:, w : w + 1] & not_s_w[w : w + 1, a0:a1]) == 0
+            return ok
+
+        return self._value_chunks(S.shape[0], fit)
+
+    def demand(self, item_prices) -> tuple[torch.Tensor, torch.Tensor]:
+        p, single = self._prices(item_prices)  # [G, m]
+        B, K, m = self.atoms.shape
+        if K == 0:
+            z = torch.zeros(p.shape[0], B, dtype=torch.float64, device=self.device)
+            return (z[0], z[0]) if single else (z, z)
+        atoms_f = self.atoms.reshape(B * K, m).to(torch.float64)
+        cost = (p @ atoms_f.T).view(-1, B, K)  # [G, B, K]
+        util = self.values[None] - cost
+        # null option = utility 0, payment 0; ties -> highest payment
+        best_u = util.amax(dim=-1).clamp_min(0.0)  # [G, B]
+        tol = 1e-9 * (1.0 + best_u.abs())
+        is_best = util >= (best_u - tol)[..., None]
+        # atoms with non-negative prices cost >= 0; no optimal atom -> null, payment 0
+        pay = torch.where(is_best, cost, torch.zeros_like(cost)).amax(dim=-1)
+        if single:
+            return best_u[0], pay[0]
+        return best_u, pay
+
+
+class _ItemValuation(Valuation):
+    """Common storage for valuations given by per-item values ``[B, m]``."""
+
+    def __init__(self, item_values):
+        v = _as_tensor(item_values, torch.float64, "item_values")
+        if v.dim() != 2:
+            raise InputError(f"item_values must have shape [B, m], got {tuple(v.shape)}")
+        if v.shape[1] == 0:
+            raise InputError("item_values: need at least one item (m >= 1)")
+        _check_values(v, "item_values")
+        self.item_values = v
+        self.n_items = int(v.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.item_values.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.item_values.device
+
+    def to(self, device):
+        return type(self)(self.item_values.to(device))
+
+    def subset(self, index):
+        index = torch.as_tensor(index, device=self.device)
+        return type(self)(self.item_values[index])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(B={len(self)}, m={self.n_items})"
+
+
+class AdditiveValuation(_ItemValuation):
+    """Additive valuations ``v(S) = sum_{i in S} v_i``; ``item_values`` is ``[B, m]``."""
+
+    def value(self, bundles) -> torch.Tensor:
+        S = check_bundles(bundles, self.n_items).to(self.device, torch.float64)
+        return self.item_values @ S.T
+
+    def grand_value(self) -> torch.Tensor:
+        return self.item_values.sum(dim=1)
+
+    def demand(self, item_prices):
+        p, single = self._prices(item_prices)  # [G, m]
+        gain = self.item_values[None] - p[:, None, :]  # [G, B, m]
+        buy = gain >= 0  # zero-utility items are bought (seller-favourable)
+        util = torch.where(buy, gain, 0.0).sum(-1)
+        pay = torch.where(buy, p[:, None, :].expand_as(gain), 0.0).sum(-1)
+        return (util[0], pay[0]) if single else (util, pay)
+
+
+class UnitDemandValuation(_ItemValuation):
+    """Unit-demand valuations ``v(S) = max_{i in S} v_i``; ``item_values`` is ``[B, m]``."""
+
+    @torch.no_grad()
+    def value(self, bundles) -> torch.Tensor:
+        S = check_bundles(bundles, self.n_items).to(self.device)
+        B, A = len(self), S.shape[0]
+        out = torch.empty(B, A, dtype=torch.float64, device=self.device)
+        chunk = max(1, _CHUNK_ELEMS // max(1, B * self.n_items))
+        mask = S > 0.5
+        for a0 in range(0, A, chunk):
+            a1 = min(A, a0 + chunk)
+            v = torch.where(mask[None, a0:a1, :], self.item_values[:, None, :], 0.0)
+            out[:, a0:a1] = v.amax(dim=-1)
+        return out
+
+    def grand_value(self) -> torch.Tensor:
+        return self.item_values.amax(dim=1)
+
+    def demand(self, item_prices):
+        p, single = self._prices(item_prices)
+        gain = self.item_values[None] - p[:, None, :]  # [G, B, m]
+        best_u = gain.amax(-1)
+        tol = 1e-9 * (1.0 + best_u.abs())
+        is_best = gain >= (best_u - tol)[..., None]
+        pay = torch.where(is_best, p[:, None, :].expand_as(gain), 0.0).amax(-1)
+        buys = best_u >= -tol
+        util = torch.where(buys, best_u.clamp_min(0.0), 0.0)
+        pay = torch.where(buys, pay, 0.0)
+        return (util[0], pay[0]) if single else (util, pay)
+
+
+def pack_bits(bits: torch.Tensor) -> torch.Tensor:
+    """Pack ``[N, m]`` 0/1 rows into ``[N, ceil(m/63)]`` int64 words (63 bits per word).
+
+    63 bits per word keeps every word non-negative, so packing is a plain
+    weighted sum with exact integer arithmetic.
+    """
+    N, m = bits.shape
+    W = max(1, math.ceil(m / 63))
+    b = torch.zeros(N, W * 63, dtype=torch.int64, device=bits.device)
+    b[:, :m] = bits.to(torch.int64)
+    weights = torch.pow(torch.tensor(2, dtype=torch.int64, device=bits.device), torch.arange(63, device=bits.device))
+    return (b.view(N, W, 63) * weights).sum(-1)

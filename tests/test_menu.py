@@ -1,0 +1,91 @@
+import pytest
+import torch
+
+from bundleflow.errors import InputError
+from bundleflow.menu import Menu, evaluate_menu
+from bundleflow.valuations import AdditiveValuation, XORValuation
+
+
+def test_hand_computed_lottery_menu():
+    # two items, additive values (bidder0: 1, 2), (bidder1: 3, 0)
+    v = AdditiveValuation(torch.tensor([[1.0, 2.0], [3.0, 0.0]]))
+    bundles = torch.tensor(
+        [
+            [[1, 0], [0, 1]],  # 50/50 lottery between item 0 and item 1
+            [[1, 1], [0, 0]],  # grand bundle with prob 0.25
+        ]
+    )
+    probs = torch.tensor([[0.5, 0.5], [0.25, 0.75]])
+    prices = torch.tensor([1.2, 0.5])
+    out = evaluate_menu(Menu(bundles, probs, prices), v)
+    # bidder0: EV (1.5, 0.75) -> u (0.3, 0.25) -> element 0, pays 1.2
+    # bidder1: EV (1.5, 0.75) -> u (0.3, 0.25) -> element 0, pays 1.2
+    assert out.choice.tolist() == [0, 0]
+    assert out.revenue == pytest.approx(1.2)
+    assert out.welfare == pytest.approx(1.5)
+    assert out.null_rate == 0.0
+    assert out.sales.tolist() == [2, 0]
+
+
+def test_null_option_and_ties_favour_seller():
+    v = XORValuation(torch.tensor([[[1, 0]], [[1, 0]]], dtype=torch.bool), torch.tensor([[1.0], [0.4]]))
+    # element A: item 0 at price 0.6; element B: items 0 and 1 at price 0.7
+    menu = Menu.deterministic(torch.tensor([[1, 0], [1, 1]]), torch.tensor([0.6, 0.7]))
+    out = evaluate_menu(menu, v)
+    # bidder0: u = (0.4, 0.3) -> A; bidder1 (value 0.4): u = (-0.2, -0.3) -> nothing
+    assert out.choice.tolist() == [0, -1]
+    assert out.revenue == pytest.approx(0.3)
+    assert out.null_rate == pytest.approx(0.5)
+    # zero utility: the bidder buys (seller-favourable)
+    menu = Menu.deterministic(torch.tensor([[1, 0]]), torch.tensor([1.0]))
+    out = evaluate_menu(menu, v)
+    assert out.choice.tolist() == [0, -1] and out.revenue == pytest.approx(0.5)
+
+
+def test_tie_prefers_higher_price():
+    v = AdditiveValuation(torch.tensor([[1.0, 1.0]]))
+    # u = 2-1.5 = 0.5 for the grand bundle, 1-0.5 = 0.5 for item 0: tie -> higher price 1.5
+    menu = Menu.deterministic(torch.tensor([[1, 0], [1, 1]]), torch.tensor([0.5, 1.5]))
+    out = evaluate_menu(menu, v)
+    assert out.choice.tolist() == [1] and out.revenue == pytest.approx(1.5)
+
+
+def test_chunked_evaluation_matches_small_batches():
+    g = torch.Generator().manual_seed(0)
+    v = XORValuation(torch.rand(1300, 4, 6, generator=g) < 0.4, torch.rand(1300, 4, generator=g))
+    menu = Menu(
+        (torch.rand(7, 3, 6, generator=g) < 0.6).float(),
+        torch.softmax(torch.randn(7, 3, generator=g), -1),
+        torch.rand(7, generator=g) * 0.5,
+    )
+    full = evaluate_menu(menu, v)
+    pay = torch.cat([evaluate_menu(menu, v.subset(torch.arange(i, min(1300, i + 100)))).payment for i in range(0, 1300, 100)])
+    torch.testing.assert_close(full.payment, pay)
+    assert int(full.sales.sum()) + round(full.null_rate * 1300) == 1300
+
+
+@pytest.mark.parametrize(
+    "bundles, probs, prices, msg",
+    [
+        (torch.ones(2, 3), torch.ones(2, 1), torch.ones(2), "shape \\[J, D, m\\]"),
+        (torch.ones(2, 1, 3), torch.ones(2, 2), torch.ones(2), "probs must have shape"),
+        (torch.ones(2, 1, 3), torch.ones(2, 1), torch.ones(3), "prices must have shape"),
+        (torch.ones(2, 1, 3), torch.full((2, 1), 0.5), torch.ones(2), "sum to 1"),
+        (torch.ones(2, 1, 3), torch.ones(2, 1), torch.tensor([1.0, float("nan")]), "finite"),
+        (torch.full((2, 1, 3), 0.3), torch.ones(2, 1), torch.ones(2), "0/1"),
+    ],
+)
+def test_menu_bad_input(bundles, probs, prices, msg):
+    with pytest.raises(InputError, match=msg):
+        Menu(bundles, probs, prices)
+
+
+def test_menu_item_mismatch_and_roundtrip():
+    menu = Menu.deterministic(torch.tensor([[1, 0, 1]]), torch.tensor([0.3]))
+    v = AdditiveValuation(torch.ones(2, 2))
+    with pytest.raises(InputError, match="menu has 3 items but the valuation has 2"):
+        evaluate_menu(menu, v)
+    again = Menu.from_dict(menu.to_dict())
+    torch.testing.assert_close(again.prices, menu.prices)
+    with pytest.raises(InputError, match="lacks field"):
+        Menu.from_dict({"bundles": [[[1]]]})

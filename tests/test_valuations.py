@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from bundleflow.errors import InputError
+from bundleflow.valuations import AdditiveValuation, UnitDemandValuation, XORValuation, all_bundles, pack_bits
+
+
+def brute_xor(atoms, values, bundles):
+    out = np.zeros((atoms.shape[0], bundles.shape[0]))
+    for b in range(atoms.shape[0]):
+        for a, S in enumerate(bundles):
+            best = 0.0
+            for T, p in zip(atoms[b], values[b]):
+                if np.all(S[T.astype(bool)] == 1):
+                    best = max(best, p)
+            out[b, a] = best
+    return out
+
+
+def test_hand_computed_xor():
+    # items {0,1,2}; atoms {0}:3, {0,1}:5, {2}:4
+    atoms = torch.tensor([[[1, 0, 0], [1, 1, 0], [0, 0, 1]]], dtype=torch.bool)
+    values = torch.tensor([[3.0, 5.0, 4.0]])
+    v = XORValuation(atoms, values)
+    S = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1]])
+    for method in ("matmul", "bitpack"):
+        got = v.value(S, method=method)[0].tolist()
+        assert got == [0, 3, 0, 5, 4, 4, 5]
+
+
+@pytest.mark.parametrize("m", [3, 63, 64, 130])
+def test_matmul_and_bitpack_agree_with_brute_force(m):
+    rng = np.random.default_rng(m)
+    atoms = rng.random((5, 4, m)) < 0.3
+    atoms[0, 3] = False  # padding atom
+    values = rng.random((5, 4))
+    values[0, 3] = 0.0
+    bundles = (rng.random((40, m)) < 0.7).astype(np.float32)
+    bundles[0] = 1
+    bundles[1] = 0
+    ref = brute_xor(atoms, values, bundles)
+    v = XORValuation(atoms, values)
+    for method in ("matmul", "bitpack"):
+        np.testing.assert_array_equal(v.value(torch.from_numpy(bundles), method=method).numpy(), ref)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.integers(1, 6),
+    st.integers(0, 2**31 - 1),
+)
+def test_xor_monotone_and_grand_is_max(B, K, m, seed):
+    rng = np.random.default_rng(seed)
+    atoms = rng.random((B, K, m)) < 0.5
+    values = rng.random((B, K)) * 10
+    v = XORValuation(atoms, values)
+    S = all_bundles(m)
+    V = v.value(S).numpy()
+    # v(all items) = max atom value; v(empty) = max value of empty atoms (or 0)
+    np.testing.assert_allclose(V[:, -1], values.max(1))
+    np.testing.assert_allclose(v.grand_value().numpy(), values.max(1))
+    # monotone: adding an item never lowers the value
+    for i in range(m):
+        without = np.nonzero((S[:, i] == 0).numpy())[0]
+        with_i = without + 2**i
+        assert np.all(V[:, with_i] >= V[:, without] - 1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_additive_and_unit_demand(B, m, seed):
+    rng = np.random.default_rng(seed)
+    iv = rng.random((B, m))
+    S = all_bundles(m).numpy()
+    add = AdditiveValuation(iv).value(torch.from_numpy(S)).numpy()
+    ud = UnitDemandValuation(iv).value(torch.from_numpy(S)).numpy()
+    np.testing.assert_allclose(add, iv @ S.T)
+    np.testing.assert_allclose(ud, (iv[:, None, :] * S[None]).max(-1))
+    assert np.all(ud <= add + 1e-12)
+
+
+def test_pack_bits_distinct_words():
+    bits = torch.zeros(2, 70, dtype=torch.bool)
+    bits[0, 0] = True
+    bits[1, 63] = True
+    w = pack_bits(bits)
+    assert w.shape == (2, 2)
+    assert w.tolist() == [[1, 0], [0, 1]]
+
+
+def test_xor_demand_seller_favourable_ties():
+    # atoms {0}:2 and {0,1}:3; prices (1, 1): utilities 1 and 1 -> buys the pricier {0,1}
+    v = XORValuation(torch.tensor([[[1, 0], [1, 1]]], dtype=torch.bool), torch.tensor([[2.0, 3.0]]))
+    u, pay = v.demand(torch.tensor([1.0, 1.0]))
+    assert float(u[0]) == pytest.approx(1.0) and float(pay[0]) == pytest.approx(2.0)
+    u, pay = v.demand(torch.tensor([3.0, 5.0]))
+    assert float(u[0]) == 0.0 and float(pay[0]) == 0.0
+    # zero utility buys
+    u, pay = v.demand(torch.tensor([2.0, 5.0]))
+    assert float(pay[0]) == pytest.approx(2.0)
+
+
+def test_demand_batched_matches_single():
+    rng = np.random.default_rng(0)
+    v = XORValuation(rng.random((20, 3, 4)) < 0.5, rng.random((20, 3)))
+    P = torch.from_numpy(rng.random((5, 4)) * 0.5)
+    u, pay = v.demand(P)
+    for g in range(5):
+        u1, p1 = v.demand(P[g])
+        torch.testing.assert_close(u[g], u1)
+        torch.testing.assert_close(pay[g], p1)
+
+
+@pytest.mark.parametrize(
+    "atoms, values, msg",
+    [
+        (np.zeros((2, 3)), np.zeros((2, 3)), "atoms must have shape"),
+        (np.zeros((2, 3, 4), bool), np.zeros((2, 2)), "values must have shape"),
+        (np.zeros((2, 3, 4), bool), np.full((2, 3), np.nan), "NaN"),
+        (np.zeros((2, 3, 4), bool), -np.ones((2, 3)), "negative"),
+        (np.full((2, 3, 4), 2.0), np.ones((2, 3)), "0/1"),
+    ],
+)
+def test_xor_bad_input(atoms, values, msg):
+    with pytest.raises(InputError, match=msg):
+        XORValuation(atoms, values)
+
+
+def test_bundle_dimension_mismatch():
+    v = XORValuation(np.ones((1, 1, 3), bool), np.ones((1, 1)))
+    with pytest.raises(InputError, match="bundles have 4 items but the valuation has 3"):
+        v.value(torch.ones(2, 4))
+    with pytest.raises(InputError, match="0/1"):
+        v.value(torch.full((2, 3), 0.5))
+    with pytest.raises(InputError, match="item_prices"):
+        v.demand(torch.ones(4))
