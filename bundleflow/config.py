@@ -1,0 +1,107 @@
+"""Run configuration (pydantic): data, Stage 1 flow, Stage 2 menu training.
+
+Loaded from YAML; ``key.sub=value`` overrides on the command line. Hardware
+never changes any of these values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bundleflow.errors import InputError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    kind: Literal["uniform_atoms", "additive", "unit_demand", "file"] = "uniform_atoms"
+    path: Optional[str] = None  # for kind=file: CATS npz or bid text file
+    n_items: int = Field(10, ge=1)
+    n_atoms: int = Field(5, ge=1)
+    q: float = Field(0.5, ge=0.0, le=1.0)
+    low: float = Field(0.0, ge=0.0)
+    high: float = Field(1.0, ge=0.0)
+    n_train: int = Field(4000, ge=2)
+    n_val: int = Field(1000, ge=1)
+    n_test: int = Field(2000, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.high < self.low:
+            raise ValueError(f"data.high ({self.high}) must be >= data.low ({self.low})")
+        if self.kind == "file" and not self.path:
+            raise ValueError("data.kind=file needs data.path")
+        return self
+
+
+class FlowConfig(_Strict):
+    hidden: int = Field(128, ge=1)
+    n_quad: int = Field(16, ge=1)
+    steps: int = Field(2000, ge=0)
+    batch: int = Field(512, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    seed: int = 0
+    checkpoint: Optional[str] = None  # reuse a saved Stage 1 flow instead of training one
+
+
+class MenuConfig(_Strict):
+    n_elements: int = Field(128, ge=1)
+    n_support: int = Field(4, ge=1)
+    steps: int = Field(1000, ge=0)
+    batch: int = Field(512, ge=1)
+    lr: float = Field(0.02, gt=0)
+    # softmax temperature in units of the value scale E[v(all items)] of the training data,
+    # annealed geometrically from tau_start to tau_end
+    tau_start: float = Field(0.05, gt=0)
+    tau_end: float = Field(0.005, gt=0)
+    log_every: int = Field(100, ge=1)
+    init_price_rounds: int = Field(2, ge=0)
+    seed: int = 0
+
+
+class RunConfig(_Strict):
+    data: DataConfig = DataConfig()
+    flow: FlowConfig = FlowConfig()
+    menu: MenuConfig = MenuConfig()
+    device: str = "auto"
+
+
+def _set(d: dict, dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    cur = d
+    for k in keys[:-1]:
+        cur = cur.setdefault(k, {})
+        if not isinstance(cur, dict):
+            raise InputError(f"override {dotted}: {k} is not a section")
+    cur[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: no such config file")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"{p}: not valid YAML ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise InputError(f"{p}: a config must be a mapping")
+    for ov in overrides or []:
+        if "=" not in ov:
+            raise InputError(f"override {ov!r} must look like key.sub=value")
+        k, v = ov.split("=", 1)
+        _set(raw, k.strip(), v)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(f"invalid config: {exc}") from exc

@@ -1,0 +1,243 @@
+"""Stage 2 of BundleFlow: learn the menu (support points, weights, prices).
+
+Element ``j`` has ``D`` Dirac support points ``s0[j, d] = sigmoid(z[j, d])`` in the
+flow's domain ``[0,1]^m``; each is pushed by the Stage 1 flow and rounded to a
+bundle. Its probability is (paper Eq. for the pushed mixture density)
+
+    alpha[j, d] = softmax_d( log w[j, d] - trace Q(s0[j, d]) * E ),
+
+so support locations receive gradients through ``Q(s0)``. Prices are
+``cap * sigmoid(r_j)`` with ``cap`` the largest value in the training data.
+
+The relaxed revenue is a softmax over the ``J`` elements **and the null option**
+of utilities measured in units of the value scale ``E[v(all items)]``::
+
+    pi = softmax([u_1, ..., u_J, 0] / tau),  soft revenue = sum_j pi_j price_j
+
+with ``tau`` annealed from ``tau_start`` to ``tau_end`` (value units), which makes
+the relaxation's scale independent of the data's value scale. The hard revenue
+(:func:`bundleflow.menu.evaluate_menu`) is logged beside it; the menu kept is the
+one with the best hard revenue on the validation split.
+
+Initialisation reaches the grand bundle and bundles suggested by the data: element
+0 is the grand bundle, the others the most frequent atoms and unions of a random
+bidder's atoms, with support points at the corresponding corners of the cube and
+prices set by exact coordinate ascent on the deterministic menu.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bundleflow.baselines import frequent_atoms, optimise_prices
+from bundleflow.errors import InputError
+from bundleflow.flow import DOMAIN, BundleFlow
+from bundleflow.menu import Menu, evaluate_menu, expected_values
+from bundleflow.valuations import Valuation, XORValuation
+
+CORNER = 0.9  # s0 = 0.5 +- CORNER/2 along each item at initialisation
+
+
+class MenuParameters(nn.Module):
+    """Learnable menu: ``z [J, D, m]``, weight logits ``[J, D]``, price logits ``[J]``."""
+
+    def __init__(self, n_elements: int, n_support: int, n_items: int, cap: float):
+        super().__init__()
+        if cap <= 0 or not math.isfinite(cap):
+            raise InputError(f"price cap must be positive and finite, got {cap}")
+        self.cap = float(cap)
+        self.z = nn.Parameter(torch.zeros(n_elements, n_support, n_items))
+        self.w_logit = nn.Parameter(torch.zeros(n_elements, n_support))
+        self.price_logit = nn.Parameter(torch.zeros(n_elements))
+
+    def s0(self) -> torch.Tensor:
+        return torch.sigmoid(self.z)
+
+    def prices(self) -> torch.Tensor:
+        """``[J]`` prices in ``(0, cap)``: never above the largest value."""
+        return self.cap * torch.sigmoid(self.price_logit)
+
+    def lottery(self, flow: BundleFlow) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(bundles [J, D, m] 0/1, probs [J, D])``; probs carry gradients to ``z`` and weights."""
+        s0 = self.s0()
+        bundles = flow.bundles(s0)
+        _, log_det = flow.push(s0)
+        probs = torch.softmax(torch.log_softmax(self.w_logit, -1) + log_det, -1)
+        return bundles, probs
+
+    def menu(self, flow: BundleFlow) -> Menu:
+        with torch.no_grad():
+            b, p = self.lottery(flow)
+            return Menu(b.cpu(), p.double().cpu(), self.prices().double().cpu())
+
+
+def init_bundles(train: Valuation, n_elements: int, seed: int) -> torch.Tensor:
+    """Grand bundle, then frequent atoms, then unions of a random bidder's atoms: ``[J, m]``."""
+    m = train.n_items
+    out = [torch.ones(1, m)]
+    if isinstance(train, XORValuation):
+        out.append(frequent_atoms(train, n_elements // 2))
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randint(len(train), (4 * n_elements,), generator=g)
+        pick = torch.rand(4 * n_elements, train.n_atoms_max, generator=g) < 0.5
+        unions = (train.atoms[idx.to(train.device)].cpu() & pick[:, :, None]).any(1).float()
+        out.append(unions[unions.any(-1)])
+    else:  # item valuations: single items, pairs, random bundles
+        out.append(torch.eye(m))
+        g = torch.Generator().manual_seed(seed)
+        out.append((torch.rand(4 * n_elements, m, generator=g) < 0.5).float())
+    cand = torch.cat(out)
+    # keep first occurrences, in order
+    uniq, inv = torch.unique(cand, dim=0, return_inverse=True)
+    first = torch.full((uniq.shape[0],), cand.shape[0], dtype=torch.long).scatter_reduce(0, inv, torch.arange(cand.shape[0]), "amin")
+    cand = cand[torch.sort(first).values]
+    if cand.shape[0] < n_elements:
+        g = torch.Generator().manual_seed(seed + 1)
+        extra = (torch.rand(n_elements - cand.shape[0], m, generator=g) < 0.5).float()
+        cand = torch.cat([cand, extra])
+    return cand[:n_elements]
+
+
+@dataclass
+class StepMetrics:
+    step: int
+    tau: float
+    train_soft_revenue: float  # relaxed revenue of the last training batch
+    soft_revenue: float  # relaxed revenue on the validation split
+    hard_revenue: float  # exact revenue on the validation split
+    null_rate: float
+    elements_used: int
+    mean_bundle_size: float
+    zero_value_share: float
+    max_price: float
+    seconds: float
+
+
+class MenuTrainer:
+    """Stage 2 training loop with logging, checkpoints and resume."""
+
+    def __init__(self, flow: BundleFlow, train: Valuation, val: Valuation, cfg, device: torch.device):
+        if flow.domain != DOMAIN:
+            raise InputError(f"flow domain {flow.domain!r} differs from Stage 2's {DOMAIN!r}")
+        if flow.n_items != train.n_items:
+            raise InputError(f"flow is for m={flow.n_items} items, data has m={train.n_items}")
+        self.flow = flow.to(device).eval()
+        for p in self.flow.parameters():
+            p.requires_grad_(False)
+        self.train, self.val, self.cfg, self.device = train.to(device), val.to(device), cfg, device
+        self.cap = train.max_value()
+        self.scale = float(train.grand_value().mean())
+        if not self.scale > 0:
+            raise InputError("training data has zero value everywhere: nothing to sell")
+        torch.manual_seed(cfg.seed)
+        self.params = MenuParameters(cfg.n_elements, cfg.n_support, train.n_items, self.cap).to(device)
+        self.opt = torch.optim.Adam(self.params.parameters(), lr=cfg.lr)
+        self.step = 0
+        self.best = {"hard_revenue": -1.0, "menu": None, "step": -1}
+        self.gen = torch.Generator().manual_seed(cfg.seed + 7)
+
+    # -- initialisation ------------------------------------------------------------
+    def initialise(self) -> None:
+        cfg = self.cfg
+        J, D, m = cfg.n_elements, cfg.n_support, self.train.n_items
+        base = init_bundles(self.train.to("cpu"), J * D, cfg.seed)  # [J*D, m]
+        primary = base[:J]
+        rest = base[J:] if base.shape[0] > J else primary
+        logit = math.log((0.5 + CORNER / 2) / (0.5 - CORNER / 2))  # sigmoid(+-logit) = corner
+        supports = primary[:, None, :].repeat(1, D, 1)
+        if D > 1:  # secondary supports: other data bundles, with small weight
+            extra = rest[torch.randint(rest.shape[0], (J, D - 1), generator=self.gen)]
+            supports[:, 1:] = extra
+        w = torch.full((J, D), -3.0)
+        w[:, 0] = 3.0
+        start = torch.full((J,), self.cap, dtype=torch.float64)
+        start[0] = 0.5 * self.scale
+        sub = self.train.subset(torch.arange(min(len(self.train), 4000), device=self.train.device))
+        ev = expected_values(Menu.deterministic(primary, start), sub)
+        prices = optimise_prices(ev, start.to(ev.device), self.cap, cfg.init_price_rounds) if cfg.init_price_rounds else start
+        with torch.no_grad():
+            self.params.z.copy_(((supports * 2 - 1) * logit).to(self.device))
+            self.params.w_logit.copy_(w.to(self.device))
+            frac = (prices.float() / self.cap).clamp(1e-4, 1 - 1e-4)
+            self.params.price_logit.copy_(torch.log(frac / (1 - frac)).to(self.device))
+
+    # -- one step ------------------------------------------------------------------
+    def tau(self, step: int) -> float:
+        cfg = self.cfg
+        frac = step / max(1, cfg.steps - 1)
+        return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** min(1.0, frac)
+
+    def soft_revenue(self, batch: Valuation, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Relaxed revenue in value-scale units on ``batch``; also returns bundles and probs."""
+        bundles, probs = self.params.lottery(self.flow)
+        J, D, m = bundles.shape
+        uniq, inv = torch.unique(bundles.reshape(J * D, m), dim=0, return_inverse=True)
+        V = (batch.value(uniq)[:, inv].view(len(batch), J, D) / self.scale).float()
+        ev = (V * probs[None]).sum(-1)
+        price = self.params.prices() / self.scale
+        u = ev - price[None]
+        logits = torch.cat([u, torch.zeros(len(batch), 1, device=u.device)], 1) / tau
+        pi = torch.softmax(logits, 1)[:, :J]
+        rev = (pi * price[None]).sum(1).mean()
+        self._last = (bundles, probs, V)
+        return rev, bundles, probs
+
+    def train_step(self) -> float:
+        idx = torch.randint(len(self.train), (min(self.cfg.batch, len(self.train)),), generator=self.gen)
+        batch = self.train.subset(idx.to(self.train.device))
+        rev, _, _ = self.soft_revenue(batch, self.tau(self.step))
+        self.opt.zero_grad(set_to_none=True)
+        (-rev).backward()
+        self.opt.step()
+        self.step += 1
+        return float(rev.detach()) * self.scale
+
+    @torch.no_grad()
+    def log_metrics(self, train_soft: float, t0: float) -> StepMetrics:
+        menu = self.params.menu(self.flow)
+        out = evaluate_menu(menu, self.val)
+        soft, _, _ = self.soft_revenue(self.val, self.tau(self.step))
+        bundles, probs, V = self._last
+        offered = probs > 1e-3
+        zero = (V.amax(0) <= 0) & offered  # no sampled bidder values this offered bundle
+        if out.revenue > self.best["hard_revenue"]:
+            self.best = {"hard_revenue": out.revenue, "menu": menu.to_dict(), "step": self.step}
+        return StepMetrics(
+            step=self.step,
+            tau=self.tau(self.step),
+            train_soft_revenue=train_soft,
+            soft_revenue=float(soft) * self.scale,
+            hard_revenue=out.revenue,
+            null_rate=out.null_rate,
+            elements_used=out.elements_used,
+            mean_bundle_size=float((bundles.sum(-1) * probs).sum(-1).mean()),
+            zero_value_share=float(zero.sum() / offered.sum().clamp_min(1)),
+            max_price=float(menu.prices.max()),
+            seconds=time.perf_counter() - t0,
+        )
+
+    # -- checkpointing ---------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "params": self.params.state_dict(),
+            "opt": self.opt.state_dict(),
+            "best": self.best,
+            "gen": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state(self, st: dict) -> None:
+        self.step = st["step"]
+        self.params.load_state_dict(st["params"])
+        self.opt.load_state_dict(st["opt"])
+        self.best = st["best"]
+        self.gen.set_state(st["gen"])
+        torch.set_rng_state(st["torch_rng"])
