@@ -134,6 +134,7 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
             "final_test_revenue": evaluate_menu(final, test).revenue,
             "max_price": float(best.prices.max()),
             "price_cap": trainer.cap,
+            "coverage": trainer.coverage,
         },
         "baselines": rows,
         "n_train": len(train),

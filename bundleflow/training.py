@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bundleflow.baselines import frequent_atoms, optimise_prices
+from bundleflow.baselines import best_price_given_outside, frequent_atoms, optimise_prices
 from bundleflow.errors import InputError
 from bundleflow.flow import DOMAIN, BundleFlow
 from bundleflow.menu import Menu, evaluate_menu, expected_values
@@ -142,29 +142,37 @@ class MenuTrainer:
         self.step = 0
         self.best = {"hard_revenue": -1.0, "menu": None, "step": -1}
         self.gen = torch.Generator().manual_seed(cfg.seed + 7)
+        self.coverage: dict = {}
 
     # -- initialisation ------------------------------------------------------------
     def initialise(self) -> None:
+        """Data-driven start (module doc): every element a sure bundle, prices by exact coordinate ascent.
+
+        All ``D`` support points of an element start at the same corner (small jitter),
+        so the element is that bundle whatever the flow's densities; the prices are
+        then optimised on the lotteries the flow actually produces, starting from
+        optimal grand bundling, so the start is at least as good as grand bundling
+        on the training sample whenever the flow reaches the grand bundle.
+        """
         cfg = self.cfg
         J, D, m = cfg.n_elements, cfg.n_support, self.train.n_items
-        base = init_bundles(self.train.to("cpu"), J * D, cfg.seed)  # [J*D, m]
-        primary = base[:J]
-        rest = base[J:] if base.shape[0] > J else primary
+        primary = init_bundles(self.train.to("cpu"), J, cfg.seed)  # [J, m]
         logit = math.log((0.5 + CORNER / 2) / (0.5 - CORNER / 2))  # sigmoid(+-logit) = corner
-        supports = primary[:, None, :].repeat(1, D, 1)
-        if D > 1:  # secondary supports: other data bundles, with small weight
-            extra = rest[torch.randint(rest.shape[0], (J, D - 1), generator=self.gen)]
-            supports[:, 1:] = extra
-        w = torch.full((J, D), -3.0)
-        w[:, 0] = 3.0
+        z = (primary[:, None, :] * 2 - 1) * logit + 0.1 * torch.randn(J, D, m, generator=self.gen)
+        with torch.no_grad():
+            self.params.z.copy_(z.to(self.device))
+            self.params.w_logit.zero_()
+        menu = self.params.menu(self.flow)
+        self.coverage = {
+            "grand_bundle_reached": bool((menu.bundles[0] > 0.5).all()),
+            "init_bundles_reached": float((menu.bundles == primary[:, None, :]).all(-1).float().mean()),
+        }
         start = torch.full((J,), self.cap, dtype=torch.float64)
-        start[0] = 0.5 * self.scale
         sub = self.train.subset(torch.arange(min(len(self.train), 4000), device=self.train.device))
-        ev = expected_values(Menu.deterministic(primary, start), sub)
+        ev = expected_values(menu, sub)
+        start[0], _ = best_price_given_outside(ev[:, 0], torch.zeros_like(ev[:, 0]), self.cap)
         prices = optimise_prices(ev, start.to(ev.device), self.cap, cfg.init_price_rounds) if cfg.init_price_rounds else start
         with torch.no_grad():
-            self.params.z.copy_(((supports * 2 - 1) * logit).to(self.device))
-            self.params.w_logit.copy_(w.to(self.device))
             frac = (prices.float() / self.cap).clamp(1e-4, 1 - 1e-4)
             self.params.price_logit.copy_(torch.log(frac / (1 - frac)).to(self.device))
 
