@@ -89,9 +89,7 @@ def lp_optimal_mechanism(valuation: Valuation, probs=None) -> LPResult:
     uniq, inverse = np.unique(V, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     fu = np.bincount(inverse, weights=f, minlength=len(uniq))
-    keep = fu > 0
-    if not keep.all():  # types with zero probability impose IC constraints too; keep them
-        pass
+    # types of zero probability stay in: they still impose IC constraints
     n, M = uniq.shape
     if n > MAX_LP_TYPES:
         raise InputError(f"LP oracle: {n} distinct types exceed {MAX_LP_TYPES} (IC has n^2 constraints)")
