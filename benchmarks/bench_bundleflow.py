@@ -43,7 +43,7 @@ def m2() -> None:
         for j in (4, 64):
             ov = ["data.n_items=2", f"data.n_atoms={k}", "data.q=0.5", "data.n_train=300", "data.n_val=300",
                   "data.n_test=5000", f"menu.n_elements={j}", "menu.n_support=4", "menu.steps=800", "flow.steps=1000"]
-            row = _run(f"m2_K{k}_J{j}", ov)
+            _run(f"m2_K{k}_J{j}", ov)
             train, _, test = make_data(load_config(None, ov))
             lp = lp_optimal_mechanism(train)
             print(json.dumps({"setting": f"m2_K{k}_J{j}", "lp_train": lp.revenue, "lp_menu_test": evaluate_menu(lp.menu, test).revenue}), flush=True)
@@ -51,7 +51,7 @@ def m2() -> None:
 
 def cats() -> None:
     for name in ("regions_50", "arbitrary_50"):
-        _run(f"cats_{name}", [f"data.kind=file", f"data.path={CATS / (name + '_single.npz')}", "data.n_train=3000",
+        _run(f"cats_{name}", ["data.kind=file", f"data.path={CATS / (name + '_single.npz')}", "data.n_train=3000",
                               "data.n_val=1000", "data.n_test=1000", "menu.n_elements=128", "menu.n_support=4",
                               "menu.steps=600", "flow.steps=3000"])
 

@@ -27,11 +27,9 @@ prices set by exact coordinate ascent on the deterministic menu.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn

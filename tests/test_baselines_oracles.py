@@ -14,7 +14,7 @@ from bundleflow.generators import (
 )
 from bundleflow.menu import Menu, evaluate_menu
 from bundleflow.oracles import lp_optimal_mechanism, welfare_bound
-from bundleflow.valuations import AdditiveValuation, XORValuation, all_bundles
+from bundleflow.valuations import XORValuation, all_bundles
 
 
 def test_best_price_exact_on_hand_case():
