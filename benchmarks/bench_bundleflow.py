@@ -3,6 +3,7 @@
     python benchmarks/bench_bundleflow.py uniform50   # m=50, K=20, q=0.46, J=128
     python benchmarks/bench_bundleflow.py m2          # m=2, K in {2,5,20}, J in {4,64} vs the LP
     python benchmarks/bench_bundleflow.py cats        # regions_50 and arbitrary_50 vs baselines
+    python benchmarks/bench_bundleflow.py cats_mixed [J]  # the same, menu + a la carte item prices
 
 Results go to runs/bench/<name>/ (one run folder per setting) and a JSON line per setting on stdout.
 """
@@ -25,6 +26,7 @@ def _run(name: str, overrides: list[str]) -> dict:
     cfg = load_config(None, overrides)
     s = run_training(cfg, OUT / name, resume=False, progress=False, log=lambda *_: None)
     row = {"setting": name, **{k: s["bundleflow"][k] for k in ("test_revenue", "test_revenue_se", "final_soft_revenue", "final_hard_revenue_val", "max_price", "price_cap")}}
+    row["gain_over_item_pricing"] = [round(s["bundleflow"][k], 2) for k in ("test_gain_over_item_pricing", "test_gain_over_item_pricing_se")]
     row["baselines"] = {r["method"]: round(r["test_revenue"], 4) for r in s["baselines"]}
     row["seconds"] = round(s["train_seconds"], 1)
     print(json.dumps(row), flush=True)
@@ -49,12 +51,18 @@ def m2() -> None:
             print(json.dumps({"setting": f"m2_K{k}_J{j}", "lp_train": lp.revenue, "lp_menu_test": evaluate_menu(lp.menu, test).revenue}), flush=True)
 
 
-def cats() -> None:
+def cats(outside: str = "none", steps: int = 600, n_elements: int = 128) -> None:
+    tag = ("" if outside == "none" else "_mixed") + ("" if n_elements == 128 else f"_J{n_elements}")
     for name in ("regions_50", "arbitrary_50"):
-        _run(f"cats_{name}", ["data.kind=file", f"data.path={CATS / (name + '_single.npz')}", "data.n_train=3000",
-                              "data.n_val=1000", "data.n_test=1000", "menu.n_elements=128", "menu.n_support=4",
-                              "menu.steps=600", "flow.steps=3000"])
+        _run(f"cats_{name}{tag}", ["data.kind=file", f"data.path={CATS / (name + '_single.npz')}", "data.n_train=3000",
+                                   "data.n_val=1000", "data.n_test=1000", f"menu.n_elements={n_elements}", "menu.n_support=4",
+                                   f"menu.steps={steps}", "flow.steps=3000", f"menu.outside={outside}"])
+
+
+def cats_mixed() -> None:
+    """Mixed bundling: the learned menu plus a la carte purchase at item prices."""
+    cats("item_prices", steps=2000, n_elements=int(sys.argv[2]) if len(sys.argv) > 2 else 128)
 
 
 if __name__ == "__main__":
-    {"uniform50": uniform50, "m2": m2, "cats": cats}[sys.argv[1] if len(sys.argv) > 1 else "uniform50"]()
+    {"uniform50": uniform50, "m2": m2, "cats": cats, "cats_mixed": cats_mixed}[sys.argv[1] if len(sys.argv) > 1 else "uniform50"]()

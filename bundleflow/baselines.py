@@ -71,13 +71,16 @@ def best_price_given_outside(threshold: torch.Tensor, outside_pay: torch.Tensor,
     return float(cap), rev_cap
 
 
-def optimise_prices(ev: torch.Tensor, prices: torch.Tensor, cap: float, rounds: int = 5) -> torch.Tensor:
+def optimise_prices(ev: torch.Tensor, prices: torch.Tensor, cap: float, rounds: int = 5,
+                    outside_util: torch.Tensor | None = None, outside_pay: torch.Tensor | None = None) -> torch.Tensor:
     """Coordinate ascent on the prices of a menu with fixed lotteries.
 
     Args:
         ev: ``[B, J]`` expected value of each element for each bidder.
         prices: ``[J]`` starting prices (float64).
         cap: largest allowed price (the largest value in the data).
+        outside_util, outside_pay: ``[B]`` outside option (default: null, ``0, 0``),
+            e.g. the a la carte purchase of a mixed-bundling menu.
 
     Each step sets one price to its exact best response (:func:`best_price_given_outside`),
     so the sample revenue never decreases.
@@ -90,7 +93,7 @@ def optimise_prices(ev: torch.Tensor, prices: torch.Tensor, cap: float, rounds: 
         for j in range(J):
             others = torch.cat([ev[:, :j], ev[:, j + 1 :]], 1)
             other_prices = torch.cat([prices[:j], prices[j + 1 :]])
-            _, pay, util, _ = choose(others, other_prices, tol)
+            _, pay, util, _ = choose(others, other_prices, tol, outside_util, outside_pay)
             p, _ = best_price_given_outside(ev[:, j] - util, pay, cap)
             prices[j] = p
         if torch.allclose(before, prices, rtol=0, atol=tol):

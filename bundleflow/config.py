@@ -63,6 +63,9 @@ class MenuConfig(_Strict):
     tau_end: float = Field(0.005, gt=0)
     log_every: int = Field(100, ge=1)
     init_price_rounds: int = Field(2, ge=0)
+    # outside option: "none" (pure menu, the bidder may buy nothing) or "item_prices"
+    # (mixed bundling: any bundle may also be bought at the item-pricing baseline's prices)
+    outside: Literal["none", "item_prices"] = "none"
     seed: int = 0
 
 

@@ -7,11 +7,17 @@ expected utility ``u_j = sum_d probs[j, d] * v(bundles[j, d]) - prices[j]`` and
 takes the element of highest utility, or nothing (utility 0, payment 0). The
 menu is therefore strategy-proof and individually rational by construction.
 
+Mixed bundling (optional): a menu may also carry ``item_prices [m]``. The bidder
+may then, instead of an element, buy any bundle ``S`` at ``sum_{i in S} item_prices[i]``
+(the "a la carte" option, which includes buying nothing). It is one more option in
+the same choice, so the mechanism stays strategy-proof and individually rational;
+with every element priced out it is exactly item pricing.
+
 Tie-breaking (documented, in favour of the seller): every option whose utility
 is within ``tie_tol * scale`` of the best (``scale = max(1, largest value of any
 bidder)``) is optimal for the bidder; among those the bidder takes the one with
-the highest price, and the null option (price 0) only wins if no optimal
-element has a non-negative price. This is the convention under which the LP
+the highest price, and the null (or a la carte) option only wins if no optimal
+element has a price at least its payment. This is the convention under which the LP
 optimum's revenue is attained, so evaluating an LP menu gives back the LP value.
 
 :func:`evaluate_menu` is the only revenue this project reports as "revenue".
@@ -40,11 +46,13 @@ class Menu:
         bundles: ``[J, D, m]`` float 0/1 support bundles.
         probs: ``[J, D]`` probabilities, non-negative, each row summing to 1.
         prices: ``[J]`` prices.
+        item_prices: ``[m]`` non-negative a la carte item prices, or ``None`` (pure menu).
     """
 
     bundles: torch.Tensor
     probs: torch.Tensor
     prices: torch.Tensor
+    item_prices: torch.Tensor | None = None
 
     def __post_init__(self):
         b = torch.as_tensor(self.bundles).detach()
@@ -66,6 +74,13 @@ class Menu:
             raise InputError("menu probs of every element must sum to 1")
         if not torch.isfinite(c).all():
             raise InputError("menu prices must be finite (no NaN or inf)")
+        if self.item_prices is not None:
+            ip = torch.as_tensor(self.item_prices).detach().to(torch.float64)
+            if ip.shape != (m,):
+                raise InputError(f"menu item_prices must have shape [m] = ({m},), got {tuple(ip.shape)}")
+            if not torch.isfinite(ip).all() or (ip < 0).any():
+                raise InputError("menu item_prices must be finite and non-negative")
+            self.item_prices = ip
         self.bundles, self.probs, self.prices = bf, p, c
 
     @property
@@ -85,14 +100,18 @@ class Menu:
         return cls(b[:, None, :], torch.ones(b.shape[0], 1, dtype=torch.float64), torch.as_tensor(prices))
 
     def to(self, device) -> "Menu":
-        return Menu(self.bundles.to(device), self.probs.to(device), self.prices.to(device))
+        ip = None if self.item_prices is None else self.item_prices.to(device)
+        return Menu(self.bundles.to(device), self.probs.to(device), self.prices.to(device), ip)
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "bundles": self.bundles.cpu().numpy().astype(np.uint8).tolist(),
             "probs": self.probs.cpu().numpy().tolist(),
             "prices": self.prices.cpu().numpy().tolist(),
         }
+        if self.item_prices is not None:
+            d["item_prices"] = self.item_prices.cpu().numpy().tolist()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Menu":
@@ -101,6 +120,7 @@ class Menu:
                 torch.as_tensor(np.asarray(d["bundles"], dtype=np.float32)),
                 torch.as_tensor(np.asarray(d["probs"], dtype=np.float64)),
                 torch.as_tensor(np.asarray(d["prices"], dtype=np.float64)),
+                None if d.get("item_prices") is None else torch.as_tensor(np.asarray(d["item_prices"], dtype=np.float64)),
             )
         except KeyError as exc:
             raise InputError(f"menu file lacks field {exc}") from exc
@@ -118,7 +138,7 @@ class MenuOutcome:
         welfare: mean expected value of the chosen lottery.
         null_rate: share of bidders who buy nothing.
         sales: ``[J]`` number of bidders choosing each element.
-        choice: ``[B]`` chosen element, ``-1`` for nothing.
+        choice: ``[B]`` chosen element, ``-1`` for the null / a la carte option.
         payment: ``[B]``; utility: ``[B]``; expected_value: ``[B]`` of the chosen option.
     """
 
@@ -132,6 +152,7 @@ class MenuOutcome:
     utility: torch.Tensor
     expected_value: torch.Tensor
     n_bidders: int = field(default=0)
+    a_la_carte_rate: float = 0.0  # share buying a non-empty bundle at item prices
 
     @property
     def elements_used(self) -> int:
@@ -144,6 +165,7 @@ class MenuOutcome:
             "welfare": self.welfare,
             "null_rate": self.null_rate,
             "elements_used": self.elements_used,
+            "a_la_carte_rate": self.a_la_carte_rate,
             "n_bidders": self.n_bidders,
         }
 
@@ -164,28 +186,40 @@ def expected_values(menu: Menu, valuation: Valuation) -> torch.Tensor:
     return (per_support * menu.probs.to(dev)[None]).sum(-1)
 
 
-def choose(ev: torch.Tensor, prices: torch.Tensor, tol: float):
+def choose(ev: torch.Tensor, prices: torch.Tensor, tol: float, outside_util=None, outside_pay=None):
     """Seller-favourable choice given expected values ``[B, J]``, prices ``[J]``, absolute tie tolerance.
 
-    Returns ``(choice [B] with -1 for nothing, payment [B], utility [B], expected value [B])``.
+    The outside option (``outside_util [B]``, ``outside_pay [B]``) is the null option
+    (0, 0) by default, or the a la carte purchase of a mixed-bundling menu.
+
+    Returns ``(choice [B] with -1 for the outside option, payment [B], utility [B], expected value [B])``.
     """
     B, J = ev.shape
+    z = torch.zeros(B, dtype=torch.float64, device=ev.device)
+    u0 = z if outside_util is None else outside_util.to(torch.float64)
+    pay0 = z if outside_pay is None else outside_pay.to(torch.float64)
     if J == 0:
-        z = torch.zeros(B, dtype=torch.float64, device=ev.device)
-        return torch.full((B,), -1, dtype=torch.long, device=ev.device), z, z, z
+        return torch.full((B,), -1, dtype=torch.long, device=ev.device), pay0, u0, u0 + pay0
     u = ev - prices[None]
-    best = u.amax(dim=1).clamp_min(0.0)  # null option has utility 0
+    best = torch.maximum(u.amax(dim=1), u0)
     optimal = u >= (best - tol)[:, None]
     masked_price = torch.where(optimal, prices[None].expand_as(u), torch.full_like(u, -math.inf))
     top_price, idx = masked_price.max(dim=1)
-    null_optimal = best <= tol
-    take_null = (~optimal.any(dim=1)) | (null_optimal & (top_price < 0))
-    choice = torch.where(take_null, torch.full_like(idx, -1), idx)
+    outside_optimal = u0 >= best - tol
+    take_out = (~optimal.any(dim=1)) | (outside_optimal & (top_price < pay0))
+    choice = torch.where(take_out, torch.full_like(idx, -1), idx)
     safe = idx.clamp_min(0)
-    payment = torch.where(take_null, 0.0, prices[safe])
-    utility = torch.where(take_null, 0.0, u.gather(1, safe[:, None])[:, 0])
-    value = torch.where(take_null, 0.0, ev.gather(1, safe[:, None])[:, 0])
+    payment = torch.where(take_out, pay0, prices[safe])
+    utility = torch.where(take_out, u0, u.gather(1, safe[:, None])[:, 0])
+    value = torch.where(take_out, u0 + pay0, ev.gather(1, safe[:, None])[:, 0])
     return choice, payment, utility, value
+
+
+def outside_option(menu: Menu, valuation: Valuation):
+    """``(utility [B], payment [B])`` of the menu's outside option: null, or a la carte."""
+    if menu.item_prices is None:
+        return None, None
+    return valuation.demand(menu.item_prices.to(valuation.device))
 
 
 @torch.no_grad()
@@ -200,8 +234,9 @@ def evaluate_menu(menu: Menu, valuation: Valuation, tie_tol: float = TIE_TOL) ->
     parts = []
     for b0 in range(0, B, _BIDDER_CHUNK):
         sub = valuation.subset(torch.arange(b0, min(B, b0 + _BIDDER_CHUNK), device=dev))
-        parts.append(choose(expected_values(menu, sub), prices, tol))
+        parts.append(choose(expected_values(menu, sub), prices, tol, *outside_option(menu, sub)))
     choice, payment, utility, value = (torch.cat(x) for x in zip(*parts))
+    carte = float(((choice < 0) & (payment > 0)).double().mean())
     sales = torch.bincount(choice[choice >= 0], minlength=menu.n_elements)
     pay = payment.double()
     se = float(pay.std(unbiased=True) / math.sqrt(B)) if B > 1 else 0.0
@@ -209,12 +244,13 @@ def evaluate_menu(menu: Menu, valuation: Valuation, tie_tol: float = TIE_TOL) ->
         revenue=float(pay.mean()),
         revenue_se=se,
         welfare=float(value.mean()),
-        null_rate=float((choice < 0).double().mean()),
+        null_rate=float((choice < 0).double().mean()) - carte,
         sales=sales.cpu(),
         choice=choice.cpu(),
         payment=payment.cpu(),
         utility=utility.cpu(),
         expected_value=value.cpu(),
         n_bidders=B,
+        a_la_carte_rate=carte,
     )
 

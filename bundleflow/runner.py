@@ -116,10 +116,15 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
                 bar.update(task, info=f"soft {m['soft_revenue']:.4g} hard {m['hard_revenue']:.4g} null {m['null_rate']:.2f}")
             bar.update(task, completed=trainer.step)
     best = Menu.from_dict(trainer.best["menu"])
-    final = trainer.params.menu(trainer.flow)
+    final = trainer.menu()
     test_out = evaluate_menu(best, test)
     atomic_write_json(out / "menu.json", best.to_dict())
     rows = baseline_rows(train, test, atom_menu_size=min(64, cfgm.n_elements))
+    # paired comparison with item pricing on the same held-out bidders
+    from bundleflow.baselines import item_pricing
+
+    ip = item_pricing(train).item_prices
+    diff = test_out.payment.double() - test.demand(ip.to(test.device))[1].double().cpu()
     last = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()][-1]
     summary = {
         "bundleflow": {
@@ -127,6 +132,10 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
             "test_revenue_se": test_out.revenue_se,
             "test_null_rate": test_out.null_rate,
             "test_elements_used": test_out.elements_used,
+            "test_a_la_carte_rate": test_out.a_la_carte_rate,
+            "outside": cfgm.outside,
+            "test_gain_over_item_pricing": float(diff.mean()),
+            "test_gain_over_item_pricing_se": float(diff.std() / len(diff) ** 0.5) if len(diff) > 1 else 0.0,
             "val_revenue_best": trainer.best["hard_revenue"],
             "best_step": trainer.best["step"],
             "final_soft_revenue": last["soft_revenue"],

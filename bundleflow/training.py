@@ -15,7 +15,19 @@ of utilities measured in units of the value scale ``E[v(all items)]``::
     pi = softmax([u_1, ..., u_J, 0] / tau),  soft revenue = sum_j pi_j price_j
 
 with ``tau`` annealed from ``tau_start`` to ``tau_end`` (value units), which makes
-the relaxation's scale independent of the data's value scale. The hard revenue
+the relaxation's scale independent of the data's value scale.
+
+With ``menu.outside = "item_prices"`` the menu is a mixed-bundling mechanism: the
+outside option is the bidder's a la carte purchase at the item prices of the
+item prices ``cap * sigmoid(item_logit)``, initialised at the item-pricing
+baseline fitted on the training split. For XOR valuations the item prices are
+learned jointly: each atom ``k`` bought at item prices is one more option of the
+softmax (utility ``p_k - sum_{i in T_k} item_price_i``, payment the sum). For
+other valuations the item prices stay fixed and the null option
+``(utility 0, payment 0)`` is replaced by the exact a la carte demand
+``(u_carte, pay_carte)``. Starting with every element priced by exact coordinate
+ascent against that option, the start earns at least item pricing on the
+training sample. The hard revenue
 (:func:`bundleflow.menu.evaluate_menu`) is logged beside it; the menu kept is the
 one with the best hard revenue on the validation split.
 
@@ -34,7 +46,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bundleflow.baselines import best_price_given_outside, frequent_atoms, optimise_prices
+from bundleflow.baselines import best_price_given_outside, frequent_atoms, item_pricing, optimise_prices
 from bundleflow.errors import InputError
 from bundleflow.flow import DOMAIN, BundleFlow
 from bundleflow.menu import Menu, evaluate_menu, expected_values
@@ -54,6 +66,8 @@ class MenuParameters(nn.Module):
         self.z = nn.Parameter(torch.zeros(n_elements, n_support, n_items))
         self.w_logit = nn.Parameter(torch.zeros(n_elements, n_support))
         self.price_logit = nn.Parameter(torch.zeros(n_elements))
+        # a la carte item prices ``cap * sigmoid(item_logit)`` (used by mixed bundling only)
+        self.item_logit = nn.Parameter(torch.zeros(n_items))
 
     def s0(self) -> torch.Tensor:
         return torch.sigmoid(self.z)
@@ -61,6 +75,10 @@ class MenuParameters(nn.Module):
     def prices(self) -> torch.Tensor:
         """``[J]`` prices in ``(0, cap)``: never above the largest value."""
         return self.cap * torch.sigmoid(self.price_logit)
+
+    def item_prices(self) -> torch.Tensor:
+        """``[m]`` a la carte item prices in ``(0, cap)``."""
+        return self.cap * torch.sigmoid(self.item_logit)
 
     def lottery(self, flow: BundleFlow) -> tuple[torch.Tensor, torch.Tensor]:
         """``(bundles [J, D, m] 0/1, probs [J, D])``; probs carry gradients to ``z`` and weights."""
@@ -70,10 +88,11 @@ class MenuParameters(nn.Module):
         probs = torch.softmax(torch.log_softmax(self.w_logit, -1) + log_det, -1)
         return bundles, probs
 
-    def menu(self, flow: BundleFlow) -> Menu:
+    def menu(self, flow: BundleFlow, item_prices: torch.Tensor | None = None) -> Menu:
         with torch.no_grad():
             b, p = self.lottery(flow)
-            return Menu(b.cpu(), p.double().cpu(), self.prices().double().cpu())
+            ip = None if item_prices is None else item_prices.double().cpu()
+            return Menu(b.cpu(), p.double().cpu(), self.prices().double().cpu(), ip)
 
 
 def init_bundles(train: Valuation, n_elements: int, seed: int) -> torch.Tensor:
@@ -111,6 +130,7 @@ class StepMetrics:
     soft_revenue: float  # relaxed revenue on the validation split
     hard_revenue: float  # exact revenue on the validation split
     null_rate: float
+    a_la_carte_rate: float  # share buying at item prices (mixed bundling only)
     elements_used: int
     mean_bundle_size: float
     zero_value_share: float
@@ -141,6 +161,30 @@ class MenuTrainer:
         self.best = {"hard_revenue": -1.0, "menu": None, "step": -1}
         self.gen = torch.Generator().manual_seed(cfg.seed + 7)
         self.coverage: dict = {}
+        self.mixed = cfg.outside == "item_prices"
+        self.learn_item_prices = self.mixed and isinstance(self.train, XORValuation)
+        if self.mixed:
+            ip = item_pricing(self.train).item_prices.to(device=device, dtype=torch.float32)
+            frac = (ip / self.cap).clamp(1e-6, 1 - 1e-6)
+            with torch.no_grad():
+                self.params.item_logit.copy_(torch.log(frac / (1 - frac)))
+        if not self.learn_item_prices:
+            self.params.item_logit.requires_grad_(False)
+
+    @property
+    def item_prices(self) -> torch.Tensor | None:
+        """``[m]`` float64 a la carte prices of a mixed-bundling menu, else ``None``."""
+        return self.params.item_prices().detach().double() if self.mixed else None
+
+    def menu(self) -> Menu:
+        """The current menu (hard lotteries from the flow, prices, a la carte prices if any)."""
+        return self.params.menu(self.flow, self.item_prices)
+
+    def outside(self, batch: Valuation) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(utility [B], payment [B])`` of the outside option (``None, None`` for the null option)."""
+        if self.item_prices is None:
+            return None, None
+        return batch.demand(self.item_prices)
 
     # -- initialisation ------------------------------------------------------------
     def initialise(self) -> None:
@@ -160,7 +204,7 @@ class MenuTrainer:
         with torch.no_grad():
             self.params.z.copy_(z.to(self.device))
             self.params.w_logit.zero_()
-        menu = self.params.menu(self.flow)
+        menu = self.menu()
         self.coverage = {
             "grand_bundle_reached": bool((menu.bundles[0] > 0.5).all()),
             "init_bundles_reached": float((menu.bundles == primary[:, None, :]).all(-1).float().mean()),
@@ -168,8 +212,14 @@ class MenuTrainer:
         start = torch.full((J,), self.cap, dtype=torch.float64)
         sub = self.train.subset(torch.arange(min(len(self.train), 4000), device=self.train.device))
         ev = expected_values(menu, sub)
-        start[0], _ = best_price_given_outside(ev[:, 0], torch.zeros_like(ev[:, 0]), self.cap)
-        prices = optimise_prices(ev, start.to(ev.device), self.cap, cfg.init_price_rounds) if cfg.init_price_rounds else start
+        u0, pay0 = self.outside(sub)
+        if u0 is None:
+            u0 = pay0 = torch.zeros_like(ev[:, 0])
+        start[0], _ = best_price_given_outside(ev[:, 0] - u0, pay0, self.cap)
+        if cfg.init_price_rounds:
+            prices = optimise_prices(ev, start.to(ev.device), self.cap, cfg.init_price_rounds, u0, pay0)
+        else:
+            prices = start
         with torch.no_grad():
             frac = (prices.float() / self.cap).clamp(1e-4, 1 - 1e-4)
             self.params.price_logit.copy_(torch.log(frac / (1 - frac)).to(self.device))
@@ -180,8 +230,11 @@ class MenuTrainer:
         frac = step / max(1, cfg.steps - 1)
         return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** min(1.0, frac)
 
-    def soft_revenue(self, batch: Valuation, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Relaxed revenue in value-scale units on ``batch``; also returns bundles and probs."""
+    def soft_revenue(self, batch: Valuation, tau: float):
+        """Relaxed revenue in value-scale units on ``batch``.
+
+        Returns ``(revenue (scalar), bundles [J, D, m], probs [J, D], values [B, J, D] / scale)``.
+        """
         bundles, probs = self.params.lottery(self.flow)
         J, D, m = bundles.shape
         uniq, inv = torch.unique(bundles.reshape(J * D, m), dim=0, return_inverse=True)
@@ -189,16 +242,24 @@ class MenuTrainer:
         ev = (V * probs[None]).sum(-1)
         price = self.params.prices() / self.scale
         u = ev - price[None]
-        logits = torch.cat([u, torch.zeros(len(batch), 1, device=u.device)], 1) / tau
-        pi = torch.softmax(logits, 1)[:, :J]
-        rev = (pi * price[None]).sum(1).mean()
-        self._last = (bundles, probs, V)
-        return rev, bundles, probs
+        zero = torch.zeros(len(batch), 1, device=u.device)
+        if self.learn_item_prices:  # each atom at item prices is an option, then null
+            cost = batch.atoms.float() @ (self.params.item_prices() / self.scale)  # [B, K]
+            u_out = torch.cat([batch.values.float() / self.scale - cost, zero], 1)
+            pay_out = torch.cat([cost, zero], 1)
+        elif self.mixed:  # fixed item prices: exact a la carte demand
+            u0, pay0 = self.outside(batch)
+            u_out, pay_out = (u0 / self.scale).float()[:, None], (pay0 / self.scale).float()[:, None]
+        else:
+            u_out = pay_out = zero
+        pi = torch.softmax(torch.cat([u, u_out], 1) / tau, 1)
+        rev = ((pi[:, :J] * price[None]).sum(1) + (pi[:, J:] * pay_out).sum(1)).mean()
+        return rev, bundles, probs, V
 
     def train_step(self) -> float:
         idx = torch.randint(len(self.train), (min(self.cfg.batch, len(self.train)),), generator=self.gen)
         batch = self.train.subset(idx.to(self.train.device))
-        rev, _, _ = self.soft_revenue(batch, self.tau(self.step))
+        rev = self.soft_revenue(batch, self.tau(self.step))[0]
         self.opt.zero_grad(set_to_none=True)
         (-rev).backward()
         self.opt.step()
@@ -207,10 +268,9 @@ class MenuTrainer:
 
     @torch.no_grad()
     def log_metrics(self, train_soft: float, t0: float) -> StepMetrics:
-        menu = self.params.menu(self.flow)
+        menu = self.menu()
         out = evaluate_menu(menu, self.val)
-        soft, _, _ = self.soft_revenue(self.val, self.tau(self.step))
-        bundles, probs, V = self._last
+        soft, bundles, probs, V = self.soft_revenue(self.val, self.tau(self.step))
         offered = probs > 1e-3
         zero = (V.amax(0) <= 0) & offered  # no sampled bidder values this offered bundle
         if out.revenue > self.best["hard_revenue"]:
@@ -222,6 +282,7 @@ class MenuTrainer:
             soft_revenue=float(soft) * self.scale,
             hard_revenue=out.revenue,
             null_rate=out.null_rate,
+            a_la_carte_rate=out.a_la_carte_rate,
             elements_used=out.elements_used,
             mean_bundle_size=float((bundles.sum(-1) * probs).sum(-1).mean()),
             zero_value_share=float(zero.sum() / offered.sum().clamp_min(1)),
@@ -238,6 +299,7 @@ class MenuTrainer:
             "best": self.best,
             "gen": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "coverage": self.coverage,
         }
 
     def load_state(self, st: dict) -> None:
@@ -247,3 +309,4 @@ class MenuTrainer:
         self.best = st["best"]
         self.gen.set_state(st["gen"])
         torch.set_rng_state(st["torch_rng"])
+        self.coverage = st.get("coverage", {})

@@ -89,3 +89,33 @@ def test_menu_item_mismatch_and_roundtrip():
     torch.testing.assert_close(again.prices, menu.prices)
     with pytest.raises(InputError, match="lacks field"):
         Menu.from_dict({"bundles": [[[1]]]})
+
+
+def test_mixed_bundling_hand_computed():
+    # XOR bidders on 2 items: b0 wants {0} for 1.0; b1 wants {0,1} for 3.0; b2 wants {1} for 0.5
+    atoms = torch.tensor([[[1, 0]], [[1, 1]], [[0, 1]]], dtype=torch.bool)
+    v = XORValuation(atoms, torch.tensor([[1.0], [3.0], [0.5]]))
+    item_prices = torch.tensor([0.8, 0.4])
+    # a la carte alone = item pricing: b0 buys {0} (u .2, pays .8), b1 {0,1} (u 1.8, pays 1.2), b2 {1} (u .1, pays .4)
+    grand = torch.tensor([[[1.0, 1.0]]])
+    one = torch.ones(1, 1, dtype=torch.float64)
+    priced_out = Menu(grand, one, torch.tensor([3.0]), item_prices)  # grand bundle at the cap: nobody takes it
+    out = evaluate_menu(priced_out, v)
+    _, pay_ip = v.demand(item_prices)
+    assert out.revenue == pytest.approx(float(pay_ip.mean())) == pytest.approx((0.8 + 1.2 + 0.4) / 3)
+    assert out.a_la_carte_rate == 1.0 and out.null_rate == 0.0 and out.choice.tolist() == [-1, -1, -1]
+    menu = Menu(grand, one, torch.tensor([1.1]), item_prices)
+    out = evaluate_menu(menu, v)
+    # b0: bundle u = 1.0 - 1.1 < 0.2 -> a la carte .8; b1: 1.9 > 1.8 -> bundle, pays 1.1; b2: a la carte .4
+    assert out.choice.tolist() == [-1, 0, -1]
+    assert out.revenue == pytest.approx((0.8 + 1.1 + 0.4) / 3)
+    # tie: bundle at 1.2 gives b1 utility 1.8 = a la carte; both pay 1.2
+    out = evaluate_menu(Menu(menu.bundles, menu.probs, torch.tensor([1.2]), item_prices), v)
+    assert out.revenue == pytest.approx((0.8 + 1.2 + 0.4) / 3)
+    # round trip keeps the item prices
+    again = Menu.from_dict(menu.to_dict())
+    torch.testing.assert_close(again.item_prices, item_prices.double())
+    with pytest.raises(InputError, match="item_prices"):
+        Menu(menu.bundles, menu.probs, menu.prices, torch.tensor([0.5, -1.0]))
+    with pytest.raises(InputError, match="item_prices"):
+        Menu(menu.bundles, menu.probs, menu.prices, torch.tensor([0.5, 0.1, 0.2]))
