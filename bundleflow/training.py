@@ -39,7 +39,6 @@ prices set by exact coordinate ascent on the deterministic menu.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -50,49 +49,46 @@ from bundleflow.baselines import best_price_given_outside, frequent_atoms, item_
 from bundleflow.errors import InputError
 from bundleflow.flow import DOMAIN, BundleFlow
 from bundleflow.menu import Menu, evaluate_menu, expected_values
+from bundleflow.menu_model import MenuModel, corner_logit
 from bundleflow.valuations import Valuation, XORValuation
 
-CORNER = 0.9  # s0 = 0.5 +- CORNER/2 along each item at initialisation
+class BundleFlowMenu(MenuModel):
+    """BundleFlow's menu: ``z [J, D, m]`` (support points ``s0 = sigmoid(z)``), weight logits ``[J, D]``.
 
+    The Stage 1 ``flow`` is frozen; it is a submodule so the model moves with it.
+    """
 
-class MenuParameters(nn.Module):
-    """Learnable menu: ``z [J, D, m]``, weight logits ``[J, D]``, price logits ``[J]``."""
+    name = "bundleflow"
 
-    def __init__(self, n_elements: int, n_support: int, n_items: int, cap: float):
-        super().__init__()
-        if cap <= 0 or not math.isfinite(cap):
-            raise InputError(f"price cap must be positive and finite, got {cap}")
-        self.cap = float(cap)
-        self.z = nn.Parameter(torch.zeros(n_elements, n_support, n_items))
+    def __init__(self, flow: BundleFlow, n_elements: int, n_support: int, cap: float):
+        if flow.domain != DOMAIN:
+            raise InputError(f"flow domain {flow.domain!r} differs from Stage 2's {DOMAIN!r}")
+        super().__init__(n_elements, flow.n_items, cap)
+        self.flow = flow.eval()
+        for p in self.flow.parameters():
+            p.requires_grad_(False)
+        self.z = nn.Parameter(torch.zeros(n_elements, n_support, flow.n_items))
         self.w_logit = nn.Parameter(torch.zeros(n_elements, n_support))
-        self.price_logit = nn.Parameter(torch.zeros(n_elements))
-        # a la carte item prices ``cap * sigmoid(item_logit)`` (used by mixed bundling only)
-        self.item_logit = nn.Parameter(torch.zeros(n_items))
 
     def s0(self) -> torch.Tensor:
         return torch.sigmoid(self.z)
 
-    def prices(self) -> torch.Tensor:
-        """``[J]`` prices in ``(0, cap)``: never above the largest value."""
-        return self.cap * torch.sigmoid(self.price_logit)
-
-    def item_prices(self) -> torch.Tensor:
-        """``[m]`` a la carte item prices in ``(0, cap)``."""
-        return self.cap * torch.sigmoid(self.item_logit)
-
-    def lottery(self, flow: BundleFlow) -> tuple[torch.Tensor, torch.Tensor]:
+    def lottery(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(bundles [J, D, m] 0/1, probs [J, D])``; probs carry gradients to ``z`` and weights."""
         s0 = self.s0()
-        bundles = flow.bundles(s0)
-        _, log_det = flow.push(s0)
+        bundles = self.flow.bundles(s0)
+        _, log_det = self.flow.push(s0)
         probs = torch.softmax(torch.log_softmax(self.w_logit, -1) + log_det, -1)
         return bundles, probs
 
-    def menu(self, flow: BundleFlow, item_prices: torch.Tensor | None = None) -> Menu:
+    def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
+        """All ``D`` support points of element ``j`` at the corner of ``bundles[j]`` (small jitter),
+        so the element is that bundle whatever the flow's densities (if the flow rounds it there)."""
+        J, D, m = self.z.shape
+        z = (bundles[:, None, :] * 2 - 1) * corner_logit() + 0.1 * torch.randn(J, D, m, generator=generator)
         with torch.no_grad():
-            b, p = self.lottery(flow)
-            ip = None if item_prices is None else item_prices.double().cpu()
-            return Menu(b.cpu(), p.double().cpu(), self.prices().double().cpu(), ip)
+            self.z.copy_(z.to(self.z.device))
+            self.w_logit.zero_()
 
 
 def init_bundles(train: Valuation, n_elements: int, seed: int) -> torch.Tensor:
@@ -141,22 +137,23 @@ class StepMetrics:
 class MenuTrainer:
     """Stage 2 training loop with logging, checkpoints and resume."""
 
-    def __init__(self, flow: BundleFlow, train: Valuation, val: Valuation, cfg, device: torch.device):
-        if flow.domain != DOMAIN:
-            raise InputError(f"flow domain {flow.domain!r} differs from Stage 2's {DOMAIN!r}")
-        if flow.n_items != train.n_items:
-            raise InputError(f"flow is for m={flow.n_items} items, data has m={train.n_items}")
-        self.flow = flow.to(device).eval()
-        for p in self.flow.parameters():
-            p.requires_grad_(False)
+    def __init__(self, model: MenuModel | BundleFlow, train: Valuation, val: Valuation, cfg, device: torch.device):
+        """``model``: a :class:`MenuModel`, or a Stage 1 flow (then a :class:`BundleFlowMenu` is built)."""
+        if isinstance(model, BundleFlow) and model.n_items != train.n_items:
+            raise InputError(f"flow is for m={model.n_items} items, data has m={train.n_items}")
+        if train.n_items != val.n_items:
+            raise InputError(f"train has m={train.n_items} items, validation m={val.n_items}")
         self.train, self.val, self.cfg, self.device = train.to(device), val.to(device), cfg, device
         self.cap = train.max_value()
         self.scale = float(train.grand_value().mean())
         if not self.scale > 0:
             raise InputError("training data has zero value everywhere: nothing to sell")
         torch.manual_seed(cfg.seed)
-        self.params = MenuParameters(cfg.n_elements, cfg.n_support, train.n_items, self.cap).to(device)
-        self.opt = torch.optim.Adam(self.params.parameters(), lr=cfg.lr)
+        if isinstance(model, BundleFlow):
+            model = BundleFlowMenu(model, cfg.n_elements, cfg.n_support, self.cap)
+        if model.n_items != train.n_items:
+            raise InputError(f"menu model is for m={model.n_items} items, data has m={train.n_items}")
+        self.params = model.to(device)
         self.step = 0
         self.best = {"hard_revenue": -1.0, "menu": None, "step": -1}
         self.gen = torch.Generator().manual_seed(cfg.seed + 7)
@@ -170,6 +167,7 @@ class MenuTrainer:
                 self.params.item_logit.copy_(torch.log(frac / (1 - frac)))
         if not self.learn_item_prices:
             self.params.item_logit.requires_grad_(False)
+        self.opt = torch.optim.Adam([p for p in self.params.parameters() if p.requires_grad], lr=cfg.lr)
 
     @property
     def item_prices(self) -> torch.Tensor | None:
@@ -178,7 +176,7 @@ class MenuTrainer:
 
     def menu(self) -> Menu:
         """The current menu (hard lotteries from the flow, prices, a la carte prices if any)."""
-        return self.params.menu(self.flow, self.item_prices)
+        return self.params.menu(self.item_prices)
 
     def outside(self, batch: Valuation) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """``(utility [B], payment [B])`` of the outside option (``None, None`` for the null option)."""
@@ -190,20 +188,15 @@ class MenuTrainer:
     def initialise(self) -> None:
         """Data-driven start (module doc): every element a sure bundle, prices by exact coordinate ascent.
 
-        All ``D`` support points of an element start at the same corner (small jitter),
-        so the element is that bundle whatever the flow's densities; the prices are
-        then optimised on the lotteries the flow actually produces, starting from
+        Every element is placed at its start bundle (:meth:`MenuModel.place`); the prices
+        are then optimised on the lotteries the model actually produces, starting from
         optimal grand bundling, so the start is at least as good as grand bundling
         on the training sample whenever the flow reaches the grand bundle.
         """
         cfg = self.cfg
-        J, D, m = cfg.n_elements, cfg.n_support, self.train.n_items
+        J = cfg.n_elements
         primary = init_bundles(self.train.to("cpu"), J, cfg.seed)  # [J, m]
-        logit = math.log((0.5 + CORNER / 2) / (0.5 - CORNER / 2))  # sigmoid(+-logit) = corner
-        z = (primary[:, None, :] * 2 - 1) * logit + 0.1 * torch.randn(J, D, m, generator=self.gen)
-        with torch.no_grad():
-            self.params.z.copy_(z.to(self.device))
-            self.params.w_logit.zero_()
+        self.params.place(primary, self.gen)
         menu = self.menu()
         self.coverage = {
             "grand_bundle_reached": bool((menu.bundles[0] > 0.5).all()),
@@ -235,7 +228,7 @@ class MenuTrainer:
 
         Returns ``(revenue (scalar), bundles [J, D, m], probs [J, D], values [B, J, D] / scale)``.
         """
-        bundles, probs = self.params.lottery(self.flow)
+        bundles, probs = self.params.lottery()
         J, D, m = bundles.shape
         uniq, inv = torch.unique(bundles.reshape(J * D, m), dim=0, return_inverse=True)
         V = (batch.value(uniq)[:, inv].view(len(batch), J, D) / self.scale).float()
@@ -264,6 +257,7 @@ class MenuTrainer:
         (-rev).backward()
         self.opt.step()
         self.step += 1
+        self.params.on_step(self.step)
         return float(rev.detach()) * self.scale
 
     @torch.no_grad()

@@ -9,7 +9,7 @@ from bundleflow.flow import BundleFlow, load_flow, save_flow, train_flow
 from bundleflow.generators import uniform_atoms
 from bundleflow.menu import evaluate_menu
 from bundleflow.runner import run_training
-from bundleflow.training import MenuParameters, MenuTrainer
+from bundleflow.training import BundleFlowMenu, MenuTrainer
 
 
 def test_flow_closed_form_matches_ode_and_liouville():
@@ -33,12 +33,12 @@ def test_flow_closed_form_matches_ode_and_liouville():
 
 def test_support_probabilities_sum_to_one():
     flow = BundleFlow(4, hidden=8)
-    mp = MenuParameters(6, 3, 4, cap=2.0)
+    mp = BundleFlowMenu(flow, 6, 3, cap=2.0)
     with torch.no_grad():
         mp.z.normal_()
         mp.w_logit.normal_()
         mp.price_logit.normal_(0, 3)
-    b, p = mp.lottery(flow)
+    b, p = mp.lottery()
     assert b.shape == (6, 3, 4) and set(b.unique().tolist()) <= {0.0, 1.0}
     torch.testing.assert_close(p.sum(-1), torch.ones(6))
     assert float(mp.prices().detach().max()) < 2.0
