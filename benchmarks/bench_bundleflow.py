@@ -25,8 +25,8 @@ OUT = Path("runs/bench")
 def _run(name: str, overrides: list[str]) -> dict:
     cfg = load_config(None, overrides)
     s = run_training(cfg, OUT / name, resume=False, progress=False, log=lambda *_: None)
-    row = {"setting": name, **{k: s["bundleflow"][k] for k in ("test_revenue", "test_revenue_se", "final_soft_revenue", "final_hard_revenue_val", "max_price", "price_cap")}}
-    row["gain_over_item_pricing"] = [round(s["bundleflow"][k], 2) for k in ("test_gain_over_item_pricing", "test_gain_over_item_pricing_se")]
+    row = {"setting": name, **{k: s["learned"][k] for k in ("test_revenue", "test_revenue_se", "final_soft_revenue", "final_hard_revenue_val", "max_price", "price_cap")}}
+    row["gain_over_item_pricing"] = [round(s["learned"][k], 2) for k in ("test_gain_over_item_pricing", "test_gain_over_item_pricing_se")]
     row["baselines"] = {r["method"]: round(r["test_revenue"], 4) for r in s["baselines"]}
     row["seconds"] = round(s["train_seconds"], 1)
     print(json.dumps(row), flush=True)

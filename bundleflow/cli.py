@@ -74,7 +74,7 @@ def demo(
                                  "data.n_train=3000", "data.n_val=1000", "data.n_test=5000", "flow.steps=800",
                                  "menu.n_elements=32", "menu.steps=300", "menu.log_every=50", "device=cpu"])
         s = run_training(cfg, out / "bundleflow", resume=False, log=console.print)
-        bf = s["bundleflow"]
+        bf = s["learned"]
         rows = [{"method": "bundleflow", "train_revenue": bf["val_revenue_best"], "test_revenue": bf["test_revenue"], "seconds": s["train_seconds"]}]
         rows += s["baselines"]
         sections.append(("BundleFlow, uniform atoms m=10, K=5, q=0.3 (train = validation revenue for bundleflow)", rows))
@@ -165,10 +165,11 @@ def train(
         summary = run_training(cfg, out, resume=resume, log=console.print)
     except BundleflowError as exc:
         _fail(exc)
-    bf = summary["bundleflow"]
-    rows = [{"method": "bundleflow", "train_revenue": bf["val_revenue_best"], "test_revenue": bf["test_revenue"], "seconds": summary["train_seconds"]}]
+    bf = summary["learned"]
+    name = bf["model"] + ("+item prices" if bf["outside"] == "item_prices" else "")
+    rows = [{"method": name, "train_revenue": bf["val_revenue_best"], "test_revenue": bf["test_revenue"], "seconds": summary["train_seconds"]}]
     rows += summary["baselines"]
-    console.print(_table("exact revenue (bundleflow: validation / held-out test)", rows))
+    console.print(_table(f"exact revenue ({name}: validation / held-out test)", rows))
     console.print(f"wrote {out}/summary.json")
 
 

@@ -52,6 +52,10 @@ class FlowConfig(_Strict):
 
 
 class MenuConfig(_Strict):
+    # menu family: BundleFlow (the paper), RochetNet (item-wise lotteries), Bundle-RochetNet
+    # (product lotteries with n_support sampled supports, resampled every resample_every steps)
+    model: Literal["bundleflow", "rochetnet", "bundle_rochetnet"] = "bundleflow"
+    resample_every: int = Field(50, ge=1)
     n_elements: int = Field(128, ge=1)
     n_support: int = Field(4, ge=1)
     steps: int = Field(1000, ge=0)

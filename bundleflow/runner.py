@@ -60,6 +60,20 @@ def get_flow(cfg: RunConfig, n_items: int, out: Path, device, log=print):
     return flow
 
 
+def build_model(cfg: RunConfig, train, out: Path, device, log=print):
+    """The menu model ``cfg.menu.model`` for ``train`` (BundleFlow trains or loads its Stage 1 flow)."""
+    from bundleflow.rochetnet import BundleRochetNetMenu, RochetNetMenu
+    from bundleflow.training import BundleFlowMenu
+    from bundleflow.valuations import UnitDemandValuation
+
+    mc, cap = cfg.menu, train.max_value()
+    if mc.model == "bundleflow":
+        return BundleFlowMenu(get_flow(cfg, train.n_items, out, device, log), mc.n_elements, mc.n_support, cap)
+    if mc.model == "rochetnet":
+        return RochetNetMenu(mc.n_elements, train.n_items, cap, unit_demand=isinstance(train, UnitDemandValuation))
+    return BundleRochetNetMenu(mc.n_elements, train.n_items, mc.n_support, cap, mc.resample_every, seed=mc.seed)
+
+
 def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True, log=print) -> dict:
     """Train BundleFlow end to end into ``out`` and return the summary dict."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -78,8 +92,7 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
     device = resolve_device(cfg.device)
     atomic_write_text(cfg_path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     train, val, test = make_data(cfg)
-    flow = get_flow(cfg, train.n_items, out, device, log)
-    trainer = MenuTrainer(flow, train, val, cfg.menu, device)
+    trainer = MenuTrainer(build_model(cfg, train, out, device, log), train, val, cfg.menu, device)
     ckpt = out / "checkpoint.pt"
     metrics_path = out / "metrics.jsonl"
     if resume and ckpt.is_file():
@@ -127,7 +140,8 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
     diff = test_out.payment.double() - test.demand(ip.to(test.device))[1].double().cpu()
     last = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()][-1]
     summary = {
-        "bundleflow": {
+        "learned": {
+            "model": cfgm.model,
             "test_revenue": test_out.revenue,
             "test_revenue_se": test_out.revenue_se,
             "test_null_rate": test_out.null_rate,

@@ -104,7 +104,7 @@ OVR = [
 def test_tiny_training_run_resume_and_reproducible(tmp_path, monkeypatch):
     cfg = load_config(None, OVR)
     a = run_training(cfg, tmp_path / "a", resume=False, progress=False, log=lambda *_: None)
-    bf = a["bundleflow"]
+    bf = a["learned"]
     grand = next(r for r in a["baselines"] if r["method"] == "grand_bundling")
     # m=2 uniform atoms: the learned menu is at least as good as grand bundling (held-out, within noise)
     assert bf["test_revenue"] >= grand["test_revenue"] - 3 * bf["test_revenue_se"]
@@ -131,7 +131,7 @@ def test_tiny_training_run_resume_and_reproducible(tmp_path, monkeypatch):
     assert not (tmp_path / "b" / "summary.json").exists()
     monkeypatch.setattr(MenuTrainer, "train_step", orig)
     b = run_training(cfg, tmp_path / "b", resume=True, progress=False, log=lambda *_: None)
-    assert b["bundleflow"]["test_revenue"] == pytest.approx(bf["test_revenue"], abs=1e-9)
+    assert b["learned"]["test_revenue"] == pytest.approx(bf["test_revenue"], abs=1e-9)
     steps_b = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert steps_b == [0, 20, 40, 60]
     # a different config in the same folder is refused, and nothing there is touched
