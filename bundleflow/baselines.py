@@ -32,12 +32,21 @@ class BaselineResult:
     menu: Menu | None = None
     item_prices: torch.Tensor | None = None
 
+    def payments(self, valuation: Valuation) -> torch.Tensor:
+        """``[B]`` exact payment of every bidder of ``valuation`` (float64, CPU)."""
+        if self.menu is not None:
+            return evaluate_menu(self.menu, valuation).payment.double()
+        _, pay = valuation.demand(self.item_prices.to(valuation.device))
+        return pay.double().cpu()
+
     def evaluate(self, valuation: Valuation) -> float:
         """Exact revenue of this mechanism on ``valuation``."""
-        if self.menu is not None:
-            return evaluate_menu(self.menu, valuation).revenue
-        _, pay = valuation.demand(self.item_prices.to(valuation.device))
-        return float(pay.mean())
+        return float(self.payments(valuation).mean())
+
+    def evaluate_se(self, valuation: Valuation) -> tuple[float, float]:
+        """``(revenue, standard error)`` on ``valuation``."""
+        pay = self.payments(valuation)
+        return float(pay.mean()), float(pay.std() / len(pay) ** 0.5) if len(pay) > 1 else 0.0
 
 
 # ----------------------------------------------------------------------------------------

@@ -198,6 +198,42 @@ def evaluate(
     console.print_json(json.dumps(res.summary()))
 
 
+@app.command()
+def bench(
+    out: Path = typer.Option(Path("runs/bench"), help="folder for results.json, results.md, revenue_vs_time.png and run folders"),
+    settings: str = typer.Option("", help="comma-separated settings (default: all; see --list)"),
+    methods: str = typer.Option("", help="comma-separated methods (default: all)"),
+    budget: float = typer.Option(600.0, help="wall-clock budget per learned run, seconds"),
+    quick: bool = typer.Option(False, help="tiny sizes: a smoke test of the whole pipeline"),
+    cats_dir: Path = typer.Option(None, help="folder of the CATS reference files (default ../shared/cats)"),
+    list_: bool = typer.Option(False, "--list", help="list settings and methods, then exit"),
+):
+    """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plot."""
+    from bundleflow.bench import METHODS, run_bench
+    from bundleflow.bench import settings as table
+
+    if list_:
+        console.print("settings: " + ", ".join(table(cats_dir)))
+        console.print("methods: " + ", ".join(METHODS))
+        return
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()] or None  # noqa: E731
+    try:
+        res = run_bench(out, split(settings), split(methods), budget, quick, cats_dir, log=console.print)
+    except BundleflowError as exc:
+        _fail(exc)
+    t = Table(title=f"exact held-out revenue (budget {budget:g} s per learned run)")
+    for c in ("setting", "method", "revenue", "s.e.", "train s", "steps", "steps to 99%"):
+        t.add_column(c, justify="left" if c in ("setting", "method") else "right")
+    for r in res["rows"]:
+        se = "" if r["test_revenue_se"] is None else f"{r['test_revenue_se']:.4g}"
+        t.add_row(r["setting"], r["method"], f"{r['test_revenue']:.4f}", se, f"{r['train_seconds']:.1f}",
+                  "" if r["steps"] is None else str(r["steps"]), "" if r["steps_to_99pct"] is None else str(r["steps_to_99pct"]))
+    console.print(t)
+    for c in res["checks"]:
+        console.print(f"check {c['method']} on {c['setting']}: {c['revenue']:.4f} >= {c['at_least']}: {'passed' if c['passed'] else 'FAILED'}")
+    console.print(f"wrote {out}/results.json, results.md, revenue_vs_time.png")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

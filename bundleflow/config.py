@@ -66,6 +66,8 @@ class MenuConfig(_Strict):
     tau_start: float = Field(0.05, gt=0)
     tau_end: float = Field(0.005, gt=0)
     log_every: int = Field(100, ge=1)
+    # stop Stage 2 after this many seconds of training (0 = no limit); used by `bundleflow bench`
+    time_budget_s: float = Field(0.0, ge=0)
     init_price_rounds: int = Field(2, ge=0)
     # outside option: "none" (pure menu, the bidder may buy nothing) or "item_prices"
     # (mixed bundling: any bundle may also be bought at the item-pricing baseline's prices)

@@ -26,28 +26,19 @@ def baseline_rows(train: Valuation, test: Valuation, atom_menu_size: int = 32, l
     for fit in fitters:
         t0 = time.perf_counter()
         res = fit(train)
-        rows.append(
-            {
-                "method": res.name,
-                "train_revenue": res.revenue,
-                "test_revenue": res.evaluate(test),
-                "seconds": time.perf_counter() - t0,
-            }
-        )
+        seconds = time.perf_counter() - t0
+        rev, se = res.evaluate_se(test)
+        rows.append({"method": res.name, "train_revenue": res.revenue, "test_revenue": rev, "test_revenue_se": se, "seconds": seconds})
     if lp:
         from bundleflow.menu import evaluate_menu
 
         t0 = time.perf_counter()
         r = lp_optimal_mechanism(train)
-        rows.append(
-            {
-                "method": "lp_optimum",
-                "train_revenue": r.revenue,
-                "test_revenue": evaluate_menu(r.menu, test).revenue,
-                "seconds": time.perf_counter() - t0,
-            }
-        )
+        seconds = time.perf_counter() - t0
+        out = evaluate_menu(r.menu, test)
+        rows.append({"method": "lp_optimum", "train_revenue": r.revenue, "test_revenue": out.revenue,
+                     "test_revenue_se": out.revenue_se, "seconds": seconds})
     wb_train, _ = welfare_bound(train)
-    wb_test, _ = welfare_bound(test)
-    rows.append({"method": "welfare_bound", "train_revenue": wb_train, "test_revenue": wb_test, "seconds": 0.0})
+    wb_test, wb_se = welfare_bound(test)
+    rows.append({"method": "welfare_bound", "train_revenue": wb_train, "test_revenue": wb_test, "test_revenue_se": wb_se, "seconds": 0.0})
     return rows

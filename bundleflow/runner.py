@@ -122,12 +122,18 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
         record(float("nan"))
     with Progress(TextColumn("stage 2"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not progress) as bar:
         task = bar.add_task("train", total=cfgm.steps, completed=trainer.step, info="")
+        stopped_by_budget = False
         while trainer.step < cfgm.steps:
             soft = trainer.train_step()
-            if trainer.step % cfgm.log_every == 0 or trainer.step == cfgm.steps:
+            over = cfgm.time_budget_s > 0 and time.perf_counter() - t0 > cfgm.time_budget_s
+            if trainer.step % cfgm.log_every == 0 or trainer.step == cfgm.steps or over:
                 m = record(soft)
                 bar.update(task, info=f"soft {m['soft_revenue']:.4g} hard {m['hard_revenue']:.4g} null {m['null_rate']:.2f}")
             bar.update(task, completed=trainer.step)
+            if over:
+                stopped_by_budget = True
+                log(f"time budget of {cfgm.time_budget_s:g} s reached at step {trainer.step}")
+                break
     best = Menu.from_dict(trainer.best["menu"])
     final = trainer.menu()
     test_out = evaluate_menu(best, test)
@@ -152,6 +158,8 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
             "test_gain_over_item_pricing_se": float(diff.std() / len(diff) ** 0.5) if len(diff) > 1 else 0.0,
             "val_revenue_best": trainer.best["hard_revenue"],
             "best_step": trainer.best["step"],
+            "steps_done": trainer.step,
+            "stopped_by_time_budget": stopped_by_budget,
             "final_soft_revenue": last["soft_revenue"],
             "final_hard_revenue_val": last["hard_revenue"],
             "final_test_revenue": evaluate_menu(final, test).revenue,

@@ -226,13 +226,18 @@ class MenuTrainer:
     def soft_revenue(self, batch: Valuation, tau: float):
         """Relaxed revenue in value-scale units on ``batch``.
 
-        Returns ``(revenue (scalar), bundles [J, D, m], probs [J, D], values [B, J, D] / scale)``.
+        Returns ``(revenue (scalar), bundles [J, D, m], probs [J, D], best [J, D])`` where
+        ``best`` is the largest value (over ``batch``) of each support bundle, / scale.
+        Each distinct support bundle is valued once: ``ev = V_unique [B, U] @ P [U, J]``
+        with ``P[u, j]`` the probability element ``j`` gives bundle ``u``.
         """
         bundles, probs = self.params.lottery()
         J, D, m = bundles.shape
         uniq, inv = torch.unique(bundles.reshape(J * D, m), dim=0, return_inverse=True)
-        V = (batch.value(uniq)[:, inv].view(len(batch), J, D) / self.scale).float()
-        ev = (V * probs[None]).sum(-1)
+        Vu = (batch.value(uniq) / self.scale).float()  # [B, U]
+        P = torch.zeros(J, uniq.shape[0], device=probs.device, dtype=probs.dtype).scatter_add(1, inv.view(J, D), probs)
+        ev = Vu @ P.T  # [B, J]
+        best = Vu.amax(0)[inv].view(J, D)
         price = self.params.prices() / self.scale
         u = ev - price[None]
         zero = torch.zeros(len(batch), 1, device=u.device)
@@ -247,7 +252,7 @@ class MenuTrainer:
             u_out = pay_out = zero
         pi = torch.softmax(torch.cat([u, u_out], 1) / tau, 1)
         rev = ((pi[:, :J] * price[None]).sum(1) + (pi[:, J:] * pay_out).sum(1)).mean()
-        return rev, bundles, probs, V
+        return rev, bundles, probs, best
 
     def train_step(self) -> float:
         idx = torch.randint(len(self.train), (min(self.cfg.batch, len(self.train)),), generator=self.gen)
@@ -264,9 +269,9 @@ class MenuTrainer:
     def log_metrics(self, train_soft: float, t0: float) -> StepMetrics:
         menu = self.menu()
         out = evaluate_menu(menu, self.val)
-        soft, bundles, probs, V = self.soft_revenue(self.val, self.tau(self.step))
+        soft, bundles, probs, best = self.soft_revenue(self.val, self.tau(self.step))
         offered = probs > 1e-3
-        zero = (V.amax(0) <= 0) & offered  # no sampled bidder values this offered bundle
+        zero = (best <= 0) & offered  # no sampled bidder values this offered bundle
         if out.revenue > self.best["hard_revenue"]:
             self.best = {"hard_revenue": out.revenue, "menu": menu.to_dict(), "step": self.step}
         return StepMetrics(
