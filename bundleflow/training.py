@@ -228,15 +228,13 @@ class MenuTrainer:
 
         Returns ``(revenue (scalar), bundles [J, D, m], probs [J, D], best [J, D])`` where
         ``best`` is the largest value (over ``batch``) of each support bundle, / scale.
-        Each distinct support bundle is valued once: ``ev = V_unique [B, U] @ P [U, J]``
-        with ``P[u, j]`` the probability element ``j`` gives bundle ``u``.
+        Each distinct support bundle is valued once (``V_unique [B, U]``), then gathered.
         """
         bundles, probs = self.params.lottery()
         J, D, m = bundles.shape
         uniq, inv = torch.unique(bundles.reshape(J * D, m), dim=0, return_inverse=True)
         Vu = (batch.value(uniq) / self.scale).float()  # [B, U]
-        P = torch.zeros(J, uniq.shape[0], device=probs.device, dtype=probs.dtype).scatter_add(1, inv.view(J, D), probs)
-        ev = Vu @ P.T  # [B, J]
+        ev = (Vu[:, inv].view(len(batch), J, D) * probs[None]).sum(-1)  # [B, J]
         best = Vu.amax(0)[inv].view(J, D)
         price = self.params.prices() / self.scale
         u = ev - price[None]

@@ -1,0 +1,161 @@
+"""Stage 2 throughput and scale (issue: one iteration at J=5000, m=50 under 0.1 s on 2 cores).
+
+    python benchmarks/bench_stage2.py iteration [--device auto]   # time split + kernel ratio
+    python benchmarks/bench_stage2.py scale [--device auto]       # m in {50,150,500}, J in {1000,5000,20000}
+
+``iteration``: m=50, J=5000, D=8, batch 128, 6 and 20 XOR atoms. One Stage 2 iteration is
+split into flow (support points pushed and rounded, log-densities), valuation (distinct
+bundles valued by every bidder), relaxation (expected values, softmax with the null
+option, revenue) and backward + optimiser step; the valuation is timed with the
+bit-packed uint64 kernel and the float-matmul kernel in the same run (ratio reported).
+The trainer's own ``train_step`` is timed too. ``scale``: each (m, J) runs in a fresh
+subprocess that reports its median iteration time and peak memory (RSS on CPU, allocated
+memory on CUDA). Results are printed as JSON lines and written to runs/bench/stage2_*.json
+(scale also as a markdown table and a plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bundleflow.config import load_config
+from bundleflow.device import resolve_device
+from bundleflow.flow import BundleFlow
+from bundleflow.generators import uniform_atoms
+from bundleflow.training import MenuTrainer
+
+OUT = Path("runs/bench")
+
+
+def _setup(m: int, J: int, D: int, batch: int, K: int, dev: torch.device) -> MenuTrainer:
+    q = min(0.46, 12.0 / m)  # atoms of ~12 items (CATS-like) at large m
+    data = uniform_atoms(max(batch, 256), m, K, q, seed=0)
+    cfg = load_config(None, [f"menu.n_elements={J}", f"menu.n_support={D}", f"menu.batch={batch}", "menu.init_price_rounds=0"])
+    torch.manual_seed(0)
+    t = MenuTrainer(BundleFlow(m, hidden=128), data, data.subset(torch.arange(64)), cfg.menu, dev)
+    with torch.no_grad():  # random support points: many distinct bundles (the expensive case)
+        t.params.z.normal_(0, 2)
+        t.params.price_logit.normal_()
+    return t
+
+
+def _split(t: MenuTrainer, method: str, sync) -> dict:
+    """Seconds of each part of one iteration (mirrors MenuTrainer.soft_revenue + train_step)."""
+    batch = t.train.subset(torch.randint(len(t.train), (t.cfg.batch,), generator=t.gen).to(t.train.device))
+    out = {}
+    sync(); t0 = time.perf_counter()
+    bundles, probs = t.params.lottery()
+    J, D, m = bundles.shape
+    sync(); out["flow"] = time.perf_counter() - t0; t0 = time.perf_counter()
+    uniq, inv = torch.unique(bundles.reshape(J * D, m), dim=0, return_inverse=True)
+    Vu = (batch.value(uniq, method=method) / t.scale).float()
+    sync(); out["valuation"] = time.perf_counter() - t0; t0 = time.perf_counter()
+    u = (Vu[:, inv].view(len(batch), J, D) * probs[None]).sum(-1) - (t.params.prices() / t.scale)[None]
+    pi = torch.softmax(torch.cat([u, torch.zeros(len(batch), 1, device=u.device)], 1) / 0.01, 1)
+    rev = (pi[:, :J] * (t.params.prices() / t.scale)[None]).sum(1).mean()
+    sync(); out["relaxation"] = time.perf_counter() - t0; t0 = time.perf_counter()
+    t.opt.zero_grad(set_to_none=True)
+    (-rev).backward()
+    t.opt.step()
+    sync(); out["backward"] = time.perf_counter() - t0
+    out["distinct_bundles"] = int(uniq.shape[0])
+    return out
+
+
+def _median(rows: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+
+
+def iteration(dev: torch.device, repeats: int = 7) -> list[dict]:
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    results = []
+    for K in (6, 20):
+        t = _setup(50, 5000, 8, 128, K, dev)
+        row = {"device": str(dev), "threads": torch.get_num_threads(), "m": 50, "J": 5000, "D": 8, "batch": 128, "atoms": K}
+        for method in ("bitpack", "matmul"):
+            _split(t, method, sync)  # warm-up
+            parts = _median([_split(t, method, sync) for _ in range(repeats)])
+            row[method] = {k: (round(v, 5) if k != "distinct_bundles" else int(v)) for k, v in parts.items()}
+            row[method]["total"] = round(sum(v for k, v in parts.items() if k != "distinct_bundles"), 5)
+        row["valuation_matmul_over_bitpack"] = round(row["matmul"]["valuation"] / row["bitpack"]["valuation"], 3)
+        t.train_step(); sync()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter(); t.train_step(); sync(); times.append(time.perf_counter() - t0)
+        row["train_step_s"] = round(statistics.median(times), 5)
+        row["target_met"] = row["train_step_s"] < 0.1
+        print(json.dumps(row), flush=True)
+        results.append(row)
+    return results
+
+
+def _one_scale_point(m: int, J: int, dev: torch.device) -> dict:
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    t = _setup(m, J, 8, 128, 6, dev)
+    t.train_step(); sync()
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter(); t.train_step(); sync(); times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"m": m, "J": J, "iteration_s": round(statistics.median(times), 4), "peak_mib": round(peak, 1), "device": str(dev)}
+
+
+def scale(dev_name: str) -> list[dict]:
+    rows = []
+    for m in (50, 150, 500):
+        for J in (1000, 5000, 20000):
+            cmd = [sys.executable, __file__, "_point", str(m), str(J), "--device", dev_name]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                row = {"m": m, "J": J, "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
+            else:
+                row = json.loads(r.stdout.strip().splitlines()[-1])
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    lines = ["| m | J | iteration s | peak MiB |", "|---:|---:|---:|---:|"]
+    lines += [f"| {r['m']} | {r['J']} | {r.get('iteration_s', 'error')} | {r.get('peak_mib', '')} |" for r in rows]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "stage2_scale.md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    for m in (50, 150, 500):
+        pts = [r for r in rows if r["m"] == m and "iteration_s" in r]
+        ax[0].plot([r["J"] for r in pts], [r["iteration_s"] for r in pts], marker="o", label=f"m={m}")
+        ax[1].plot([r["J"] for r in pts], [r["peak_mib"] for r in pts], marker="o", label=f"m={m}")
+    for a, yl in zip(ax, ("seconds per Stage 2 iteration", "peak memory (MiB)")):
+        a.set_xscale("log"); a.set_xlabel("menu size J"); a.set_ylabel(yl); a.legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "stage2_scale.png", dpi=110)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Stage 2 throughput and scale")
+    ap.add_argument("mode", choices=["iteration", "scale", "_point"])
+    ap.add_argument("args", nargs="*")
+    ap.add_argument("--device", default="auto")
+    a = ap.parse_args()
+    dev = resolve_device(a.device)
+    if a.mode == "_point":
+        print(json.dumps(_one_scale_point(int(a.args[0]), int(a.args[1]), dev)))
+        return
+    rows = iteration(dev) if a.mode == "iteration" else scale(a.device)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"stage2_{a.mode}_{dev.type}.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
