@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -232,6 +233,85 @@ def bench(
     for c in res["checks"]:
         console.print(f"check {c['method']} on {c['setting']}: {c['revenue']:.4f} >= {c['at_least']}: {'passed' if c['passed'] else 'FAILED'}")
     console.print(f"wrote {out}/results.json, results.md, revenue_vs_time.png")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a folder written by `bundleflow train`")):
+    """Write RUN_DIR/report/index.html (+ PNGs): curves, menu table, histograms, revenue vs baselines."""
+    from bundleflow.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except BundleflowError as exc:
+        _fail(exc)
+    console.print(f"wrote {path}")
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Generate valuations (CATS in Python) and summarise valuation files.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("generate")
+def data_generate(
+    distribution: str = typer.Argument(..., help="regions, regions-upv, regions-npv, arbitrary, arbitrary-upv, arbitrary-npv"),
+    out: Path = typer.Option(..., help="npz file to write (the reference files' format)"),
+    items: int = typer.Option(50, "--items", "-m", help="number of goods"),
+    n: int = typer.Option(5000, help="number of valuations"),
+    bidders_per_instance: int = typer.Option(1, help="bidders sharing one CATS instance (1 = single-bidder mode)"),
+    seed: int = typer.Option(0, help="random seed"),
+    force: bool = typer.Option(False, help="overwrite an existing file"),
+):
+    """Draw CATS valuations and write them as npz (atoms, values, n_atoms, provenance)."""
+    from bundleflow.cats_generator import generate
+    from bundleflow.cats_io import save_cats_npz
+
+    try:
+        if out.exists() and not force:
+            raise BundleflowError(f"{out} exists; pass --force to overwrite it")
+        if out.suffix != ".npz":
+            raise BundleflowError(f"{out}: the output file must end in .npz")
+        t0 = time.perf_counter()
+        v, meta = generate(distribution, items, n, seed=seed, bidders_per_instance=bidders_per_instance)
+        save_cats_npz(out, v, private_values=meta["private_values"], instance=meta["instance"],
+                      distribution=distribution, seed=seed, generator="bundleflow.cats_generator")
+    except BundleflowError as exc:
+        _fail(exc)
+    console.print(f"wrote {n} {distribution} valuations over {items} goods to {out} ({time.perf_counter() - t0:.1f} s)")
+
+
+@data_app.command("stats")
+def data_stats(
+    files: list[Path] = typer.Argument(..., help="valuation files (.npz or CATS bid text)"),
+    limit: int = typer.Option(0, help="first LIMIT rows only (0 = all)"),
+    no_revenue: bool = typer.Option(False, help="skip the grand-bundling / item-pricing revenue"),
+    json_out: Path = typer.Option(None, "--json", help="also write the statistics as JSON"),
+):
+    """Statistics table (atoms, items, values, E[max], item frequency, simple revenues) for each file."""
+    from bundleflow.cats_io import load_valuations
+    from bundleflow.io_utils import atomic_write_json
+    from bundleflow.valuation_stats import valuation_stats
+    from bundleflow.valuations import XORValuation
+
+    stats = {}
+    try:
+        for f in files:
+            v = load_valuations(f, limit=limit or None)
+            if not isinstance(v, XORValuation):
+                raise BundleflowError(f"{f}: statistics need XOR valuations")
+            stats[str(f)] = valuation_stats(v, revenue=not no_revenue)
+    except BundleflowError as exc:
+        _fail(exc)
+    t = Table(title="valuation statistics")
+    t.add_column("statistic")
+    for f in stats:
+        t.add_column(Path(f).name, justify="right")
+    keys = [k for k in next(iter(stats.values())) if k != "item_frequency"]
+    for k in keys:
+        t.add_row(k, *[f"{s[k]:.4g}" if isinstance(s[k], float) else str(s[k]) for s in stats.values()])
+    t.add_row("item frequency min/mean/max", *[f"{min(s['item_frequency']):.3f}/{sum(s['item_frequency']) / len(s['item_frequency']):.3f}/{max(s['item_frequency']):.3f}" for s in stats.values()])
+    console.print(t)
+    if json_out is not None:
+        atomic_write_json(json_out, stats)
 
 
 def main() -> None:  # pragma: no cover
