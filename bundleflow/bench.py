@@ -126,7 +126,8 @@ def run_bench(
             mcfg = load_config(None, ov + LEARNED_OVERRIDES[method] + [f"menu.time_budget_s={budget_s}"])
             log(f"{name}: training {method} (budget {budget_s:g} s)")
             t0 = time.perf_counter()
-            s = run_training(mcfg, out / name / method, resume=False, progress=False, log=lambda *_: None)
+            s = run_training(mcfg, out / name / method, resume=False, progress=False, log=lambda *_: None,
+                             write_report_at_end=not quick)
             wall = time.perf_counter() - t0
             metrics = _read_metrics(out / name / method / "metrics.jsonl")
             curves[name][method] = [(m["seconds"], m["hard_revenue"]) for m in metrics]

@@ -67,6 +67,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> None:
+    fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     _plt().close(fig)
 
@@ -126,7 +127,9 @@ def write_report(run_dir: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     mean_ev = ev.mean(0).cpu()
     share = out.sales.double() / len(test)
-    sc = ax.scatter(mean_ev.numpy(), menu.prices.numpy(), c=share.numpy(), cmap="viridis", s=14)
+    up = torch.argsort(share)  # most chosen drawn last (on top); size grows with the share
+    sc = ax.scatter(mean_ev[up].numpy(), menu.prices[up].numpy(), c=share[up].numpy(), cmap="viridis",
+                    s=(12 + 200 * share[up]).numpy(), edgecolors="k", linewidths=0.3)
     hi = float(max(mean_ev.max(), menu.prices.max()))
     ax.plot([0, hi], [0, hi], ls="--", lw=0.8, color="grey")
     fig.colorbar(sc, label="share choosing")

@@ -74,7 +74,8 @@ def build_model(cfg: RunConfig, train, out: Path, device, log=print):
     return BundleRochetNetMenu(mc.n_elements, train.n_items, mc.n_support, cap, mc.resample_every, seed=mc.seed)
 
 
-def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True, log=print) -> dict:
+def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True, log=print,
+                 write_report_at_end: bool = True) -> dict:
     """Train BundleFlow end to end into ``out`` and return the summary dict."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -173,4 +174,11 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
         "train_seconds": time.perf_counter() - t0,
     }
     atomic_write_json(out / "summary.json", summary)
+    if write_report_at_end:
+        from bundleflow.report import write_report
+
+        try:
+            log(f"report: {write_report(out)}")
+        except Exception as exc:  # a failed report must not lose a finished run
+            log(f"report not written: {exc}")
     return summary

@@ -7,7 +7,6 @@ can be compared with a reference one line by line.
 
 from __future__ import annotations
 
-import torch
 
 from bundleflow.valuations import XORValuation
 
