@@ -1,4 +1,5 @@
-"""CATS "regions" and "arbitrary" valuations in Python (Leyton-Brown, Pearson, Shoham 2000).
+"""CATS valuations in Python (Leyton-Brown, Pearson, Shoham 2000): regions, arbitrary,
+matching (airport take-off / landing slots) and scheduling (job deadlines).
 
 Implemented from the paper's description of the two spatial / arbitrary-relationship
 distributions and the documented CATS 2.x defaults; checked statistically against the
@@ -39,6 +40,22 @@ One *bidder* of an instance:
   XOR bid (if none qualifies, the bidder has the single bundle);
 * dominated atoms (a subset with at least the same value exists) are removed the way
   CATS does by default (:func:`_remove_dominated`, quirks included).
+
+Matching (:class:`_Matching`; M divisible by 4): 4 real airports (coordinates as in CATS),
+every pair linked except the two New York ones; ``M / 4`` time slots, good
+``(t - 1) * 4 + city``; airport costs ``U[0, 5]`` per instance. A bidder flies between two
+linked cities; its minimum flight length is ``round(min(10, T - 1) * dist / max dist)``,
+its preferred start uniform, its multiplier ``U[0.5, 1.5]``; it bids on every take-off
+within ``[start - 1, start + 2]`` and landing up to ``start + length + 2``, valued
+``mult * (cost1 + cost2) * 0.9^delay * 0.75^late`` with ``late = min(land - (start + length), 0)``
+(CATS's ``min``, so early landings are worth *more*; reproduced).
+
+Scheduling (:class:`_Scheduling`): a job of length ``l = 1 + U{0..9}`` needing consecutive
+slots; first deadline ``d_1`` uniform in ``[l - 1, M - 1]``; further deadlines while
+``U <= 0.7``, each uniformly after the last; for each new deadline ``d`` every window
+ending in ``(previous deadline, d]`` is an atom worth ``mult * l^1.2 * d_1 / d`` (mult
+``U[0.5, 1.5]``). Jobs with ``d_1 = 0`` get a 0/0 (NaN) value in CATS and were dropped
+from the reference files; they are redrawn here.
 """
 
 from __future__ import annotations
@@ -52,7 +69,8 @@ import torch
 from bundleflow.errors import InputError
 from bundleflow.valuations import XORValuation
 
-DISTRIBUTIONS = ("regions", "regions-upv", "regions-npv", "arbitrary", "arbitrary-upv", "arbitrary-npv")
+DISTRIBUTIONS = ("regions", "regions-upv", "regions-npv", "arbitrary", "arbitrary-upv", "arbitrary-npv",
+                 "matching", "scheduling")
 
 
 @dataclass(frozen=True)
@@ -229,6 +247,70 @@ def _remove_dominated(atoms: list[tuple[frozenset, float]]) -> list[tuple[frozen
     return L
 
 
+class _Matching:
+    """One matching instance (airport costs) and its bidders (module doc)."""
+
+    XY = ((-87.75, 41.98333333), (-77.03333333, 38.85), (-73.783333, 40.65), (-73.8666666, 40.76666666))
+
+    def __init__(self, M: int, rng: np.random.Generator):
+        if M % 4:
+            raise InputError(f"CATS matching needs n_items divisible by 4, got {M}")
+        self.M, self.T, self.rng = M, M // 4, rng
+        xy = np.asarray(self.XY)
+        self.dist = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1))
+        self.linked = ~np.eye(4, dtype=bool)
+        self.linked[2, 3] = self.linked[3, 2] = False
+        self.max_l = self.dist[self.linked].max()
+        self.cost = rng.random(4) * 5
+        self.normal = False
+
+    def bidder(self) -> list[tuple[frozenset, float]]:
+        rng, T = self.rng, self.T
+        c1 = int(rng.integers(4))
+        c2 = int(rng.choice(np.flatnonzero(self.linked[c1])))
+        length = int(math.floor(min(10, T - 1) * self.dist[c1, c2] / self.max_l + 0.5))
+        start = 1 if T == length else 1 + int(rng.integers(T - length))
+        mult = 0.5 + rng.random()
+        atoms = []
+        for takeoff in range(max(1, start - 1), min(T, start + 2) + 1):
+            for land in range(takeoff + length, min(start + length + 2, T) + 1):
+                late = min(land - (start + length), 0)
+                delay = max(land - takeoff - length, 0)
+                v = mult * (self.cost[c1] + self.cost[c2]) * 0.9**delay * 0.75**late
+                atoms.append((frozenset({(takeoff - 1) * 4 + c1, (land - 1) * 4 + c2}), float(v)))
+        return _remove_dominated(atoms)
+
+
+class _Scheduling:
+    """Scheduling bidders (module doc); instances carry no shared state."""
+
+    def __init__(self, M: int, rng: np.random.Generator):
+        self.M, self.rng, self.normal = M, rng, False
+
+    def bidder(self) -> list[tuple[frozenset, float]]:
+        rng, M = self.rng, self.M
+        while True:
+            l = 1 + int(rng.integers(10))
+            l = min(l, M)
+            d1 = l - 1 + int(rng.integers(M - l + 1))
+            if d1 > 0:
+                break  # d_1 = 0 is CATS's NaN row (dropped from the reference)
+        mult = 0.5 + rng.random()
+        atoms, cur, d = [], -1, d1
+        while True:
+            for start in range(M):
+                end = start + l - 1
+                if end <= d and cur < end:
+                    atoms.append((frozenset(range(start, end + 1)), float(mult * l**1.2 * d1 / d)))
+            cur = d
+            if cur == M - 1:
+                break
+            d = cur + 1 + int(rng.integers(M - cur - 1))
+            if rng.random() > 0.7:
+                break
+        return _remove_dominated(atoms)
+
+
 def generate(
     distribution: str,
     n_items: int,
@@ -253,7 +335,12 @@ def generate(
     rows, pv, inst = [], [], []
     k = 0
     while len(rows) < n_valuations:
-        ins = _Instance(distribution, n_items, prm, rng)
+        if distribution == "matching":
+            ins = _Matching(n_items, rng)
+        elif distribution == "scheduling":
+            ins = _Scheduling(n_items, rng)
+        else:
+            ins = _Instance(distribution, n_items, prm, rng)
         for _ in range(min(bidders_per_instance, n_valuations - len(rows))):
             rows.append(ins.bidder())
             pv.append(int(ins.normal))
