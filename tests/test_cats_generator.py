@@ -11,6 +11,7 @@ prices (fitted on 1000 of its rows) are applied to both samples and the mean pay
 compared by the same z-test.
 """
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,10 @@ FILES = [f"{d}_{m}" for d in ("regions", "regions-upv", "regions-npv", "arbitrar
 # reference the city pairs are far from uniform (Chicago-JFK 0.38 where uniform draws give
 # 0.21, the same in every matching file). It shows at 48 and 100 goods (atoms per bidder,
 # last-slot frequencies); reproducing it needs an exact rand48 emulation with CATS's seeding.
+# The robust symptom is pinned by test_matching_city_pairs_match_reference (strict xfail);
+# these two may pass by chance, so they are not strict.
 for _f in ("matching_48", "matching_100"):
-    FILES.append(pytest.param(_f, marks=pytest.mark.xfail(strict=True, reason="CATS rand48 correlation")))
+    FILES.append(pytest.param(_f, marks=pytest.mark.xfail(strict=False, reason="CATS rand48 correlation")))
 
 
 def _z(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,7 +68,7 @@ def test_generator_matches_reference(cats_dir, name):
         pytest.skip(f"{path} not present")
     ref, _ = load_cats_npz(path)
     dist, m = name.rsplit("_", 1)
-    gen, meta = generate(dist, int(m), N_GEN, seed=hash(name) % 2**31)
+    gen, meta = generate(dist, int(m), N_GEN, seed=zlib.crc32(name.encode()))
     a, b = _per_bidder(gen), _per_bidder(ref)
     for key in a:
         z = _z(a[key], b[key])
@@ -139,3 +142,19 @@ def test_dominance_removal_never_changes_the_valuation(atoms):
 
     for S in [frozenset(range(k)) for k in range(7)] + [s for s, _ in atoms]:
         assert v(S, kept) == v(S, atoms)
+
+
+@pytest.mark.xfail(strict=True, reason="CATS rand48 correlation: city pairs are not uniform in the reference")
+def test_matching_city_pairs_match_reference(cats_dir):
+    path = Path(cats_dir) / "matching_100_single.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    ref, _ = load_cats_npz(path)
+    gen, _ = generate("matching", 100, 3000, seed=1)
+
+    def pair_share(v, pair):  # share of bidders flying between the two cities of ``pair``
+        cities = [tuple(sorted(set((torch.nonzero(v.atoms[i, 0]).flatten() % 4).tolist()))) for i in range(len(v))]
+        return np.array([c == pair for c in cities], float)
+
+    a, b = pair_share(gen, (0, 2)), pair_share(ref, (0, 2))
+    assert abs(_z(a, b)) < Z_MAX, f"Chicago-JFK share {a.mean():.3f} vs reference {b.mean():.3f}"
