@@ -91,10 +91,89 @@ class CatsParams:
     normal_stdev: float = 30.0
 
 
+_A48, _C48, _MASK48 = 0x5DEECE66D, 0xB, (1 << 48) - 1
+
+
+class _NumpyStream:
+    """Fast default random stream (numpy); same interface as :class:`Rand48Stream`."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def random(self) -> float:
+        return float(self.rng.random())
+
+    def random_n(self, k: int) -> np.ndarray:
+        return self.rng.random(k)
+
+    def randint(self, n: int) -> int:
+        return int(self.rng.integers(n))
+
+    def normal(self, mu: float, sigma: float) -> float:
+        return float(self.rng.normal(mu, sigma))
+
+
+class Rand48Stream:
+    """The random stream of CATS 2.x on Linux, reproduced exactly.
+
+    ``DRand = drand48``, ``LRand = lrand48`` after ``srand48(seed)`` (one 48-bit linear
+    congruential generator), and normal draws by the polar method from two separate
+    ``erand48`` states seeded from ``seed`` and ``seed2`` (CATS's ``Normal`` class, with its
+    cached second deviate). With the ``seeds`` / ``seeds2`` columns of a reference file this
+    regenerates its rows.
+    """
+
+    def __init__(self, seed: int, seed2: int = 0):
+        self.x = ((int(seed) & 0xFFFFFFFF) << 16) | 0x330E
+        # erand48 state from xsubi = {seed >> 16, seed & 0xFFFF, 0x330E} (xsubi[0] = low bits)
+        self.n1 = (0x330E << 32) | ((int(seed) & 0xFFFF) << 16) | ((int(seed) >> 16) & 0xFFFF)
+        self.n2 = (0x330E << 32) | ((int(seed2) & 0xFFFF) << 16) | ((int(seed2) >> 16) & 0xFFFF)
+        self.cached: float | None = None
+
+    def _next(self) -> int:
+        self.x = (_A48 * self.x + _C48) & _MASK48
+        return self.x
+
+    def random(self) -> float:
+        return self._next() / 2.0**48
+
+    def random_n(self, k: int) -> np.ndarray:
+        return np.array([self.random() for _ in range(k)])
+
+    def randint(self, n: int) -> int:
+        return (self._next() >> 17) % n
+
+    def _erand(self, which: int) -> float:
+        if which == 1:
+            self.n1 = (_A48 * self.n1 + _C48) & _MASK48
+            return self.n1 / 2.0**48
+        self.n2 = (_A48 * self.n2 + _C48) & _MASK48
+        return self.n2 / 2.0**48
+
+    def normal(self, mu: float, sigma: float) -> float:
+        if self.cached is not None:
+            g, self.cached = self.cached, None
+            return g * sigma + mu
+        while True:
+            v1 = 2.0 * self._erand(1) - 1.0
+            v2 = 2.0 * self._erand(2) - 1.0
+            rsq = v1 * v1 + v2 * v2
+            if 0.0 < rsq < 1.0:
+                break
+        fac = math.sqrt(-2.0 * math.log(rsq) / rsq)
+        self.cached = v1 * fac
+        return v2 * fac * sigma + mu
+
+
+def _first_reaching(cum: np.ndarray, u: float) -> int:
+    """CATS's inverse-CDF loop: the first index ``i`` with ``u <= cum[i]`` (``len`` if none)."""
+    return int(np.searchsorted(cum, u, side="left"))
+
+
 class _Instance:
     """Goods, common values and the relatedness structure of one CATS instance."""
 
-    def __init__(self, dist: str, M: int, prm: CatsParams, rng: np.random.Generator):
+    def __init__(self, dist: str, M: int, prm: CatsParams, rng):
         self.M, self.prm, self.rng = M, prm, rng
         self.arbitrary = dist.startswith("arbitrary")
         if dist.endswith("-npv"):
@@ -102,19 +181,22 @@ class _Instance:
         elif dist.endswith("-upv"):
             self.normal = False
         else:
-            self.normal = bool(rng.integers(2))
+            self.normal = rng.randint(2) == 1
         self.jump = 0.0 if self.arbitrary else prm.jump_prob
         self.W = self._relatedness()
-        self.c = rng.random(M) * (prm.max_good_value - 1) + 1
+        self.c = rng.random_n(M) * (prm.max_good_value - 1) + 1
         self.min_p = prm.normal_mean + 1000 * prm.normal_stdev
 
     def _relatedness(self) -> np.ndarray:
         M, rng, prm = self.M, self.rng, self.prm
         if self.arbitrary:
-            d = 1.0 - rng.random((M, M))  # (0, 1]
-            d = np.triu(d, 1)
-            d = d + d.T
-            return d
+            iu = np.triu_indices(M, 1)
+            vals = rng.random_n(len(iu[0]))
+            while (vals == 0).any():  # CATS redraws an exact zero
+                vals[vals == 0] = rng.random_n(int((vals == 0).sum()))
+            d = np.zeros((M, M))
+            d[iu] = vals
+            return d + d.T
         n = int(math.isqrt(M))
         A = np.zeros((M, M))
         while True:
@@ -126,7 +208,7 @@ class _Instance:
                     if rng.random() > prm.remove_neighbor and j + 1 < n:
                         A[g, g + 1] = A[g + 1, g] = 1
                     if rng.random() < prm.additional_neighbor:
-                        if rng.integers(2) == 0:
+                        if rng.randint(2) == 0:
                             if i + 1 < n and j + 1 < n:
                                 A[g, g + n + 1] = A[g + n + 1, g] = 1
                         elif i + 1 < n and j + 1 < n:
@@ -135,55 +217,70 @@ class _Instance:
                 return A
 
     def _private_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(p [M], pn [M])`` with CATS's arithmetic (sequential sums, same operation order)."""
         prm, M, rng = self.prm, self.M, self.rng
         if not self.normal:
             half = prm.deviation * prm.max_good_value
-            p = rng.random(M) * 2 * half - half
-            pn = p + half
-        else:
-            p = rng.normal(prm.normal_mean, prm.normal_stdev, M)
-            self.min_p = min(self.min_p, float(p.min()))
-            pn = p - self.min_p
-        return p, pn / pn.sum()
+            p = -half + rng.random_n(M) * 2 * prm.deviation * prm.max_good_value
+            pn = (p + half) / 2 * prm.deviation * prm.max_good_value
+            return p, pn / np.cumsum(pn)[-1]
+        p = np.array([rng.normal(prm.normal_mean, prm.normal_stdev) for _ in range(M)])
+        total = np.cumsum(p)[-1]
+        self.min_p = min(self.min_p, float(p.min()))
+        total -= M * self.min_p
+        return p, (p - self.min_p) / total
 
     def _grow(self, bundle: list[int], pn: np.ndarray, target: int | None) -> list[int]:
-        """Add goods to ``bundle`` until ``target`` size, or while ``U < additional_location`` if ``None``."""
+        """Add goods to ``bundle`` until ``target`` size, or while ``U <= additional_location`` if ``None``."""
         M, rng = self.M, self.rng
         inb = np.zeros(M, bool)
         inb[bundle] = True
-        conn = self.W[bundle].sum(0)
         while True:
             if target is None:
-                if rng.random() > self.prm.additional_location:
+                if not rng.random() <= self.prm.additional_location:
                     return bundle
             elif len(bundle) >= target:
                 return bundle
-            if len(bundle) >= M:
+            if len(bundle) >= M:  # CATS adds nothing (and draws nothing) to a full bundle
+                if target is None:
+                    continue
                 return bundle
             if rng.random() < self.jump:
-                free = np.flatnonzero(~inb)
-                g = int(free[rng.integers(len(free))])
+                while True:
+                    g = rng.randint(M)
+                    if not inb[g]:
+                        break
             else:
-                w = np.where(inb, 0.0, pn * conn)
-                s = w.sum()
+                w = np.zeros(M)
+                for b in bundle:  # accumulated in bundle order, as CATS does
+                    w += pn * self.W[b]
+                w[inb] = 0.0
+                s = np.cumsum(w)[-1]
                 if s <= 0:
                     continue
-                g = int(np.searchsorted(np.cumsum(w), rng.random() * s, side="right"))
-                g = min(g, M - 1)
-                if inb[g]:  # rounding at the top end
-                    g = int(np.flatnonzero(w > 0)[-1])
+                cum = np.cumsum(w / s)
+                g = _first_reaching(cum, rng.random())
+                if g >= M:  # rounding at the top end: CATS takes the last good of non-zero weight
+                    g = int(np.flatnonzero(pn != 0)[-1])
             bundle.append(g)
             inb[g] = True
-            conn += self.W[g]
 
     def bidder(self) -> list[tuple[frozenset, float]]:
         """One bidder's XOR atoms ``[(goods, value), ...]``."""
         prm, rng = self.prm, self.rng
         while True:
             p, pn = self._private_values()
-            first = int(min(np.searchsorted(np.cumsum(pn), rng.random(), side="right"), self.M - 1))
+            first = _first_reaching(np.cumsum(pn), rng.random())
+            if first >= self.M:
+                first = int(np.flatnonzero(pn != 0)[-1])
             b = self._grow([first], pn, None)
-            value = lambda S: float(self.c[S].sum() + p[S].sum() + len(S) ** (1 + prm.additivity))  # noqa: E731
+
+            def value(S: list[int]) -> float:
+                total = 0.0
+                for g in S:
+                    total += p[g] + self.c[g]
+                return total + len(S) ** (1 + prm.additivity)
+
             vb = value(b)
             if vb > 0:
                 break
@@ -252,7 +349,7 @@ class _Matching:
 
     XY = ((-87.75, 41.98333333), (-77.03333333, 38.85), (-73.783333, 40.65), (-73.8666666, 40.76666666))
 
-    def __init__(self, M: int, rng: np.random.Generator):
+    def __init__(self, M: int, rng):
         if M % 4:
             raise InputError(f"CATS matching needs n_items divisible by 4, got {M}")
         self.M, self.T, self.rng = M, M // 4, rng
@@ -261,16 +358,19 @@ class _Matching:
         self.linked = ~np.eye(4, dtype=bool)
         self.linked[2, 3] = self.linked[3, 2] = False
         self.max_l = self.dist[self.linked].max()
-        self.cost = rng.random(4) * 5
+        self.cost = rng.random_n(4) * 5
         self.normal = False
 
     def bidder(self) -> list[tuple[frozenset, float]]:
         rng, T = self.rng, self.T
-        c1 = int(rng.integers(4))
-        c2 = int(rng.choice(np.flatnonzero(self.linked[c1])))
-        length = int(math.floor(min(10, T - 1) * self.dist[c1, c2] / self.max_l + 0.5))
-        start = 1 if T == length else 1 + int(rng.integers(T - length))
-        mult = 0.5 + rng.random()
+        c1 = rng.randint(4)
+        while True:
+            c2 = rng.randint(4)
+            if c1 != c2 and self.linked[c1, c2]:
+                break
+        length = int(min(10, T - 1) * self.dist[c1, c2] / self.max_l + 0.5)
+        start = 1 if T == length else 1 + rng.randint(T - length)
+        mult = 1 - 0.5 + 2 * rng.random() * 0.5
         atoms = []
         for takeoff in range(max(1, start - 1), min(T, start + 2) + 1):
             for land in range(takeoff + length, min(start + length + 2, T) + 1):
@@ -284,18 +384,19 @@ class _Matching:
 class _Scheduling:
     """Scheduling bidders (module doc); instances carry no shared state."""
 
-    def __init__(self, M: int, rng: np.random.Generator):
+    def __init__(self, M: int, rng):
+        if M < 10:
+            raise InputError(f"CATS scheduling needs n_items >= 10 (jobs of up to 10 slots), got {M}")
         self.M, self.rng, self.normal = M, rng, False
 
     def bidder(self) -> list[tuple[frozenset, float]]:
         rng, M = self.rng, self.M
         while True:
-            l = 1 + int(rng.integers(10))
-            l = min(l, M)
-            d1 = l - 1 + int(rng.integers(M - l + 1))
+            l = 1 + rng.randint(10)
+            d1 = l - 1 + rng.randint(M - l + 1)
+            mult = 1 - 0.5 + 2 * rng.random() * 0.5
             if d1 > 0:
-                break  # d_1 = 0 is CATS's NaN row (dropped from the reference)
-        mult = 0.5 + rng.random()
+                break  # d_1 = 0 is CATS's NaN row (dropped from the reference): redrawn
         atoms, cur, d = [], -1, d1
         while True:
             for start in range(M):
@@ -305,7 +406,7 @@ class _Scheduling:
             cur = d
             if cur == M - 1:
                 break
-            d = cur + 1 + int(rng.integers(M - cur - 1))
+            d = cur + 1 + rng.randint(M - cur - 1)
             if rng.random() > 0.7:
                 break
         return _remove_dominated(atoms)
@@ -318,8 +419,21 @@ def generate(
     seed: int = 0,
     bidders_per_instance: int = 1,
     params: CatsParams | None = None,
+    cats_seeds: tuple | None = None,
+    stream: str = "auto",
 ) -> tuple[XORValuation, dict]:
     """``n_valuations`` XOR valuations; ``bidders_per_instance = 1`` is CATS's single-bidder mode.
+
+    ``cats_seeds = (seeds, seeds2)`` (one pair per valuation) switches to CATS's own random
+    stream (:class:`Rand48Stream`), one single-bidder run per row, which regenerates the
+    rows of a reference file from its ``seeds`` / ``seeds2`` columns; the default is a
+    numpy stream seeded by ``seed`` (same distributions, much faster).
+
+    ``stream``: ``"numpy"``, ``"rand48"`` (CATS's stream, one run per valuation with
+    seeds drawn from ``seed``; recorded in ``meta["seeds"]``, ``meta["seeds2"]``) or
+    ``"auto"``: rand48 for matching and scheduling, whose CATS draws are short and whose
+    reference statistics carry lrand48's low-bit correlations (city pairs of matching are
+    far from uniform), numpy for regions and arbitrary (same statistics, much faster).
 
     Returns ``(valuation, meta)`` with ``meta["private_values"]`` (1 = normal, 0 = uniform)
     and ``meta["instance"]`` per row.
@@ -331,10 +445,24 @@ def generate(
     if n_valuations < 1 or bidders_per_instance < 1:
         raise InputError("n_valuations and bidders_per_instance must be >= 1")
     prm = params or CatsParams()
-    rng = np.random.default_rng(seed)
+    if stream not in ("auto", "numpy", "rand48"):
+        raise InputError(f"stream must be auto, numpy or rand48, got {stream!r}")
+    if stream == "auto":
+        stream = "rand48" if distribution in ("matching", "scheduling") else "numpy"
+    if cats_seeds is None and stream == "rand48" and bidders_per_instance == 1:
+        sr = np.random.default_rng(seed)
+        cats_seeds = (sr.integers(1, 2**31, n_valuations), sr.integers(1, 2**31, n_valuations))
+    if cats_seeds is not None:
+        seeds, seeds2 = (np.asarray(x).reshape(-1) for x in cats_seeds)
+        if len(seeds) != n_valuations or len(seeds2) != n_valuations:
+            raise InputError(f"cats_seeds must hold {n_valuations} seeds and seeds2, got {len(seeds)} and {len(seeds2)}")
+        if bidders_per_instance != 1:
+            raise InputError("cats_seeds reproduces single-bidder runs: bidders_per_instance must be 1")
+    shared = _NumpyStream(np.random.default_rng(seed)) if stream == "numpy" else Rand48Stream(seed, seed + 1)
     rows, pv, inst = [], [], []
     k = 0
     while len(rows) < n_valuations:
+        rng = shared if cats_seeds is None else Rand48Stream(seeds[len(rows)], seeds2[len(rows)])
         if distribution == "matching":
             ins = _Matching(n_items, rng)
         elif distribution == "scheduling":
@@ -356,4 +484,6 @@ def generate(
     val = XORValuation(torch.from_numpy(atoms), torch.from_numpy(values))
     meta = {"private_values": np.asarray(pv, np.int8), "instance": np.asarray(inst, np.int32),
             "distribution": distribution, "n_items": n_items, "seed": seed}
+    if cats_seeds is not None:
+        meta["seeds"], meta["seeds2"] = np.asarray(seeds, np.int64), np.asarray(seeds2, np.int64)
     return val, meta

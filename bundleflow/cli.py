@@ -259,6 +259,7 @@ def data_generate(
     n: int = typer.Option(5000, help="number of valuations"),
     bidders_per_instance: int = typer.Option(1, help="bidders sharing one CATS instance (1 = single-bidder mode)"),
     seed: int = typer.Option(0, help="random seed"),
+    stream: str = typer.Option("auto", help="auto, numpy, or rand48 (CATS's own random stream, one run per valuation)"),
     force: bool = typer.Option(False, help="overwrite an existing file"),
 ):
     """Draw CATS valuations and write them as npz (atoms, values, n_atoms, provenance)."""
@@ -271,9 +272,10 @@ def data_generate(
         if out.suffix != ".npz":
             raise BundleflowError(f"{out}: the output file must end in .npz")
         t0 = time.perf_counter()
-        v, meta = generate(distribution, items, n, seed=seed, bidders_per_instance=bidders_per_instance)
+        v, meta = generate(distribution, items, n, seed=seed, bidders_per_instance=bidders_per_instance, stream=stream)
+        extra = {k: meta[k] for k in ("seeds", "seeds2") if k in meta}
         save_cats_npz(out, v, private_values=meta["private_values"], instance=meta["instance"],
-                      distribution=distribution, seed=seed, generator="bundleflow.cats_generator")
+                      distribution=distribution, seed=seed, generator="bundleflow.cats_generator", **extra)
     except BundleflowError as exc:
         _fail(exc)
     console.print(f"wrote {n} {distribution} valuations over {items} goods to {out} ({time.perf_counter() - t0:.1f} s)")
