@@ -88,7 +88,7 @@ def demo(
     atomic_write_json(out / "config.json", {"command": "demo", "seed": seed, "python": sys.version.split()[0], "platform": platform.platform()})
     report = "# bundleflow demo\n\nRevenue is the exact (hard) evaluation of each mechanism.\n\n" + "\n".join(_markdown(t, r) for t, r in sections)
     atomic_write_text(out / "report.md", report)
-    console.print(f"wrote {out}/summary.json and {out}/report.md")
+    console.print(f"wrote {out}/summary.json and {out}/report.md; BundleFlow run report: {out}/bundleflow/report/index.html")
 
 
 @app.command()
