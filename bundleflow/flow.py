@@ -89,10 +89,15 @@ class BundleFlow(nn.Module):
         s1 = s0 * torch.exp(q * E)
         return s1, -q.sum(-1) * E
 
+    @staticmethod
+    def round_end_points(s1: torch.Tensor) -> torch.Tensor:
+        """Bundles ``1[s(1) >= 1/2]`` as float 0/1, ``[..., m]`` (no gradient)."""
+        return (s1.detach() >= 0.5).to(torch.float32)
+
     def bundles(self, s0: torch.Tensor) -> torch.Tensor:
-        """Rounded end points ``1[s(1) >= 1/2]`` as float 0/1, ``[..., m]`` (no gradient)."""
+        """Rounded end points of start points ``s0`` (:meth:`round_end_points` of :meth:`push`)."""
         with torch.no_grad():
-            return (self.push(s0)[0] >= 0.5).to(torch.float32)
+            return self.round_end_points(self.push(s0)[0])
 
     def rf_loss(self, s0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Rectified-flow loss on start points ``[N, m]`` and times ``[N]`` (module doc)."""

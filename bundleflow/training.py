@@ -75,9 +75,8 @@ class BundleFlowMenu(MenuModel):
 
     def lottery(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(bundles [J, D, m] 0/1, probs [J, D])``; probs carry gradients to ``z`` and weights."""
-        s0 = self.s0()
-        bundles = self.flow.bundles(s0)
-        _, log_det = self.flow.push(s0)
+        s1, log_det = self.flow.push(self.s0())  # Q(s0) evaluated once for both
+        bundles = self.flow.round_end_points(s1)
         probs = torch.softmax(torch.log_softmax(self.w_logit, -1) + log_det, -1)
         return bundles, probs
 
