@@ -13,8 +13,11 @@ from bundleflow.oracles import lp_optimal_mechanism, welfare_bound
 from bundleflow.valuations import Valuation, XORValuation
 
 
-def baseline_rows(train: Valuation, test: Valuation, atom_menu_size: int = 32, lp: bool = False) -> list[dict]:
+def baseline_rows(train: Valuation, test: Valuation, atom_menu_size: int = 32, lp: bool = False,
+                  fitted: dict | None = None) -> list[dict]:
     """Fit every applicable baseline on ``train``; exact revenue on ``train`` and ``test``.
+
+    ``fitted``, if given, receives each fitted :class:`BaselineResult` by method name.
 
     ``lp=True`` adds the LP optimum over the training sample (its in-sample revenue is the
     optimum for that empirical distribution; its held-out revenue is that of its menu).
@@ -27,6 +30,8 @@ def baseline_rows(train: Valuation, test: Valuation, atom_menu_size: int = 32, l
         t0 = time.perf_counter()
         res = fit(train)
         seconds = time.perf_counter() - t0
+        if fitted is not None:
+            fitted[res.name] = res
         rev, se = res.evaluate_se(test)
         rows.append({"method": res.name, "train_revenue": res.revenue, "test_revenue": rev, "test_revenue_se": se, "seconds": seconds})
     if lp:

@@ -139,12 +139,10 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
     final = trainer.menu()
     test_out = evaluate_menu(best, test)
     atomic_write_json(out / "menu.json", best.to_dict())
-    rows = baseline_rows(train, test, atom_menu_size=min(64, cfgm.n_elements))
+    fitted: dict = {}
+    rows = baseline_rows(train, test, atom_menu_size=min(64, cfgm.n_elements), fitted=fitted)
     # paired comparison with item pricing on the same held-out bidders
-    from bundleflow.baselines import item_pricing
-
-    ip = item_pricing(train).item_prices
-    diff = test_out.payment.double() - test.demand(ip.to(test.device))[1].double().cpu()
+    diff = test_out.payment.double() - fitted["item_pricing"].payments(test)
     last = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()][-1]
     summary = {
         "learned": {
