@@ -72,6 +72,9 @@ class MenuConfig(_Strict):
     # outside option: "none" (pure menu, the bidder may buy nothing) or "item_prices"
     # (mixed bundling: any bundle may also be bought at the item-pricing baseline's prices)
     outside: Literal["none", "item_prices"] = "none"
+    # training objective: the softmax relaxation, or straight-through (hard forward, softmax
+    # backward), optionally with Gumbel-perturbed utilities
+    estimator: Literal["softmax", "straight_through", "gumbel"] = "softmax"
     seed: int = 0
 
 

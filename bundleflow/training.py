@@ -15,7 +15,10 @@ of utilities measured in units of the value scale ``E[v(all items)]``::
     pi = softmax([u_1, ..., u_J, 0] / tau),  soft revenue = sum_j pi_j price_j
 
 with ``tau`` annealed from ``tau_start`` to ``tau_end`` (value units), which makes
-the relaxation's scale independent of the data's value scale.
+the relaxation's scale independent of the data's value scale. ``menu.estimator``
+switches the training objective to a straight-through estimator (forward: the hard
+choice ``argmax``; backward: the softmax's gradient) or its Gumbel-perturbed variant;
+the logged soft revenue is always the plain softmax relaxation.
 
 With ``menu.outside = "item_prices"`` the menu is a mixed-bundling mechanism: the
 outside option is the bidder's a la carte purchase at the item prices of the
@@ -222,7 +225,7 @@ class MenuTrainer:
         frac = step / max(1, cfg.steps - 1)
         return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** min(1.0, frac)
 
-    def soft_revenue(self, batch: Valuation, tau: float):
+    def soft_revenue(self, batch: Valuation, tau: float, estimator: str = "softmax"):
         """Relaxed revenue in value-scale units on ``batch``.
 
         Returns ``(revenue (scalar), bundles [J, D, m], probs [J, D], best [J, D])`` where
@@ -247,14 +250,21 @@ class MenuTrainer:
             u_out, pay_out = (u0 / self.scale).float()[:, None], (pay0 / self.scale).float()[:, None]
         else:
             u_out = pay_out = zero
-        pi = torch.softmax(torch.cat([u, u_out], 1) / tau, 1)
+        logits = torch.cat([u, u_out], 1) / tau
+        if estimator == "gumbel":  # perturbed choice: logits + Gumbel(0, 1) noise
+            uni = torch.rand(logits.shape, generator=self.gen).to(logits.device).clamp(1e-12, 1 - 1e-12)
+            logits = logits - torch.log(-torch.log(uni))
+        pi = torch.softmax(logits, 1)
+        if estimator in ("straight_through", "gumbel"):  # forward: the hard choice; backward: the softmax's
+            hard = torch.nn.functional.one_hot(logits.argmax(1), logits.shape[1]).to(pi.dtype)
+            pi = hard + pi - pi.detach()
         rev = ((pi[:, :J] * price[None]).sum(1) + (pi[:, J:] * pay_out).sum(1)).mean()
         return rev, bundles, probs, best
 
     def train_step(self) -> float:
         idx = torch.randint(len(self.train), (min(self.cfg.batch, len(self.train)),), generator=self.gen)
         batch = self.train.subset(idx.to(self.train.device))
-        rev = self.soft_revenue(batch, self.tau(self.step))[0]
+        rev = self.soft_revenue(batch, self.tau(self.step), self.cfg.estimator)[0]
         self.opt.zero_grad(set_to_none=True)
         (-rev).backward()
         self.opt.step()

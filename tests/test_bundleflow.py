@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -175,3 +176,25 @@ def test_mixed_bundling_start_earns_at_least_item_pricing():
     assert not torch.equal(before, t.item_prices)  # XOR: item prices are learned jointly
     m = t.log_metrics(0.0, 0.0)
     assert 0.0 <= m.a_la_carte_rate <= 1.0 and m.null_rate + m.a_la_carte_rate <= 1.0
+
+
+@pytest.mark.parametrize("estimator", ["straight_through", "gumbel"])
+def test_straight_through_forward_is_the_hard_choice(estimator):
+    t = _trainer(tau_end=1e-2, steps=5)
+    batch = t.val
+    tau = 0.05
+    with torch.no_grad():
+        rev = float(t.soft_revenue(batch, tau, "straight_through")[0])
+    # no noise: the forward value is the exact revenue of the hard choice
+    out = evaluate_menu(t.menu(), batch)
+    assert rev * t.scale == pytest.approx(out.revenue, rel=1e-4, abs=1e-6)
+    soft = float(t.soft_revenue(batch, tau)[0].detach())
+    assert abs(soft - rev) > 1e-6  # the relaxation itself differs at this temperature
+    # gradients reach the prices through the softmax
+    t.opt.zero_grad()
+    (-t.soft_revenue(batch, tau, estimator)[0]).backward()
+    g = t.params.price_logit.grad
+    assert g is not None and torch.isfinite(g).all() and float(g.abs().sum()) > 0
+    t.cfg = t.cfg.model_copy(update={"estimator": estimator})
+    for _ in range(3):
+        assert math.isfinite(t.train_step())
