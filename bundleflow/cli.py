@@ -288,7 +288,7 @@ def data_stats(
     no_revenue: bool = typer.Option(False, help="skip the grand-bundling / item-pricing revenue"),
     json_out: Path = typer.Option(None, "--json", help="also write the statistics as JSON"),
 ):
-    """Statistics table (atoms, items, values, E[max], item frequency, simple revenues) for each file."""
+    """Statistics table (atoms, items, values, mean largest atom value, item frequency, simple revenues) per file."""
     from bundleflow.cats_io import load_valuations
     from bundleflow.io_utils import atomic_write_json
     from bundleflow.valuation_stats import valuation_stats
