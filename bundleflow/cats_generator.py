@@ -1,5 +1,6 @@
 """CATS valuations in Python (Leyton-Brown, Pearson, Shoham 2000): regions, arbitrary,
-matching (airport take-off / landing slots) and scheduling (job deadlines).
+matching (airport take-off / landing slots), scheduling (job deadlines) and paths
+(:mod:`bundleflow.cats_paths`, transport links; always multi-bidder, as CATS runs it).
 
 Implemented from the paper's description of the two spatial / arbitrary-relationship
 distributions and the documented CATS 2.x defaults; checked statistically against the
@@ -70,7 +71,7 @@ from bundleflow.errors import InputError
 from bundleflow.valuations import XORValuation
 
 DISTRIBUTIONS = ("regions", "regions-upv", "regions-npv", "arbitrary", "arbitrary-upv", "arbitrary-npv",
-                 "matching", "scheduling")
+                 "matching", "scheduling", "paths")
 
 
 @dataclass(frozen=True)
@@ -445,6 +446,8 @@ def generate(
     if n_valuations < 1 or bidders_per_instance < 1:
         raise InputError("n_valuations and bidders_per_instance must be >= 1")
     prm = params or CatsParams()
+    if distribution == "paths":
+        return _generate_paths(n_items, n_valuations, seed, cats_seeds)
     if stream not in ("auto", "numpy", "rand48"):
         raise InputError(f"stream must be auto, numpy or rand48, got {stream!r}")
     if stream == "auto":
@@ -486,4 +489,45 @@ def generate(
             "distribution": distribution, "n_items": n_items, "seed": seed}
     if cats_seeds is not None:
         meta["seeds"], meta["seeds2"] = np.asarray(seeds, np.int64), np.asarray(seeds2, np.int64)
+    return val, meta
+
+
+def _generate_paths(n_items: int, n_valuations: int, seed: int, cats_seeds) -> tuple[XORValuation, dict]:
+    """Paths bidders from whole CATS runs (``-goods n_items -bids n_items``) on CATS's stream.
+
+    Runs whose links after compaction are not exactly ``n_items`` goods are skipped (the
+    reference file keeps only such runs). ``cats_seeds = (seeds, seeds2)`` gives the runs'
+    seeds (all their bidders are returned; ``n_valuations`` is then ignored).
+    """
+    from bundleflow.cats_paths import paths_instance
+
+    if cats_seeds is not None:
+        seeds, seeds2 = (np.asarray(x).reshape(-1) for x in cats_seeds)
+    else:
+        sr = np.random.default_rng(seed)
+        seeds = seeds2 = None
+    rows, inst, used_seeds = [], [], []
+    k = 0
+    while (cats_seeds is None and len(rows) < n_valuations) or (cats_seeds is not None and k < len(seeds)):
+        s1, s2 = (int(seeds[k]), int(seeds2[k])) if cats_seeds is not None else (int(sr.integers(1, 2**31)), int(sr.integers(1, 2**31)))
+        bidders, n_goods = paths_instance(s1, n_items, n_items, s2)
+        k += 1
+        if n_goods != n_items:
+            continue
+        rows += bidders
+        inst += [len(used_seeds)] * len(bidders)
+        used_seeds.append((s1, s2))
+    if cats_seeds is None:
+        rows, inst = rows[:n_valuations], inst[:n_valuations]
+    K = max(len(r) for r in rows)
+    atoms = np.zeros((len(rows), K, n_items), bool)
+    values = np.zeros((len(rows), K))
+    for i, r in enumerate(rows):
+        for j, (s, v) in enumerate(r):
+            atoms[i, j, list(s)] = True
+            values[i, j] = v
+    val = XORValuation(torch.from_numpy(atoms), torch.from_numpy(values))
+    meta = {"private_values": np.full(len(rows), -1, np.int8), "instance": np.asarray(inst, np.int32),
+            "distribution": "paths", "n_items": n_items, "seed": seed,
+            "seeds": np.asarray([a for a, _ in used_seeds], np.int64), "seeds2": np.asarray([b for _, b in used_seeds], np.int64)}
     return val, meta

@@ -182,3 +182,48 @@ def test_rand48_stream_regenerates_reference_rows_exactly(cats_dir, name):
         for (_, vg), (_, vr) in zip(got, ref):
             # CATS prints 6 significant digits (relative rounding <= 5e-6), the npz stores float32
             assert vg == pytest.approx(vr, rel=1e-5, abs=1e-6), f"{name} row {i}: value {vg} vs {vr}"
+
+
+def test_paths_runs_regenerate_reference_instances_exactly(cats_dir):
+    """Whole multi-bidder paths runs from the reference's per-run seeds: same bidders, same
+    atoms (goods renumbered as CATS compacts them), same values."""
+    from bundleflow.cats_paths import paths_instance
+
+    path = Path(cats_dir) / "paths_50_bidders.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    d = np.load(path)
+    for k in range(5):
+        rows = np.flatnonzero(d["instance"] == k)
+        ref = sorted((tuple(sorted(tuple(np.flatnonzero(d["atoms"][r, a])) for a in range(d["n_atoms"][r]))),
+                      float(d["values"][r, 0])) for r in rows)
+        bidders, n_goods = paths_instance(int(d["seeds"][k]), 50, 50, int(d["seeds2"][k]))
+        assert n_goods == 50
+        got = sorted((tuple(sorted(tuple(sorted(s)) for s, _ in b)), b[0][1]) for b in bidders)
+        assert [a for a, _ in got] == [a for a, _ in ref], f"paths run {k}: bidders' atoms differ"
+        for (_, vg), (_, vr) in zip(got, ref):
+            assert vg == pytest.approx(vr, rel=1e-5)
+
+
+def test_paths_generator_matches_reference_statistics(cats_dir):
+    """Fresh runs vs the reference; bidders of one run share a graph, so the tests use
+    per-run means (runs are independent)."""
+    path = Path(cats_dir) / "paths_50_bidders.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    ref, _ = load_cats_npz(path)
+    ref_inst = np.load(path)["instance"]
+    gen, meta = generate("paths", 50, 2500, seed=3)
+
+    def per_run(v, inst):
+        stats = _per_bidder(v)
+        runs = np.unique(inst)
+        return {k: np.array([x[inst == r].mean() for r in runs]) for k, x in stats.items()} | {
+            "bidders_per_run": np.bincount(inst)[runs].astype(float)}
+
+    a, b = per_run(gen, meta["instance"]), per_run(ref, ref_inst)
+    for key in a:
+        if key == "bidders_per_run":
+            a[key] = a[key][:-1]  # the last generated run is cut at n_valuations
+        z = _z(a[key], b[key])
+        assert abs(z) < Z_MAX, f"paths: per-run mean {key} {a[key].mean():.4g} vs reference {b[key].mean():.4g} (z = {z:.2f})"
