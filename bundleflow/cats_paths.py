@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from bundleflow.cats_generator import Rand48Stream
 
