@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from bundleflow.errors import InputError
-from bundleflow.valuations import Valuation
+from bundleflow.valuations import Valuation, unique_rows
 
 TIE_TOL = 1e-9
 _BIDDER_CHUNK = 512
@@ -180,7 +180,7 @@ def expected_values(menu: Menu, valuation: Valuation) -> torch.Tensor:
     J, D, m = menu.bundles.shape
     dev = valuation.device
     flat = menu.bundles.reshape(J * D, m).to(dev)
-    uniq, inverse = torch.unique(flat, dim=0, return_inverse=True)
+    uniq, inverse = unique_rows(flat)
     vals = valuation.value(uniq)  # [B, U]
     per_support = vals[:, inverse].view(len(valuation), J, D)
     return (per_support * menu.probs.to(dev)[None]).sum(-1)

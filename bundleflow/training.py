@@ -53,7 +53,7 @@ from bundleflow.errors import InputError
 from bundleflow.flow import DOMAIN, BundleFlow
 from bundleflow.menu import Menu, evaluate_menu, expected_values
 from bundleflow.menu_model import MenuModel, corner_logit
-from bundleflow.valuations import Valuation, XORValuation
+from bundleflow.valuations import Valuation, XORValuation, unique_rows
 
 class BundleFlowMenu(MenuModel):
     """BundleFlow's menu: ``z [J, D, m]`` (support points ``s0 = sigmoid(z)``), weight logits ``[J, D]``.
@@ -234,7 +234,7 @@ class MenuTrainer:
         """
         bundles, probs = self.params.lottery()
         J, D, m = bundles.shape
-        uniq, inv = torch.unique(bundles.reshape(J * D, m), dim=0, return_inverse=True)
+        uniq, inv = unique_rows(bundles.reshape(J * D, m))
         Vu = (batch.value(uniq) / self.scale).float()  # [B, U]
         ev = (Vu[:, inv].view(len(batch), J, D) * probs[None]).sum(-1)  # [B, J]
         best = Vu.amax(0)[inv].view(J, D)

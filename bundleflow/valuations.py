@@ -408,3 +408,25 @@ def pack_bits(bits: torch.Tensor) -> torch.Tensor:
     b[:, :m] = bits.to(torch.int64)
     weights = torch.pow(torch.tensor(2, dtype=torch.int64, device=bits.device), torch.arange(63, device=bits.device))
     return (b.view(N, W, 63) * weights).sum(-1)
+
+
+def unique_rows(bundles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct 0/1 rows of ``bundles [N, m]``: ``(uniq [U, m], inverse [N])`` with
+    ``uniq[inverse] == bundles``.
+
+    Rows are packed into 63-bit words and deduplicated with 1-D ``torch.unique`` per word
+    (``torch.unique(dim=0)`` compares rows one by one and dominated Stage 2's step time).
+    ``uniq`` is in a fixed but unspecified order.
+    """
+    N = bundles.shape[0]
+    if N == 0:
+        return bundles, torch.zeros(0, dtype=torch.long, device=bundles.device)
+    words = pack_bits(bundles > 0.5)
+    inv = torch.zeros(N, dtype=torch.int64, device=bundles.device)
+    for w in range(words.shape[1]):
+        _, col = torch.unique(words[:, w], return_inverse=True)
+        _, inv = torch.unique(inv * N + col, return_inverse=True)  # < N^2: exact in int64
+    U = int(inv.max()) + 1
+    first = torch.full((U,), N, dtype=torch.int64, device=bundles.device)
+    first = first.scatter_reduce(0, inv, torch.arange(N, device=bundles.device), reduce="amin")
+    return bundles[first], inv

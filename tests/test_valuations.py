@@ -138,3 +138,16 @@ def test_bundle_dimension_mismatch():
         v.value(torch.full((2, 3), 0.5))
     with pytest.raises(InputError, match="item_prices"):
         v.demand(torch.ones(4))
+
+
+@given(st.integers(1, 140), st.integers(0, 60), st.integers(0, 2**31 - 1))
+@settings(max_examples=60, deadline=None)
+def test_unique_rows_matches_torch_unique(m, n, seed):
+    from bundleflow.valuations import unique_rows
+
+    g = torch.Generator().manual_seed(seed)
+    base = (torch.rand(max(1, n // 3), m, generator=g) < 0.5).float()
+    rows = base[torch.randint(len(base), (n,), generator=g)]  # many repeats
+    uniq, inv = unique_rows(rows)
+    assert torch.equal(uniq[inv], rows)
+    assert len(uniq) == len(torch.unique(rows, dim=0)) if n else len(uniq) == 0
