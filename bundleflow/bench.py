@@ -11,13 +11,12 @@ Revenue is mean +- standard error over held-out valuations (hard evaluation).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 
 from bundleflow.errors import InputError
-from bundleflow.io_utils import atomic_write, atomic_write_json, atomic_write_text
+from bundleflow.io_utils import atomic_write, atomic_write_json, atomic_write_text, read_jsonl
 
 # learned method -> extra config overrides
 LEARNED_OVERRIDES = {
@@ -80,7 +79,7 @@ def steps_to_fraction(metrics: list[dict], frac: float = 0.99) -> int | None:
 
 
 def _read_metrics(path: Path) -> list[dict]:
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
+    return read_jsonl(path) if path.is_file() else []
 
 
 def run_bench(

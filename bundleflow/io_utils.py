@@ -1,4 +1,4 @@
-"""Atomic file writes: a file is either the old version or the complete new one."""
+"""Atomic file writes (a file is either the old version or the complete new one) and JSON-lines reading."""
 
 from __future__ import annotations
 
@@ -40,3 +40,8 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The records of a JSON-lines file (blank lines skipped)."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from bundleflow.errors import InputError
-from bundleflow.io_utils import atomic_write, atomic_write_text
+from bundleflow.io_utils import atomic_write, atomic_write_text, read_jsonl
 
 REQUIRED = ("config.yaml", "metrics.jsonl", "menu.json", "summary.json")
 MAX_ROWS = 50
@@ -45,7 +45,7 @@ def _load_run(run: Path):
     except Exception as exc:
         raise InputError(f"{run / 'config.yaml'}: not a bundleflow run config ({exc})") from exc
     try:
-        metrics = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
+        metrics = read_jsonl(run / "metrics.jsonl")
         summary = json.loads((run / "summary.json").read_text())
         menu = Menu.from_dict(json.loads((run / "menu.json").read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -13,7 +13,7 @@ import yaml
 from bundleflow.config import RunConfig
 from bundleflow.device import resolve_device
 from bundleflow.errors import InputError
-from bundleflow.io_utils import atomic_write, atomic_write_json, atomic_write_text
+from bundleflow.io_utils import atomic_write, atomic_write_json, atomic_write_text, read_jsonl
 
 
 def make_data(cfg: RunConfig):
@@ -143,7 +143,7 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
     rows = baseline_rows(train, test, atom_menu_size=min(64, cfgm.n_elements), fitted=fitted)
     # paired comparison with item pricing on the same held-out bidders
     diff = test_out.payment.double() - fitted["item_pricing"].payments(test)
-    last = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()][-1]
+    last = read_jsonl(metrics_path)[-1]
     summary = {
         "learned": {
             "model": cfgm.model,
