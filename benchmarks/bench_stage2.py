@@ -32,6 +32,7 @@ from bundleflow.device import resolve_device
 from bundleflow.flow import BundleFlow
 from bundleflow.generators import uniform_atoms
 from bundleflow.training import MenuTrainer
+from bundleflow.valuations import unique_rows
 
 OUT = Path("runs/bench")
 
@@ -56,7 +57,7 @@ def _split(t: MenuTrainer, method: str, sync) -> dict:
     bundles, probs = t.params.lottery()
     J, D, m = bundles.shape
     sync(); out["flow"] = time.perf_counter() - t0; t0 = time.perf_counter()
-    uniq, inv = torch.unique(bundles.reshape(J * D, m), dim=0, return_inverse=True)
+    uniq, inv = unique_rows(bundles.reshape(J * D, m))
     Vu = (batch.value(uniq, method=method) / t.scale).float()
     sync(); out["valuation"] = time.perf_counter() - t0; t0 = time.perf_counter()
     u = (Vu[:, inv].view(len(batch), J, D) * probs[None]).sum(-1) - (t.params.prices() / t.scale)[None]
@@ -101,9 +102,11 @@ def iteration(dev: torch.device, repeats: int = 7) -> list[dict]:
 def _one_scale_point(m: int, J: int, dev: torch.device) -> dict:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     t = _setup(m, J, 8, 128, 6, dev)
-    t.train_step(); sync()
+    for _ in range(2):  # warm-up (allocator, first touches)
+        t.train_step()
+    sync()
     times = []
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter(); t.train_step(); sync(); times.append(time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"m": m, "J": J, "iteration_s": round(statistics.median(times), 4), "peak_mib": round(peak, 1), "device": str(dev)}
