@@ -413,6 +413,18 @@ class _Scheduling:
         return _remove_dominated(atoms)
 
 
+def _to_valuation(rows: list[list[tuple[frozenset, float]]], n_items: int) -> XORValuation:
+    """Bidders' atom lists -> a padded :class:`XORValuation`."""
+    K = max(len(r) for r in rows)
+    atoms = np.zeros((len(rows), K, n_items), bool)
+    values = np.zeros((len(rows), K))
+    for i, r in enumerate(rows):
+        for j, (goods, v) in enumerate(r):
+            atoms[i, j, list(goods)] = True
+            values[i, j] = v
+    return XORValuation(torch.from_numpy(atoms), torch.from_numpy(values))
+
+
 def generate(
     distribution: str,
     n_items: int,
@@ -477,14 +489,7 @@ def generate(
             pv.append(int(ins.normal))
             inst.append(k)
         k += 1
-    K = max(len(r) for r in rows)
-    atoms = np.zeros((n_valuations, K, n_items), bool)
-    values = np.zeros((n_valuations, K))
-    for i, r in enumerate(rows):
-        for j, (s, v) in enumerate(r):
-            atoms[i, j, list(s)] = True
-            values[i, j] = v
-    val = XORValuation(torch.from_numpy(atoms), torch.from_numpy(values))
+    val = _to_valuation(rows, n_items)
     meta = {"private_values": np.asarray(pv, np.int8), "instance": np.asarray(inst, np.int32),
             "distribution": distribution, "n_items": n_items, "seed": seed}
     if cats_seeds is not None:
@@ -519,14 +524,7 @@ def _generate_paths(n_items: int, n_valuations: int, seed: int, cats_seeds) -> t
         used_seeds.append((s1, s2))
     if cats_seeds is None:
         rows, inst = rows[:n_valuations], inst[:n_valuations]
-    K = max(len(r) for r in rows)
-    atoms = np.zeros((len(rows), K, n_items), bool)
-    values = np.zeros((len(rows), K))
-    for i, r in enumerate(rows):
-        for j, (s, v) in enumerate(r):
-            atoms[i, j, list(s)] = True
-            values[i, j] = v
-    val = XORValuation(torch.from_numpy(atoms), torch.from_numpy(values))
+    val = _to_valuation(rows, n_items)
     meta = {"private_values": np.full(len(rows), -1, np.int8), "instance": np.asarray(inst, np.int32),
             "distribution": "paths", "n_items": n_items, "seed": seed,
             "seeds": np.asarray([a for a, _ in used_seeds], np.int64), "seeds2": np.asarray([b for _, b in used_seeds], np.int64)}
