@@ -28,6 +28,12 @@ def corner_logit() -> float:
     return math.log((0.5 + CORNER / 2) / (0.5 - CORNER / 2))
 
 
+def corner_logits(bundles: torch.Tensor, shape, generator: torch.Generator) -> torch.Tensor:
+    """Logits of shape ``shape`` placing 0/1 ``bundles`` (broadcast to ``shape``) at the cube's
+    corners, ``+-corner_logit()``, with N(0, 0.1^2) jitter drawn from ``generator``."""
+    return (bundles * 2 - 1) * corner_logit() + 0.1 * torch.randn(*shape, generator=generator)
+
+
 class MenuModel(nn.Module):
     """Base class: prices, item prices and the hard :class:`Menu`; subclasses build lotteries."""
 

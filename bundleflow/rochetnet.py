@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bundleflow.menu_model import MenuModel, corner_logit
+from bundleflow.menu_model import MenuModel, corner_logits
 
 
 class RochetNetMenu(MenuModel):
@@ -64,7 +64,7 @@ class RochetNetMenu(MenuModel):
 
     def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
         J, m = self.a.shape
-        a = (bundles * 2 - 1) * corner_logit() + 0.1 * torch.randn(J, m, generator=generator)
+        a = corner_logits(bundles, (J, m), generator)
         if self.unit_demand:  # mass on the first item of each bundle (nothing for the empty one)
             a = torch.full((J, m), -4.0) + 0.1 * torch.randn(J, m, generator=generator)
             first = bundles.argmax(1)
@@ -107,8 +107,7 @@ class BundleRochetNetMenu(MenuModel):
         self.x_sampled.copy_(x)
 
     def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
-        J, m = self.a.shape
-        a = (bundles * 2 - 1) * corner_logit() + 0.1 * torch.randn(J, m, generator=generator)
+        a = corner_logits(bundles, self.a.shape, generator)
         with torch.no_grad():
             self.a.copy_(a.to(self.a.device))
         self.resample()

@@ -15,24 +15,23 @@ of utilities measured in units of the value scale ``E[v(all items)]``::
     pi = softmax([u_1, ..., u_J, 0] / tau),  soft revenue = sum_j pi_j price_j
 
 with ``tau`` annealed from ``tau_start`` to ``tau_end`` (value units), which makes
-the relaxation's scale independent of the data's value scale. ``menu.estimator``
+the relaxation's scale independent of the data's value scale. The hard revenue
+(:func:`bundleflow.menu.evaluate_menu`) is logged beside it; the menu kept is the
+one with the best hard revenue on the validation split. ``menu.estimator``
 switches the training objective to a straight-through estimator (forward: the hard
 choice ``argmax``; backward: the softmax's gradient) or its Gumbel-perturbed variant;
 the logged soft revenue is always the plain softmax relaxation.
 
 With ``menu.outside = "item_prices"`` the menu is a mixed-bundling mechanism: the
-outside option is the bidder's a la carte purchase at the item prices of the
-item prices ``cap * sigmoid(item_logit)``, initialised at the item-pricing
-baseline fitted on the training split. For XOR valuations the item prices are
-learned jointly: each atom ``k`` bought at item prices is one more option of the
-softmax (utility ``p_k - sum_{i in T_k} item_price_i``, payment the sum). For
-other valuations the item prices stay fixed and the null option
-``(utility 0, payment 0)`` is replaced by the exact a la carte demand
-``(u_carte, pay_carte)``. Starting with every element priced by exact coordinate
-ascent against that option, the start earns at least item pricing on the
-training sample. The hard revenue
-(:func:`bundleflow.menu.evaluate_menu`) is logged beside it; the menu kept is the
-one with the best hard revenue on the validation split.
+outside option is the bidder's a la carte purchase at item prices
+``cap * sigmoid(item_logit)``, initialised at the item-pricing baseline fitted on
+the training split. For XOR valuations the item prices are learned jointly: each
+atom ``k`` bought at item prices is one more option of the softmax (utility
+``p_k - sum_{i in T_k} item_price_i``, payment the sum). For other valuations the
+item prices stay fixed and the null option ``(utility 0, payment 0)`` is replaced by
+the exact a la carte demand ``(u_carte, pay_carte)``. Starting with every element
+priced by exact coordinate ascent against that option, the start earns at least
+item pricing on the training sample.
 
 Initialisation reaches the grand bundle and bundles suggested by the data: element
 0 is the grand bundle, the others the most frequent atoms and unions of a random
@@ -52,8 +51,9 @@ from bundleflow.baselines import best_price_given_outside, frequent_atoms, item_
 from bundleflow.errors import InputError
 from bundleflow.flow import DOMAIN, BundleFlow
 from bundleflow.menu import Menu, evaluate_menu, expected_values
-from bundleflow.menu_model import MenuModel, corner_logit
+from bundleflow.menu_model import MenuModel, corner_logits
 from bundleflow.valuations import Valuation, XORValuation, unique_rows
+
 
 class BundleFlowMenu(MenuModel):
     """BundleFlow's menu: ``z [J, D, m]`` (support points ``s0 = sigmoid(z)``), weight logits ``[J, D]``.
@@ -86,8 +86,7 @@ class BundleFlowMenu(MenuModel):
     def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
         """All ``D`` support points of element ``j`` at the corner of ``bundles[j]`` (small jitter),
         so the element is that bundle whatever the flow's densities (if the flow rounds it there)."""
-        J, D, m = self.z.shape
-        z = (bundles[:, None, :] * 2 - 1) * corner_logit() + 0.1 * torch.randn(J, D, m, generator=generator)
+        z = corner_logits(bundles[:, None, :], self.z.shape, generator)
         with torch.no_grad():
             self.z.copy_(z.to(self.z.device))
             self.w_logit.zero_()
