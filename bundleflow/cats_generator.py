@@ -166,9 +166,11 @@ class Rand48Stream:
         return v2 * fac * sigma + mu
 
 
-def _first_reaching(cum: np.ndarray, u: float) -> int:
-    """CATS's inverse-CDF loop: the first index ``i`` with ``u <= cum[i]`` (``len`` if none)."""
-    return int(np.searchsorted(cum, u, side="left"))
+def _first_reaching(cum: np.ndarray, u: float, pn: np.ndarray) -> int:
+    """CATS's inverse-CDF loop: the first index ``i`` with ``u <= cum[i]``; past the end
+    (rounding), CATS takes the last good whose weight ``pn`` is non-zero."""
+    i = int(np.searchsorted(cum, u, side="left"))
+    return i if i < len(cum) else int(np.flatnonzero(pn != 0)[-1])
 
 
 class _Instance:
@@ -260,9 +262,7 @@ class _Instance:
                 if s <= 0:
                     continue
                 cum = np.cumsum(w / s)
-                g = _first_reaching(cum, rng.random())
-                if g >= M:  # rounding at the top end: CATS takes the last good of non-zero weight
-                    g = int(np.flatnonzero(pn != 0)[-1])
+                g = _first_reaching(cum, rng.random(), pn)
             bundle.append(g)
             inb[g] = True
 
@@ -271,9 +271,7 @@ class _Instance:
         prm, rng = self.prm, self.rng
         while True:
             p, pn = self._private_values()
-            first = _first_reaching(np.cumsum(pn), rng.random())
-            if first >= self.M:
-                first = int(np.flatnonzero(pn != 0)[-1])
+            first = _first_reaching(np.cumsum(pn), rng.random(), pn)
             b = self._grow([first], pn, None)
 
             def value(S: list[int]) -> float:
