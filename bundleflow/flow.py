@@ -89,6 +89,20 @@ class BundleFlow(nn.Module):
         s1 = s0 * torch.exp(q * E)
         return s1, -q.sum(-1) * E
 
+    def bundles_and_log_det(self, s0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`round_end_points` of the pushed points and ``log_det`` from one ``Q(s0)``.
+
+        Only ``log_det [...]`` carries gradients; the end points are computed without
+        recording them (the rounded bundles ``[..., m]`` have no gradient anyway).
+        """
+        if s0.shape[-1] != self.n_items:
+            raise InputError(f"flow is for m={self.n_items} items, got points with {s0.shape[-1]}")
+        q = self.q(s0)
+        E = self.eta_integral()
+        with torch.no_grad():
+            bundles = self.round_end_points(s0 * torch.exp(q * E))
+        return bundles, -q.sum(-1) * E
+
     @staticmethod
     def round_end_points(s1: torch.Tensor) -> torch.Tensor:
         """Bundles ``1[s(1) >= 1/2]`` as float 0/1, ``[..., m]`` (no gradient)."""

@@ -181,9 +181,9 @@ def expected_values(menu: Menu, valuation: Valuation) -> torch.Tensor:
     dev = valuation.device
     flat = menu.bundles.reshape(J * D, m).to(dev)
     uniq, inverse = unique_rows(flat)
-    vals = valuation.value(uniq)  # [B, U]
-    per_support = vals[:, inverse].view(len(valuation), J, D)
-    return (per_support * menu.probs.to(dev)[None]).sum(-1)
+    vals = valuation.bundle_values(uniq)  # [U, B] float64
+    per_support = vals.index_select(0, inverse).view(J, D, len(valuation))
+    return torch.bmm(menu.probs.to(dev, torch.float64)[:, None, :], per_support)[:, 0].T  # [B, J]
 
 
 def choose(ev: torch.Tensor, prices: torch.Tensor, tol: float, outside_util=None, outside_pay=None):

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from bundleflow.baselines import best_price_given_outside, frequent_atoms, item_pricing, optimise_prices
+from bundleflow.device import tune_cpu_allocator
 from bundleflow.errors import InputError
 from bundleflow.flow import DOMAIN, BundleFlow
 from bundleflow.menu import Menu, evaluate_menu, expected_values
@@ -78,8 +79,7 @@ class BundleFlowMenu(MenuModel):
 
     def lottery(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(bundles [J, D, m] 0/1, probs [J, D])``; probs carry gradients to ``z`` and weights."""
-        s1, log_det = self.flow.push(self.s0())  # Q(s0) evaluated once for both
-        bundles = self.flow.round_end_points(s1)
+        bundles, log_det = self.flow.bundles_and_log_det(self.s0())  # Q(s0) evaluated once for both
         probs = torch.softmax(torch.log_softmax(self.w_logit, -1) + log_det, -1)
         return bundles, probs
 
@@ -144,7 +144,10 @@ class MenuTrainer:
             raise InputError(f"flow is for m={model.n_items} items, data has m={train.n_items}")
         if train.n_items != val.n_items:
             raise InputError(f"train has m={train.n_items} items, validation m={val.n_items}")
+        device = torch.device(device)
         self.train, self.val, self.cfg, self.device = train.to(device), val.to(device), cfg, device
+        if device.type == "cpu":
+            tune_cpu_allocator()
         self.cap = train.max_value()
         self.scale = float(train.grand_value().mean())
         if not self.scale > 0:
@@ -168,7 +171,7 @@ class MenuTrainer:
                 self.params.item_logit.copy_(torch.log(frac / (1 - frac)))
         if not self.learn_item_prices:
             self.params.item_logit.requires_grad_(False)
-        self.opt = torch.optim.Adam([p for p in self.params.parameters() if p.requires_grad], lr=cfg.lr)
+        self.opt = torch.optim.Adam([p for p in self.params.parameters() if p.requires_grad], lr=cfg.lr, fused=True)
 
     @property
     def item_prices(self) -> torch.Tensor | None:
@@ -224,19 +227,22 @@ class MenuTrainer:
         frac = step / max(1, cfg.steps - 1)
         return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** min(1.0, frac)
 
-    def soft_revenue(self, batch: Valuation, tau: float, estimator: str = "softmax"):
+    def soft_revenue(self, batch: Valuation, tau: float, estimator: str = "softmax", diagnostics: bool = False):
         """Relaxed revenue in value-scale units on ``batch``.
 
-        Returns ``(revenue (scalar), bundles [J, D, m], probs [J, D], best [J, D])`` where
-        ``best`` is the largest value (over ``batch``) of each support bundle, / scale.
-        Each distinct support bundle is valued once (``V_unique [B, U]``), then gathered.
+        Returns ``(revenue (scalar), bundles [J, D, m], probs [J, D], best [J, D] or None)`` where
+        ``best`` (only with ``diagnostics``) is the largest value over ``batch`` of each support
+        bundle, / scale. Each distinct support bundle is valued once (``V [U, B]``, bundle-major
+        so that gathering the ``J*D`` support points copies whole rows), then
+        ``ev[b, j] = sum_d probs[j, d] * V[inv[j, d], b]`` is one batched matmul.
         """
         bundles, probs = self.params.lottery()
         J, D, m = bundles.shape
         uniq, inv = unique_rows(bundles.reshape(J * D, m))
-        Vu = (batch.value(uniq) / self.scale).float()  # [B, U]
-        ev = (Vu[:, inv].view(len(batch), J, D) * probs[None]).sum(-1)  # [B, J]
-        best = Vu.amax(0)[inv].view(J, D)
+        V = batch.bundle_values(uniq > 0.5, unit=self.scale, dtype=torch.float32)  # [U, B]
+        per_support = V.index_select(0, inv).view(J, D, len(batch))
+        ev = torch.bmm(probs[:, None, :], per_support)[:, 0].T  # [B, J]
+        best = V.amax(1)[inv].view(J, D) if diagnostics else None
         price = self.params.prices() / self.scale
         u = ev - price[None]
         zero = torch.zeros(len(batch), 1, device=u.device)
@@ -275,7 +281,7 @@ class MenuTrainer:
     def log_metrics(self, train_soft: float, t0: float) -> StepMetrics:
         menu = self.menu()
         out = evaluate_menu(menu, self.val)
-        soft, bundles, probs, best = self.soft_revenue(self.val, self.tau(self.step))
+        soft, bundles, probs, best = self.soft_revenue(self.val, self.tau(self.step), diagnostics=True)
         offered = probs > 1e-3
         zero = (best <= 0) & offered  # no sampled bidder values this offered bundle
         if out.revenue > self.best["hard_revenue"]:

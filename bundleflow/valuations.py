@@ -38,6 +38,10 @@ from bundleflow.errors import InputError
 _CHUNK_ELEMS = 1 << 24
 # On CPU, chunks sized to stay in cache are several times faster than large ones.
 _CACHE_ELEMS = 1 << 19
+# Entries of the table kernel's per-block bitmask tables (~32 MB of int32 or 64 MB of int64).
+_TABLE_ELEMS = 1 << 23
+# Largest K (atoms per bidder) for the table kernel: ranks must fit a float64 mantissa.
+_TABLE_MAX_ATOMS = 53
 
 
 def _as_tensor(x, dtype, name: str) -> torch.Tensor:
@@ -59,6 +63,13 @@ def _check_values(x: torch.Tensor, name: str) -> None:
         raise InputError(f"{name}: {bad} value(s) are NaN or infinite")
     if (x < 0).any():
         raise InputError(f"{name}: negative values are not allowed (min {float(x.min()):.6g})")
+
+
+def _check_unit(unit) -> float:
+    unit = float(unit)
+    if not (math.isfinite(unit) and unit > 0):
+        raise InputError(f"unit must be a positive finite number, got {unit}")
+    return unit
 
 
 def _as_atoms(atoms) -> torch.Tensor:
@@ -111,6 +122,11 @@ class Valuation(ABC):
     @abstractmethod
     def value(self, bundles: torch.Tensor) -> torch.Tensor:
         """Values of every bidder for every bundle: ``[A, m]`` -> ``[B, A]`` float64."""
+
+    def bundle_values(self, bundles: torch.Tensor, unit: float = 1.0, dtype=torch.float64) -> torch.Tensor:
+        """Values bundle-major and in units of ``unit``: ``[A, m]`` -> ``[A, B]`` (``value(bundles).T / unit``)."""
+        unit = _check_unit(unit)
+        return (self.value(bundles) / unit).to(dtype).T.contiguous()
 
     @abstractmethod
     def grand_value(self) -> torch.Tensor:
@@ -223,24 +239,158 @@ class XORValuation(Valuation):
         return self.values.amax(dim=1)
 
     def value(self, bundles: torch.Tensor, method: str = "auto") -> torch.Tensor:
-        """``v_b(S_a)`` for all bidders ``b`` and bundles ``a``: ``[A, m]`` -> ``[B, A]``.
+        """``v_b(S_a)`` for all bidders ``b`` and bundles ``a``: ``[A, m]`` -> ``[B, A]`` float64.
 
-        ``method="matmul"`` counts missing items with a float matmul,
-        ``method="bitpack"`` packs bundles into 64-bit words and tests ``T & ~S == 0``.
-        Both are exact; ``"auto"`` picks bitpack on CPU and matmul on CUDA.
+        Three exact kernels (``method``):
+
+        - ``"matmul"`` counts the items of each atom missing from ``S`` with a float matmul;
+        - ``"bitpack"`` packs bundles into 64-bit words and tests ``T & ~S == 0``;
+        - ``"table"`` (:meth:`_value_table`) looks up, per group of items, which atoms fit,
+          at a cost independent of the number of atoms ``K`` (needs ``K <= 53``).
+
+        ``"auto"`` picks matmul on CUDA; on CPU the table kernel for ``A >= 256`` bundles and
+        ``K <= 53``, else bitpack.
         """
         S = check_bundles(bundles, self.n_items).to(self.device)
+        method = self._method(method, S.shape[0])
+        if method == "table":
+            return self._value_table(S, 1.0, torch.float64).T.contiguous()
+        return self._value_atoms(S, method)
+
+    def bundle_values(self, bundles: torch.Tensor, unit: float = 1.0, dtype=torch.float64, method: str = "auto"):
+        """``value(bundles).T / unit`` as ``dtype``, ``[A, B]``, without the transpose on the table kernel."""
+        unit = _check_unit(unit)
+        S = check_bundles(bundles, self.n_items).to(self.device)
+        method = self._method(method, S.shape[0])
+        if method == "table":
+            return self._value_table(S, unit, dtype)
+        return (self._value_atoms(S, method) / unit).to(dtype).T.contiguous()
+
+    def _method(self, method: str, A: int) -> str:
+        if method not in ("auto", "matmul", "bitpack", "table"):
+            raise InputError(f"unknown containment method {method!r} (use matmul, bitpack, table or auto)")
+        K = self.atoms.shape[1]
+        if method == "table" and K > _TABLE_MAX_ATOMS:
+            raise InputError(f"the table kernel handles at most {_TABLE_MAX_ATOMS} atoms per bidder, got {K}")
+        if method == "auto":
+            if self.device.type == "cuda":
+                return "matmul"
+            return "table" if A >= 256 and K <= _TABLE_MAX_ATOMS else "bitpack"
+        return method
+
+    def _value_atoms(self, S: torch.Tensor, method: str) -> torch.Tensor:
+        """Per-atom kernels (matmul, bitpack): ``[A, m]`` -> ``[B, A]`` float64."""
         B, K, m = self.atoms.shape
         A = S.shape[0]
         if B == 0 or A == 0 or K == 0:
             return torch.zeros(B, A, dtype=torch.float64, device=self.device)
-        if method == "auto":
-            method = "matmul" if self.device.type == "cuda" else "bitpack"
         if method == "matmul":
             return self._value_matmul(S)
-        if method == "bitpack":
-            return self._value_bitpack(S)
-        raise InputError(f"unknown containment method {method!r} (use matmul, bitpack or auto)")
+        return self._value_bitpack(S)
+
+    @torch.no_grad()
+    def _value_table(self, S: torch.Tensor, unit: float, dtype) -> torch.Tensor:
+        """Subset-table kernel: ``[A, m]`` -> ``[A, B]`` values / ``unit``.
+
+        Items are cut into ``G`` groups of ``g`` bits. Bidder ``b``'s atoms are ranked by
+        value (bit ``r-1`` = rank ``r``); for every group ``c`` and every pattern ``x`` of
+        ``g`` bits the table ``M[c, x, b]`` holds the atoms whose group-``c`` part is a
+        subset of ``x`` (one bitmask, built by a subset-sum "zeta" transform over the
+        ``g`` bits). A bundle with group patterns ``x_1..x_G`` contains exactly the atoms
+        of ``AND_c M[c, x_c, b]``; its value is that of the highest rank in the mask,
+        read off the float exponent (exact: masks have at most 24 bits in float32, 53 in
+        float64). Work is ``A * B * G`` lookups, whatever ``K``.
+        """
+        B, K, m = self.atoms.shape
+        A = S.shape[0]
+        dev = self.device
+        if B == 0 or A == 0 or K == 0:
+            return torch.zeros(A, B, dtype=dtype, device=dev)
+        g = max(4, min(10, int(math.log2(max(A, 16) / 8))))
+        G = math.ceil(m / g)
+        # group weights: item i -> group i // g, weight 2^(i % g); codes < 2^10 are exact in float32
+        item = torch.arange(m, device=dev)
+        Wg = torch.zeros(m, G, dtype=torch.float32, device=dev)
+        Wg[item, item // g] = (2.0 ** (item % g)).to(torch.float32)
+        codes_s = (Wg.T @ S.T).to(torch.int32)  # [G, A]
+        # the float exponent field of a mask with highest set bit r-1 is E0 + r - 1 (0 for mask 0)
+        if K <= 24:
+            mdt, fdt, shift, E0 = torch.int32, torch.float32, 23, 127
+        else:
+            mdt, fdt, shift, E0 = torch.int64, torch.float64, 52, 1023
+        order = self.values.argsort(dim=1, stable=True)  # rank r <-> bit r-1
+        atoms = self.atoms.gather(1, order[:, :, None].expand(B, K, m)).to(torch.float32)
+        codes_a = (atoms.reshape(B * K, m) @ Wg).to(torch.int64).view(B, K, G)
+        # lookup[e, b]: value of the rank whose exponent field is e (rows 0 and E0 + r - 1)
+        lookup = torch.zeros(E0 + K, B, dtype=dtype, device=dev)
+        lookup[E0:] = (self.values.gather(1, order) / unit).to(dtype).T
+        bits = (torch.ones(K, dtype=torch.int64, device=dev) << torch.arange(K, device=dev)).to(mdt)
+        out = torch.empty(A, B, dtype=dtype, device=dev)
+        Bc = max(1, min(B, _TABLE_ELEMS // (G << g)))  # bidders per table block
+        for b0 in range(0, B, Bc):
+            b1 = min(B, b0 + Bc)
+            nb = b1 - b0
+            M = torch.zeros(G, (1 << g) * nb, dtype=mdt, device=dev)
+            idx = codes_a[b0:b1].permute(2, 1, 0) * nb + torch.arange(nb, device=dev)  # [G, K, nb]
+            M.scatter_add_(1, idx.reshape(G, -1), bits[None, :, None].expand(G, K, nb).reshape(G, -1))
+            M = M.view(G, *([2] * g), nb)  # distinct powers of two: sum == OR
+            for i in range(g):  # zeta transform: M[x | 2^i] |= M[x]
+                M.select(g - i, 1).bitwise_or_(M.select(g - i, 0))
+            M = M.view(G, 1 << g, nb)
+            flat = lookup[:, b0:b1].contiguous().view(-1)
+            off = torch.arange(nb, device=dev, dtype=mdt)
+            rows = max(64, _CACHE_ELEMS // (4 * nb))
+            for a0 in range(0, A, rows):
+                a1 = min(A, a0 + rows)
+                mask = M[0].index_select(0, codes_s[0, a0:a1])
+                for c in range(1, G):
+                    mask &= M[c].index_select(0, codes_s[c, a0:a1])
+                e = (mask.to(fdt).view(mdt) >> shift).mul_(nb).add_(off)
+                vals = flat.index_select(0, e.view(-1)).view(a1 - a0, nb)
+                out[a0:a1, b0:b1] = vals
+        return out
+        g = max(4, min(10, int(math.log2(max(A, 16) / 8))))
+        G = math.ceil(m / g)
+        dev = self.device
+        # group weights: item i -> group i // g, weight 2^(i % g); codes < 2^10 are exact in float32
+        item = torch.arange(m, device=dev)
+        Wg = torch.zeros(m, G, dtype=torch.float32, device=dev)
+        Wg[item, item // g] = (2.0 ** (item % g)).to(torch.float32)
+        codes_s = (S @ Wg).to(torch.int64)  # [A, G]
+        if K <= 24:
+            mdt, fdt, shift, bias = torch.int32, torch.float32, 23, 126
+        else:
+            mdt, fdt, shift, bias = torch.int64, torch.float64, 52, 1022
+        order = self.values.argsort(dim=1, stable=True)  # rank r <-> bit r-1
+        atoms = self.atoms.gather(1, order[:, :, None].expand(B, K, m)).to(torch.float32)
+        codes_a = (atoms.reshape(B * K, m) @ Wg).to(torch.int64).view(B, K, G)
+        table = torch.cat([torch.zeros(B, 1, dtype=torch.float64, device=dev), self.values.gather(1, order)], 1)
+        table = (table / unit).to(dtype)  # [B, K+1]
+        bits = (torch.ones(K, dtype=torch.int64, device=dev) << torch.arange(K, device=dev)).to(mdt)
+        Bc = max(1, min(B, _TABLE_ELEMS // (G << g)))  # bidders per table block
+        for b0 in range(0, B, Bc):
+            b1 = min(B, b0 + Bc)
+            nb = b1 - b0
+            M = torch.zeros(G, (1 << g) * nb, dtype=mdt, device=dev)
+            idx = codes_a[b0:b1].permute(2, 1, 0) * nb + torch.arange(nb, device=dev)  # [G, K, nb]
+            M.scatter_add_(1, idx.reshape(G, -1), bits[None, :, None].expand(G, K, nb).reshape(G, -1))
+            M = M.view(G, *([2] * g), nb)  # distinct powers of two: sum == OR
+            for i in range(g):  # zeta transform: M[x | 2^i] |= M[x]
+                M.select(g - i, 1).bitwise_or_(M.select(g - i, 0))
+            M = M.view(G, 1 << g, nb)
+            flat = table[b0:b1].T.contiguous().view(-1)  # flat[r * nb + b] = value of rank r
+            off = torch.arange(nb, device=dev)
+            rows = max(64, _CACHE_ELEMS // (4 * nb))
+            for a0 in range(0, A, rows):
+                a1 = min(A, a0 + rows)
+                cs = codes_s[a0:a1]
+                mask = M[0].index_select(0, cs[:, 0])
+                for c in range(1, G):
+                    mask &= M[c].index_select(0, cs[:, c])
+                rank = (mask.to(fdt).view(mdt) >> shift) - bias  # highest set bit + 1; 0 -> negative
+                rank = rank.clamp_(min=0).to(torch.int64).mul_(nb).add_(off)
+                out[a0:a1, b0:b1] = torch.take(flat, rank)
+        return out
 
     def _rank_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-bidder atom ranks and the value table they index.
@@ -399,15 +549,19 @@ class UnitDemandValuation(_ItemValuation):
 def pack_bits(bits: torch.Tensor) -> torch.Tensor:
     """Pack ``[N, m]`` 0/1 rows into ``[N, ceil(m/63)]`` int64 words (63 bits per word).
 
-    63 bits per word keeps every word non-negative, so packing is a plain
-    weighted sum with exact integer arithmetic.
+    63 bits per word keeps every word non-negative. Each word is assembled from its low
+    32 and high 31 bits, each an exact float64 matmul of the 0/1 rows with powers of two.
     """
     N, m = bits.shape
     W = max(1, math.ceil(m / 63))
-    b = torch.zeros(N, W * 63, dtype=torch.int64, device=bits.device)
-    b[:, :m] = bits.to(torch.int64)
-    weights = torch.pow(torch.tensor(2, dtype=torch.int64, device=bits.device), torch.arange(63, device=bits.device))
-    return (b.view(N, W, 63) * weights).sum(-1)
+    dev = bits.device
+    item = torch.arange(m, device=dev)
+    bit = item % 63
+    col = 2 * (item // 63) + (bit >= 32)  # column (word, half)
+    weights = torch.zeros(m, 2 * W, dtype=torch.float64, device=dev)
+    weights[item, col] = 2.0 ** (bit - 32 * (bit >= 32)).to(torch.float64)
+    halves = (bits.to(torch.float64) @ weights).to(torch.int64).view(N, W, 2)
+    return halves[..., 0] + (halves[..., 1] << 32)
 
 
 def unique_rows(bundles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -422,8 +576,8 @@ def unique_rows(bundles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if N == 0:
         return bundles, torch.zeros(0, dtype=torch.long, device=bundles.device)
     words = pack_bits(bundles > 0.5)
-    inv = torch.zeros(N, dtype=torch.int64, device=bundles.device)
-    for w in range(words.shape[1]):
+    _, inv = torch.unique(words[:, 0], return_inverse=True)
+    for w in range(1, words.shape[1]):
         _, col = torch.unique(words[:, w], return_inverse=True)
         _, inv = torch.unique(inv * N + col, return_inverse=True)  # < N^2: exact in int64
     U = int(inv.max()) + 1
