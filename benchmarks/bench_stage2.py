@@ -6,9 +6,11 @@
 ``iteration``: m=50, J=5000, D=8, batch 128, 6 and 20 XOR atoms. One Stage 2 iteration is
 split into flow (support points pushed and rounded, log-densities), valuation (distinct
 bundles valued by every bidder), relaxation (expected values, softmax with the null
-option, revenue) and backward + optimiser step; the valuation is timed with the
-bit-packed uint64 kernel and the float-matmul kernel in the same run (ratio reported).
-The trainer's own ``train_step`` is timed too. ``scale``: each (m, J) runs in a fresh
+option, revenue) and backward + optimiser step; the valuation is timed with each
+containment kernel in the same run -- subset tables (the CPU default), bit-packed
+64-bit words (``T & ~S == 0``) and the float matmul -- and their ratios reported.
+The trainer's own ``train_step`` is timed too, as users get it and, in a subprocess,
+with the glibc allocator left untuned (``BUNDLEFLOW_TUNE_MALLOC=0``). ``scale``: each (m, J) runs in a fresh
 subprocess that reports its median iteration time and peak memory (RSS on CPU, allocated
 memory on CUDA). Results are printed as JSON lines and written to runs/bench/stage2_*.json
 (scale also as a markdown table and a plot).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -28,7 +31,7 @@ from pathlib import Path
 import torch
 
 from bundleflow.config import load_config
-from bundleflow.device import resolve_device
+from bundleflow.device import resolve_device, tune_cpu_allocator
 from bundleflow.flow import BundleFlow
 from bundleflow.generators import uniform_atoms
 from bundleflow.training import MenuTrainer
@@ -52,17 +55,19 @@ def _setup(m: int, J: int, D: int, batch: int, K: int, dev: torch.device) -> Men
 def _split(t: MenuTrainer, method: str, sync) -> dict:
     """Seconds of each part of one iteration (mirrors MenuTrainer.soft_revenue + train_step)."""
     batch = t.train.subset(torch.randint(len(t.train), (t.cfg.batch,), generator=t.gen).to(t.train.device))
+    B = len(batch)
     out = {}
     sync(); t0 = time.perf_counter()
     bundles, probs = t.params.lottery()
     J, D, m = bundles.shape
     sync(); out["flow"] = time.perf_counter() - t0; t0 = time.perf_counter()
     uniq, inv = unique_rows(bundles.reshape(J * D, m))
-    Vu = (batch.value(uniq, method=method) / t.scale).float()
+    V = batch.bundle_values(uniq > 0.5, unit=t.scale, dtype=torch.float32, method=method)  # [U, B]
     sync(); out["valuation"] = time.perf_counter() - t0; t0 = time.perf_counter()
-    u = (Vu[:, inv].view(len(batch), J, D) * probs[None]).sum(-1) - (t.params.prices() / t.scale)[None]
-    pi = torch.softmax(torch.cat([u, torch.zeros(len(batch), 1, device=u.device)], 1) / 0.01, 1)
-    rev = (pi[:, :J] * (t.params.prices() / t.scale)[None]).sum(1).mean()
+    ev = torch.bmm(probs[:, None, :], V.index_select(0, inv).view(J, D, B))[:, 0].T
+    price = t.params.prices() / t.scale
+    logits = torch.cat([ev - price[None], torch.zeros(B, 1, device=ev.device)], 1) / 0.01
+    rev = (torch.softmax(logits, 1)[:, :J] * price[None]).sum(1).mean()
     sync(); out["relaxation"] = time.perf_counter() - t0; t0 = time.perf_counter()
     t.opt.zero_grad(set_to_none=True)
     (-rev).backward()
@@ -76,23 +81,45 @@ def _median(rows: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
 
+def _train_step_seconds(t: MenuTrainer, sync, repeats: int) -> float:
+    t.train_step(); t.train_step(); sync()  # warm-up (allocator, first touches)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter(); t.train_step(); sync(); times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+KERNELS = ("table", "bitpack", "matmul")
+
+
 def iteration(dev: torch.device, repeats: int = 7) -> list[dict]:
+    """Time split per containment kernel, kernel ratios, and the trainer's own ``train_step``.
+
+    ``train_step_s`` runs as users get it (glibc allocator tuned by the trainer on CPU);
+    ``train_step_untuned_s`` repeats it in a subprocess with ``BUNDLEFLOW_TUNE_MALLOC=0``.
+    """
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    untuned = {}
+    # first, while this process is idle (its busy-waiting OpenMP threads would slow a child down)
+    for K in (6, 20) if dev.type == "cpu" else ():
+        env = dict(os.environ, BUNDLEFLOW_TUNE_MALLOC="0")
+        r = subprocess.run([sys.executable, __file__, "_step", str(K), "--device", "cpu"], capture_output=True, text=True, env=env)
+        untuned[K] = json.loads(r.stdout.strip().splitlines()[-1])["train_step_s"] if r.returncode == 0 else None
     results = []
     for K in (6, 20):
         t = _setup(50, 5000, 8, 128, K, dev)
         row = {"device": str(dev), "threads": torch.get_num_threads(), "m": 50, "J": 5000, "D": 8, "batch": 128, "atoms": K}
-        for method in ("bitpack", "matmul"):
+        for method in KERNELS:
             _split(t, method, sync)  # warm-up
             parts = _median([_split(t, method, sync) for _ in range(repeats)])
             row[method] = {k: (round(v, 5) if k != "distinct_bundles" else int(v)) for k, v in parts.items()}
             row[method]["total"] = round(sum(v for k, v in parts.items() if k != "distinct_bundles"), 5)
         row["valuation_matmul_over_bitpack"] = round(row["matmul"]["valuation"] / row["bitpack"]["valuation"], 3)
-        t.train_step(); sync()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter(); t.train_step(); sync(); times.append(time.perf_counter() - t0)
-        row["train_step_s"] = round(statistics.median(times), 5)
+        row["valuation_bitpack_over_table"] = round(row["bitpack"]["valuation"] / row["table"]["valuation"], 3)
+        row["valuation_matmul_over_table"] = round(row["matmul"]["valuation"] / row["table"]["valuation"], 3)
+        row["train_step_s"] = round(_train_step_seconds(t, sync, repeats), 5)
+        if dev.type == "cpu":
+            row["train_step_untuned_s"] = untuned[K]
         row["target_met"] = row["train_step_s"] < 0.1
         print(json.dumps(row), flush=True)
         results.append(row)
@@ -102,14 +129,9 @@ def iteration(dev: torch.device, repeats: int = 7) -> list[dict]:
 def _one_scale_point(m: int, J: int, dev: torch.device) -> dict:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     t = _setup(m, J, 8, 128, 6, dev)
-    for _ in range(2):  # warm-up (allocator, first touches)
-        t.train_step()
-    sync()
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter(); t.train_step(); sync(); times.append(time.perf_counter() - t0)
+    step_s = _train_step_seconds(t, sync, 5)
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"m": m, "J": J, "iteration_s": round(statistics.median(times), 4), "peak_mib": round(peak, 1), "device": str(dev)}
+    return {"m": m, "J": J, "iteration_s": round(step_s, 4), "peak_mib": round(peak, 1), "device": str(dev)}
 
 
 def scale(dev_name: str) -> list[dict]:
@@ -147,11 +169,16 @@ def scale(dev_name: str) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="Stage 2 throughput and scale")
-    ap.add_argument("mode", choices=["iteration", "scale", "_point"])
+    ap.add_argument("mode", choices=["iteration", "scale", "_point", "_step"])
     ap.add_argument("args", nargs="*")
     ap.add_argument("--device", default="auto")
     a = ap.parse_args()
+    tune_cpu_allocator()  # as the trainer does (no-op with BUNDLEFLOW_TUNE_MALLOC=0)
     dev = resolve_device(a.device)
+    if a.mode == "_step":  # one train_step timing in a fresh process (e.g. allocator untuned)
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        print(json.dumps({"train_step_s": round(_train_step_seconds(_setup(50, 5000, 8, 128, int(a.args[0]), dev), sync, 7), 5)}))
+        return
     if a.mode == "_point":
         print(json.dumps(_one_scale_point(int(a.args[0]), int(a.args[1]), dev)))
         return

@@ -27,16 +27,15 @@ _ALLOCATOR_TUNED = False
 
 
 def tune_cpu_allocator() -> bool:
-    """Keep freed memory in glibc's heap instead of returning it to the OS after every step.
+    """Keep freed memory in glibc's heap between Stage 2 steps instead of unmapping it.
 
-    A Stage 2 step on CPU allocates and frees a few hundred MB of tensors (activations
-    ``[J*D, hidden]``, values ``[U, B]``). With glibc's default, adaptive settings most of
-    them are mapped and unmapped again each step, and the page faults cost about a fifth
-    of the step. This sets ``M_MMAP_THRESHOLD`` to 32 MB (larger blocks are still mapped)
-    and ``M_TRIM_THRESHOLD`` to 1 GB, once per process. It changes speed and the
-    resident memory kept between steps, never results. Opt out with the environment
-    variable ``BUNDLEFLOW_TUNE_MALLOC=0``. Returns whether the settings were applied
-    (False off glibc, or when opted out).
+    A Stage 2 step allocates and frees a few hundred MB of tensors (activations
+    ``[J*D, hidden]``, values ``[U, B]``). With glibc's adaptive defaults most are mapped
+    and unmapped again every step, and the page faults cost about a fifth of the step.
+    This sets ``M_MMAP_THRESHOLD`` to 32 MB (larger blocks are still mapped) and
+    ``M_TRIM_THRESHOLD`` to 1 GB, once per process (the trainer calls it on CPU). Speed
+    and the memory kept between steps change, never results. Opt out with the
+    environment variable ``BUNDLEFLOW_TUNE_MALLOC=0``. Returns whether it was applied.
     """
     global _ALLOCATOR_TUNED
     if _ALLOCATOR_TUNED:
@@ -47,7 +46,7 @@ def tune_cpu_allocator() -> bool:
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
         ok = libc.mallopt(m_mmap_threshold, 32 << 20) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
-    except (OSError, AttributeError):
+    except (OSError, AttributeError):  # not glibc
         return False
     _ALLOCATOR_TUNED = ok
     return ok

@@ -33,6 +33,28 @@ from bundleflow.errors import InputError
 
 DOMAIN = "unit_cube"  # s0 in [0, 1]^m, shared by Stage 1 and Stage 2
 
+# Gradients smaller than this entering the Q-network are set to zero (see _FlushTinyGrad).
+TINY_GRAD = 1e-30
+
+
+class _FlushTinyGrad(torch.autograd.Function):
+    """Identity whose backward zeroes gradient entries with ``|g| < TINY_GRAD``.
+
+    At a low softmax temperature most choice probabilities are ``exp(-large)``, and the
+    gradients they send back through the support points' log-densities underflow to
+    subnormal float32 numbers; CPUs process matmuls on subnormals tens of times more
+    slowly (a 40,000-point Stage 2 backward went from 0.03 s to 0.3 s). Entries this
+    small change no parameter by a representable amount in a step.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.masked_fill(g.abs() < TINY_GRAD, 0.0)
+
 
 class BundleFlow(nn.Module):
     """Flow ``s0 -> s(1)`` over ``m`` items.
@@ -62,7 +84,7 @@ class BundleFlow(nn.Module):
 
     def q(self, s0: torch.Tensor) -> torch.Tensor:
         """Diagonal of ``Q(s0)``: ``[..., m]`` -> ``[..., m]``, bounded by ``q_max`` for stability."""
-        return self.q_max * torch.tanh(self.q_net(s0) / self.q_max)
+        return self.q_max * torch.tanh(_FlushTinyGrad.apply(self.q_net(s0)) / self.q_max)
 
     def eta(self, t: torch.Tensor) -> torch.Tensor:
         """``eta(t)``: ``[N]`` -> ``[N]``, positive."""

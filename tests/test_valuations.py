@@ -25,7 +25,7 @@ def test_hand_computed_xor():
     values = torch.tensor([[3.0, 5.0, 4.0]])
     v = XORValuation(atoms, values)
     S = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1]])
-    for method in ("matmul", "bitpack"):
+    for method in ("matmul", "bitpack", "table"):
         got = v.value(S, method=method)[0].tolist()
         assert got == [0, 3, 0, 5, 4, 4, 5]
 
@@ -42,8 +42,48 @@ def test_matmul_and_bitpack_agree_with_brute_force(m):
     bundles[1] = 0
     ref = brute_xor(atoms, values, bundles)
     v = XORValuation(atoms, values)
-    for method in ("matmul", "bitpack"):
+    for method in ("matmul", "bitpack", "table"):
         np.testing.assert_array_equal(v.value(torch.from_numpy(bundles), method=method).numpy(), ref)
+
+
+@pytest.mark.parametrize("K", [1, 24, 25, 53])
+@pytest.mark.parametrize("m", [5, 50, 131])
+def test_table_kernel_matches_bitpack(K, m):
+    # K <= 24: int32 masks read through float32 exponents; 25..53: int64 through float64
+    rng = np.random.default_rng(K * 1000 + m)
+    B, A = 9, 700  # A >= 256: "auto" takes the table kernel on CPU
+    atoms = rng.random((B, K, m)) < min(0.5, 4 / m)
+    values = np.round(rng.random((B, K)) * 10, 1)  # many ties between atoms
+    atoms[0, -1], values[0, -1] = False, 0.0  # padding atom: fits everything, worth 0
+    atoms[1, 0], values[1, 0] = False, 2.5  # empty atom with a value
+    values[2] = 7.0  # all atoms of bidder 2 equally valued
+    S = torch.from_numpy(rng.random((A, m)) < 0.8)
+    S[0], S[1] = True, False
+    S[2:2 + K] = torch.from_numpy(atoms[3])  # bundles that are exactly atoms
+    v = XORValuation(atoms, values)
+    ref = v.value(S, method="bitpack")
+    assert torch.equal(v.value(S, method="table"), ref)
+    assert torch.equal(v.value(S), ref)
+    empty = ~atoms.any(-1)  # v(empty bundle) = best empty atom (2.5 for bidder 1)
+    np.testing.assert_array_equal(ref[:, 1].numpy(), np.where(empty, values, 0.0).max(1))
+    assert ref[1, 1] >= 2.5
+    got = v.bundle_values(S, unit=4.0, dtype=torch.float32)
+    assert got.shape == (A, B) and got.dtype == torch.float32
+    assert torch.equal(got, (ref / 4.0).float().T)
+
+
+def test_table_kernel_limits_and_units():
+    v = XORValuation(np.ones((2, 54, 3), bool), np.ones((2, 54)))
+    with pytest.raises(InputError, match="at most 53 atoms"):
+        v.value(torch.ones(1, 3), method="table")
+    assert v.value(torch.ones(300, 3)).eq(1).all()  # auto falls back to bitpack
+    with pytest.raises(InputError, match="unknown containment method"):
+        v.value(torch.ones(1, 3), method="fast")
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="unit must be a positive finite"):
+            v.bundle_values(torch.ones(1, 3), unit=bad)
+    add = AdditiveValuation(np.array([[1.0, 2.0, 4.0]]))
+    assert add.bundle_values(torch.tensor([[1, 0, 1], [0, 1, 0]]), unit=2.0).tolist() == [[2.5], [1.0]]
 
 
 @settings(max_examples=40, deadline=None)
@@ -81,6 +121,17 @@ def test_additive_and_unit_demand(B, m, seed):
     np.testing.assert_allclose(add, iv @ S.T)
     np.testing.assert_allclose(ud, (iv[:, None, :] * S[None]).max(-1))
     assert np.all(ud <= add + 1e-12)
+
+
+@pytest.mark.parametrize("m", [1, 32, 33, 63, 64, 126, 127, 500])
+def test_pack_bits_matches_shifts(m):
+    bits = torch.rand(50, m, generator=torch.Generator().manual_seed(m)) < 0.5
+    bits[0] = True
+    ref = torch.zeros(50, -(-m // 63), dtype=torch.int64)
+    for i in range(m):
+        ref[:, i // 63] |= bits[:, i].long() << (i % 63)
+    assert torch.equal(pack_bits(bits), ref)
+    assert (pack_bits(bits) >= 0).all()
 
 
 def test_pack_bits_distinct_words():
