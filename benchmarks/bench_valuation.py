@@ -1,8 +1,9 @@
 """Valuation throughput: 128 bidders x 40,000 bundles at m=50 with 20 XOR atoms.
 
-Reports the median time of each containment kernel (bit-packed uint64 AND vs
-float matmul) and their ratio, measured in the same run. Target: well under 1 s
-on 2 CPU cores.
+Reports the median time of each containment kernel (subset tables, bit-packed
+64-bit AND, float matmul) for ``value`` (``[B, A]``) and the table kernel for
+``bundle_values`` (``[A, B]`` float32, what Stage 2 uses), and their ratios, measured
+in the same run. Target: well under 1 s on 2 CPU cores.
 
     python benchmarks/bench_valuation.py [--device auto|cpu|cuda] [--repeats 5]
 """
@@ -51,10 +52,13 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "shape": [args.bidders, args.bundles, args.items, args.atoms],
     }
-    for method in ("bitpack", "matmul"):
+    for method in ("table", "bitpack", "matmul"):
         res[f"{method}_s"] = _time(lambda: v.value(S, method=method), args.repeats, sync)
-    assert torch.equal(v.value(S, method="bitpack"), v.value(S, method="matmul"))
+    res["table_bundle_values_f32_s"] = _time(lambda: v.bundle_values(S, dtype=torch.float32, method="table"), args.repeats, sync)
+    ref = v.value(S, method="bitpack")
+    assert torch.equal(ref, v.value(S, method="matmul")) and torch.equal(ref, v.value(S, method="table"))
     res["matmul_over_bitpack"] = res["matmul_s"] / res["bitpack_s"]
+    res["bitpack_over_table"] = res["bitpack_s"] / res["table_s"]
     print(json.dumps(res, indent=2))
 
 

@@ -32,6 +32,26 @@ def test_flow_closed_form_matches_ode_and_liouville():
     torch.testing.assert_close(log_det.double().detach(), div, rtol=1e-3, atol=1e-4)
 
 
+def test_bundles_and_log_det_match_push_and_flush_only_tiny_gradients():
+    torch.manual_seed(1)
+    flow = BundleFlow(4, hidden=8)
+    s0 = torch.rand(6, 4, requires_grad=True)
+    s1, log_det = flow.push(s0)
+    b, ld = flow.bundles_and_log_det(s0)
+    assert torch.equal(b, flow.round_end_points(s1)) and not b.requires_grad
+    torch.testing.assert_close(ld, log_det)
+    # ordinary gradients pass unchanged; entries below TINY_GRAD (subnormal-bound) become 0
+    from bundleflow.flow import TINY_GRAD, _FlushTinyGrad
+
+    x = torch.zeros(4, requires_grad=True)
+    _FlushTinyGrad.apply(x).backward(torch.tensor([1.0, -3e-5, 1e-31, -1e-39]))
+    assert x.grad.tolist() == [1.0, pytest.approx(-3e-5), 0.0, 0.0]
+    assert TINY_GRAD < 1e-20
+    (g_ref,) = torch.autograd.grad(log_det.sum(), s0)
+    (g,) = torch.autograd.grad(ld.sum(), s0)
+    torch.testing.assert_close(g, g_ref)
+
+
 def test_support_probabilities_sum_to_one():
     flow = BundleFlow(4, hidden=8)
     mp = BundleFlowMenu(flow, 6, 3, cap=2.0)
