@@ -140,7 +140,8 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
     test_out = evaluate_menu(best, test)
     atomic_write_json(out / "menu.json", best.to_dict())
     fitted: dict = {}
-    rows = baseline_rows(train, test, atom_menu_size=min(64, cfgm.n_elements), fitted=fitted)
+    prefit = {"item_pricing": trainer.item_pricing_fit} if trainer.item_pricing_fit is not None else None
+    rows = baseline_rows(train, test, atom_menu_size=min(64, cfgm.n_elements), fitted=fitted, prefit=prefit)
     # paired comparison with item pricing on the same held-out bidders
     diff = test_out.payment.double() - fitted["item_pricing"].payments(test)
     last = read_jsonl(metrics_path)[-1]

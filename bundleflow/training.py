@@ -164,8 +164,9 @@ class MenuTrainer:
         self.coverage: dict = {}
         self.mixed = cfg.outside == "item_prices"
         self.learn_item_prices = self.mixed and isinstance(self.train, XORValuation)
+        self.item_pricing_fit = item_pricing(self.train) if self.mixed else None  # BaselineResult
         if self.mixed:
-            ip = item_pricing(self.train).item_prices.to(device=device, dtype=torch.float32)
+            ip = self.item_pricing_fit.item_prices.to(device=device, dtype=torch.float32)
             frac = (ip / self.cap).clamp(1e-6, 1 - 1e-6)
             with torch.no_grad():
                 self.params.item_logit.copy_(torch.log(frac / (1 - frac)))
