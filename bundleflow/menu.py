@@ -113,6 +113,17 @@ class Menu:
             d["item_prices"] = self.item_prices.cpu().numpy().tolist()
         return d
 
+    def to_tensors(self) -> dict:
+        """The fields of :meth:`to_dict` as CPU tensors (bundles as bool): compact in checkpoints.
+
+        :meth:`from_dict` reads both forms.
+        """
+        d = {"bundles": self.bundles.detach().cpu() > 0.5, "probs": self.probs.detach().cpu().clone(),
+             "prices": self.prices.detach().cpu().clone()}
+        if self.item_prices is not None:
+            d["item_prices"] = self.item_prices.detach().cpu().clone()
+        return d
+
     @classmethod
     def from_dict(cls, d: dict) -> "Menu":
         try:

@@ -286,7 +286,7 @@ class MenuTrainer:
         offered = probs > 1e-3
         zero = (best <= 0) & offered  # no sampled bidder values this offered bundle
         if out.revenue > self.best["hard_revenue"]:
-            self.best = {"hard_revenue": out.revenue, "menu": menu.to_dict(), "step": self.step}
+            self.best = {"hard_revenue": out.revenue, "menu": menu.to_tensors(), "step": self.step}
         return StepMetrics(
             step=self.step,
             tau=self.tau(self.step),

@@ -112,9 +112,13 @@ def test_mixed_bundling_hand_computed():
     # tie: bundle at 1.2 gives b1 utility 1.8 = a la carte; both pay 1.2
     out = evaluate_menu(Menu(menu.bundles, menu.probs, torch.tensor([1.2]), item_prices), v)
     assert out.revenue == pytest.approx((0.8 + 1.2 + 0.4) / 3)
-    # round trip keeps the item prices
-    again = Menu.from_dict(menu.to_dict())
-    torch.testing.assert_close(again.item_prices, item_prices.double())
+    # round trips (JSON lists and checkpoint tensors) keep every field, item prices included
+    for d in (menu.to_dict(), menu.to_tensors()):
+        again = Menu.from_dict(d)
+        torch.testing.assert_close(again.item_prices, item_prices.double())
+        assert torch.equal(again.bundles, menu.bundles) and torch.equal(again.probs, menu.probs)
+        assert evaluate_menu(again, v).revenue == evaluate_menu(menu, v).revenue
+    assert menu.to_tensors()["bundles"].dtype == torch.bool
     with pytest.raises(InputError, match="item_prices"):
         Menu(menu.bundles, menu.probs, menu.prices, torch.tensor([0.5, -1.0]))
     with pytest.raises(InputError, match="item_prices"):
