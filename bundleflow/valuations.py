@@ -349,48 +349,6 @@ class XORValuation(Valuation):
                 vals = flat.index_select(0, e.view(-1)).view(a1 - a0, nb)
                 out[a0:a1, b0:b1] = vals
         return out
-        g = max(4, min(10, int(math.log2(max(A, 16) / 8))))
-        G = math.ceil(m / g)
-        dev = self.device
-        # group weights: item i -> group i // g, weight 2^(i % g); codes < 2^10 are exact in float32
-        item = torch.arange(m, device=dev)
-        Wg = torch.zeros(m, G, dtype=torch.float32, device=dev)
-        Wg[item, item // g] = (2.0 ** (item % g)).to(torch.float32)
-        codes_s = (S @ Wg).to(torch.int64)  # [A, G]
-        if K <= 24:
-            mdt, fdt, shift, bias = torch.int32, torch.float32, 23, 126
-        else:
-            mdt, fdt, shift, bias = torch.int64, torch.float64, 52, 1022
-        order = self.values.argsort(dim=1, stable=True)  # rank r <-> bit r-1
-        atoms = self.atoms.gather(1, order[:, :, None].expand(B, K, m)).to(torch.float32)
-        codes_a = (atoms.reshape(B * K, m) @ Wg).to(torch.int64).view(B, K, G)
-        table = torch.cat([torch.zeros(B, 1, dtype=torch.float64, device=dev), self.values.gather(1, order)], 1)
-        table = (table / unit).to(dtype)  # [B, K+1]
-        bits = (torch.ones(K, dtype=torch.int64, device=dev) << torch.arange(K, device=dev)).to(mdt)
-        Bc = max(1, min(B, _TABLE_ELEMS // (G << g)))  # bidders per table block
-        for b0 in range(0, B, Bc):
-            b1 = min(B, b0 + Bc)
-            nb = b1 - b0
-            M = torch.zeros(G, (1 << g) * nb, dtype=mdt, device=dev)
-            idx = codes_a[b0:b1].permute(2, 1, 0) * nb + torch.arange(nb, device=dev)  # [G, K, nb]
-            M.scatter_add_(1, idx.reshape(G, -1), bits[None, :, None].expand(G, K, nb).reshape(G, -1))
-            M = M.view(G, *([2] * g), nb)  # distinct powers of two: sum == OR
-            for i in range(g):  # zeta transform: M[x | 2^i] |= M[x]
-                M.select(g - i, 1).bitwise_or_(M.select(g - i, 0))
-            M = M.view(G, 1 << g, nb)
-            flat = table[b0:b1].T.contiguous().view(-1)  # flat[r * nb + b] = value of rank r
-            off = torch.arange(nb, device=dev)
-            rows = max(64, _CACHE_ELEMS // (4 * nb))
-            for a0 in range(0, A, rows):
-                a1 = min(A, a0 + rows)
-                cs = codes_s[a0:a1]
-                mask = M[0].index_select(0, cs[:, 0])
-                for c in range(1, G):
-                    mask &= M[c].index_select(0, cs[:, c])
-                rank = (mask.to(fdt).view(mdt) >> shift) - bias  # highest set bit + 1; 0 -> negative
-                rank = rank.clamp_(min=0).to(torch.int64).mul_(nb).add_(off)
-                out[a0:a1, b0:b1] = torch.take(flat, rank)
-        return out
 
     def _rank_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-bidder atom ranks and the value table they index.
