@@ -52,6 +52,11 @@ def _setup(m: int, J: int, D: int, batch: int, K: int, dev: torch.device) -> Men
     return t
 
 
+def _sync_fn(dev: torch.device):
+    """Waits for queued device work before a clock is read (a no-op on CPU)."""
+    return torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+
 def _split(t: MenuTrainer, method: str, sync) -> dict:
     """Seconds of each part of one iteration (mirrors MenuTrainer.soft_revenue + train_step)."""
     batch = t.train.subset(torch.randint(len(t.train), (t.cfg.batch,), generator=t.gen).to(t.train.device))
@@ -98,7 +103,7 @@ def iteration(dev: torch.device, repeats: int = 7) -> list[dict]:
     ``train_step_s`` runs as users get it (glibc allocator tuned by the trainer on CPU);
     ``train_step_untuned_s`` repeats it in a subprocess with ``BUNDLEFLOW_TUNE_MALLOC=0``.
     """
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = _sync_fn(dev)
     untuned = {}
     # first, while this process is idle (its busy-waiting OpenMP threads would slow a child down)
     for K in (6, 20) if dev.type == "cpu" else ():
@@ -127,7 +132,7 @@ def iteration(dev: torch.device, repeats: int = 7) -> list[dict]:
 
 
 def _one_scale_point(m: int, J: int, dev: torch.device) -> dict:
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = _sync_fn(dev)
     t = _setup(m, J, 8, 128, 6, dev)
     step_s = _train_step_seconds(t, sync, 5)
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -176,7 +181,7 @@ def main() -> None:
     tune_cpu_allocator()  # as the trainer does (no-op with BUNDLEFLOW_TUNE_MALLOC=0)
     dev = resolve_device(a.device)
     if a.mode == "_step":  # one train_step timing in a fresh process (e.g. allocator untuned)
-        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        sync = _sync_fn(dev)
         print(json.dumps({"train_step_s": round(_train_step_seconds(_setup(50, 5000, 8, 128, int(a.args[0]), dev), sync, 7), 5)}))
         return
     if a.mode == "_point":

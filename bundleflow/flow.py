@@ -94,6 +94,12 @@ class BundleFlow(nn.Module):
         """``E = int_0^1 eta(t) dt`` by the fixed quadrature rule (scalar)."""
         return (self.eta(self.quad_t) * self.quad_w).sum()
 
+    def _q_and_E(self, s0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Q(s0) [..., m], E)`` for start points of this flow's dimension."""
+        if s0.shape[-1] != self.n_items:
+            raise InputError(f"flow is for m={self.n_items} items, got points with {s0.shape[-1]}")
+        return self.q(s0), self.eta_integral()
+
     def push(self, s0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flow start points to their end points.
 
@@ -104,10 +110,7 @@ class BundleFlow(nn.Module):
             ``(s1 [..., m], log_det [...])`` with ``log p1(s1) = log p0(s0) + log_det``,
             ``log_det = -trace(Q(s0)) * E``.
         """
-        if s0.shape[-1] != self.n_items:
-            raise InputError(f"flow is for m={self.n_items} items, got points with {s0.shape[-1]}")
-        q = self.q(s0)
-        E = self.eta_integral()
+        q, E = self._q_and_E(s0)
         s1 = s0 * torch.exp(q * E)
         return s1, -q.sum(-1) * E
 
@@ -117,10 +120,7 @@ class BundleFlow(nn.Module):
         Only ``log_det [...]`` carries gradients; the end points are computed without
         recording them (the rounded bundles ``[..., m]`` have no gradient anyway).
         """
-        if s0.shape[-1] != self.n_items:
-            raise InputError(f"flow is for m={self.n_items} items, got points with {s0.shape[-1]}")
-        q = self.q(s0)
-        E = self.eta_integral()
+        q, E = self._q_and_E(s0)
         with torch.no_grad():
             bundles = self.round_end_points(s0 * torch.exp(q * E))
         return bundles, -q.sum(-1) * E
