@@ -81,7 +81,8 @@ def best_price_given_outside(threshold: torch.Tensor, outside_pay: torch.Tensor,
 
 
 def optimise_prices(ev: torch.Tensor, prices: torch.Tensor, cap: float, rounds: int = 5,
-                    outside_util: torch.Tensor | None = None, outside_pay: torch.Tensor | None = None) -> torch.Tensor:
+                    outside_util: torch.Tensor | None = None, outside_pay: torch.Tensor | None = None,
+                    progress=None) -> torch.Tensor:
     """Coordinate ascent on the prices of a menu with fixed lotteries.
 
     Args:
@@ -90,6 +91,7 @@ def optimise_prices(ev: torch.Tensor, prices: torch.Tensor, cap: float, rounds: 
         cap: largest allowed price (the largest value in the data).
         outside_util, outside_pay: ``[B]`` outside option (default: null, ``0, 0``),
             e.g. the a la carte purchase of a mixed-bundling menu.
+        progress: optional ``advance(n)`` callback, called once per re-priced element.
 
     Each step sets one price to its exact best response (:func:`best_price_given_outside`),
     so the sample revenue never decreases.
@@ -105,6 +107,8 @@ def optimise_prices(ev: torch.Tensor, prices: torch.Tensor, cap: float, rounds: 
             _, pay, util, _ = choose(others, other_prices, tol, outside_util, outside_pay)
             p, _ = best_price_given_outside(ev[:, j] - util, pay, cap)
             prices[j] = p
+            if progress is not None:
+                progress(1)
         if torch.allclose(before, prices, rtol=0, atol=tol):
             break
     return prices

@@ -38,6 +38,14 @@ _TWO_ITEM_MENU = ["menu.n_elements=128", "menu.steps=3000", "menu.batch=4096", "
                   "menu.tau_start=0.02", "menu.tau_end=0.001"]
 
 
+def _data_path(overrides: list[str]) -> Path | None:
+    """The ``data.path`` of a setting's overrides (``None`` for generated data)."""
+    for o in overrides:
+        if o.startswith("data.path="):
+            return Path(o[len("data.path="):])
+    return None
+
+
 def default_cats_dir() -> Path:
     """``../shared/cats`` next to the repository (where the reference files live)."""
     return Path(__file__).resolve().parents[2] / "shared" / "cats"
@@ -97,6 +105,7 @@ def run_bench(
     from bundleflow.runner import make_data, run_training
 
     table = settings(cats_dir)
+    explicit = bool(setting_names)
     setting_names = setting_names or list(table)
     methods = methods or list(METHODS)
     for s in setting_names:
@@ -109,15 +118,23 @@ def run_bench(
         raise InputError(f"budget must be a positive number of seconds, got {budget_s}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    missing = {}
+    for name in setting_names:
+        path = _data_path(table[name])
+        if path is not None and not quick and not path.is_file():
+            missing[name] = path
+    if missing and (explicit or cats_dir is not None):
+        raise InputError(f"missing CATS reference file(s): {', '.join(str(p) for p in missing.values())}; "
+                         "pass --cats-dir with the folder that holds them")
+    for name, path in missing.items():  # default run without the shared data: say so, run the rest
+        log(f"skip {name}: {path} not found")
+    setting_names = [n for n in setting_names if n not in missing]
+    if not setting_names:
+        raise InputError("no setting left to run")
     rows: list[dict] = []
     curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for name in setting_names:
         ov = table[name] + (QUICK if quick else [])
-        if not quick and "data.kind=file" in ov:
-            path = Path(next(o for o in ov if o.startswith("data.path="))[len("data.path="):])
-            if not path.is_file():
-                log(f"[skip] {name}: {path} not found")
-                continue
         cfg = load_config(None, ov)
         train, _, test = make_data(cfg)
         curves[name] = {}
@@ -156,7 +173,7 @@ def run_bench(
     results = {"budget_s": budget_s, "quick": quick, "rows": rows, "checks": checks}
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown(results))
-    plot_revenue_vs_time(curves, rows, out / "revenue_vs_time.png")
+    results["plot"] = plot_revenue_vs_time(curves, rows, out / "revenue_vs_time.png")
     return results
 
 
@@ -173,16 +190,16 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_revenue_vs_time(curves: dict, rows: list[dict], path: Path) -> None:
-    """One panel per setting: validation hard revenue vs training seconds; baselines dashed."""
+def plot_revenue_vs_time(curves: dict, rows: list[dict], path: Path) -> bool:
+    """One panel per setting: validation hard revenue vs training seconds; baselines dashed. Whether it was written."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(curves)
+    names = [n for n in curves if curves[n]]
     if not names:
-        return
+        return False
     cols = min(3, len(names))
     nrows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
@@ -203,3 +220,4 @@ def plot_revenue_vs_time(curves: dict, rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
+    return True

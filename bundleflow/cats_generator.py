@@ -432,8 +432,11 @@ def generate(
     params: CatsParams | None = None,
     cats_seeds: tuple | None = None,
     stream: str = "auto",
+    progress=None,
 ) -> tuple[XORValuation, dict]:
     """``n_valuations`` XOR valuations; ``bidders_per_instance = 1`` is CATS's single-bidder mode.
+
+    ``progress``: optional ``advance(n)`` callback, called with the number of valuations drawn.
 
     ``cats_seeds = (seeds, seeds2)`` (one pair per valuation) switches to CATS's own random
     stream (:class:`Rand48Stream`), one single-bidder run per row, which regenerates the
@@ -486,6 +489,8 @@ def generate(
             rows.append(ins.bidder())
             pv.append(int(ins.normal))
             inst.append(k)
+            if progress is not None:
+                progress(1)
         k += 1
     val = _to_valuation(rows, n_items)
     meta = {"private_values": np.asarray(pv, np.int8), "instance": np.asarray(inst, np.int32),

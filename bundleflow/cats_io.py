@@ -33,7 +33,7 @@ import torch
 
 from bundleflow.errors import InputError
 from bundleflow.io_utils import atomic_write
-from bundleflow.valuations import XORValuation
+from bundleflow.valuations import MAX_VALUE, XORValuation
 
 _REQUIRED = ("atoms", "values", "n_atoms")
 
@@ -50,12 +50,26 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
     try:
         data = np.load(path, allow_pickle=False)
         arrays = {k: data[k] for k in data.files}
-    except Exception as exc:
+    except ValueError as exc:
+        if "Object arrays" in str(exc):  # numpy's hint would suggest unpickling: refused
+            raise InputError(f"{path}: refused: holds Python object arrays (loading them could run code); "
+                             "a CATS npz holds numeric arrays only") from None
+        if "allow_pickle" in str(exc):  # not a zip archive: numpy took it for a pickle
+            raise InputError(f"{path}: not a readable npz file (not a zip archive of arrays; pickles are never "
+                             "loaded)") from None
         raise InputError(f"{path}: not a readable npz file ({exc})") from exc
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
     missing = [k for k in _REQUIRED if k not in arrays]
     if missing:
         raise InputError(f"{path}: missing array(s) {missing}; a CATS npz needs {list(_REQUIRED)}")
     atoms, values, n_atoms = arrays["atoms"], arrays["values"], arrays["n_atoms"]
+    for key, arr in (("atoms", atoms), ("values", values), ("n_atoms", n_atoms)):
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            raise InputError(f"{path}: '{key}' must be numeric, got dtype {arr.dtype}")
+    if not (np.issubdtype(n_atoms.dtype, np.integer) or (np.isfinite(n_atoms).all() and (n_atoms == np.round(n_atoms)).all())):
+        raise InputError(f"{path}: 'n_atoms' must hold whole numbers")
+    n_atoms = n_atoms.astype(np.int64)
     if atoms.ndim != 3:
         raise InputError(f"{path}: 'atoms' must be [N, max_atoms, n_items], got shape {atoms.shape}")
     if values.shape != atoms.shape[:2]:
@@ -71,6 +85,9 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
         raise InputError(f"{path}: 'values' contains {int((~np.isfinite(values)).sum())} NaN/inf entries")
     if (values < 0).any():
         raise InputError(f"{path}: 'values' contains negative entries")
+    if (values > MAX_VALUE).any():
+        raise InputError(f"{path}: 'values' up to {MAX_VALUE:g} are supported (training computes in float32), "
+                         f"the largest is {values.max():.6g}; rescale the values")
     k = atoms.shape[1]
     if (n_atoms < 0).any() or (n_atoms > k).any():
         raise InputError(f"{path}: 'n_atoms' must lie in [0, {k}]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import sys
@@ -11,76 +12,145 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from bundleflow.errors import BundleflowError
+from bundleflow.errors import BundleflowError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Revenue-optimal auction menus (BundleFlow).")
-console = Console()
+# markup off: paths, config values and error messages are printed as written (a "[red]" in a
+# path is shown, never interpreted)
+console = Console(markup=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+_DEBUG = {"on": False}
 
 
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="on failure, show the Python traceback")):
+    """Revenue-optimal auction menus (BundleFlow)."""
+    _DEBUG["on"] = debug
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for any failure: ours as written, the OS's with the file it concerns, the rest by type."""
+    if isinstance(exc, BundleflowError):
+        return _one_line(str(exc))
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _one_line(f"{where}{exc.strerror or exc}")
+    if isinstance(exc, MemoryError):
+        return "out of memory; try a smaller batch, menu or data set"
+    if isinstance(exc, RuntimeError) and "unexpected pos" in str(exc):  # torch.save on a full disk
+        return "could not write a file (is the disk full?); files already written were left as they were"
+    return _one_line(f"unexpected {type(exc).__name__}: {exc} (run `bundleflow --debug ...` for the traceback)")
+
+
+def _fail(exc: BaseException) -> None:
+    err_console.print(Text("error: ", style="bold red") + Text(error_message(exc)), soft_wrap=True)
     raise typer.Exit(code=2)
 
 
+def _guarded(fn):
+    """Every failure of a command becomes one line on stderr and exit code 2 (``--debug``: the traceback)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            err_console.print("interrupted; a run folder continues where it stopped when the command is run again")
+            raise typer.Exit(code=130)
+        except Exception as exc:
+            if _DEBUG["on"]:
+                raise
+            _fail(exc)
+
+    return run
+
+
+def command(*args, parent: typer.Typer | None = None, **kwargs):
+    """``app.command`` whose failures are one line (:func:`_guarded`)."""
+    return lambda fn: (parent or app).command(*args, **kwargs)(_guarded(fn))
+
+
+_COLUMNS = ("method", "in-sample revenue", "held-out revenue", "fit seconds")
+_CAPTION = ("in-sample: the sample the method was fitted or selected on (training set; validation split for "
+            "learned menus); held-out: bidders no method saw. fit seconds: that method's own fitting time.")
+
+
+def _num(x, fmt: str) -> str:
+    return "-" if x is None or x != x else format(x, fmt)
+
+
 def _table(title: str, rows: list[dict]) -> Table:
-    t = Table(title=title)
-    t.add_column("method")
-    t.add_column("train revenue", justify="right")
-    t.add_column("held-out revenue", justify="right")
-    t.add_column("seconds", justify="right")
+    t = Table(title=Text(title), caption=Text(_CAPTION))
+    for i, c in enumerate(_COLUMNS):
+        t.add_column(c, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for r in rows:
-        t.add_row(r["method"], f"{r['train_revenue']:.4f}", f"{r['test_revenue']:.4f}", f"{r['seconds']:.2f}")
+        t.add_row(Text(r["method"]), _num(r["train_revenue"], ".4f"), _num(r["test_revenue"], ".4f"), _num(r["seconds"], ".2f"))
     return t
 
 
 def _markdown(title: str, rows: list[dict]) -> str:
-    lines = [f"### {title}", "", "| method | train revenue | held-out revenue | seconds |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['method']} | {r['train_revenue']:.4f} | {r['test_revenue']:.4f} | {r['seconds']:.2f} |" for r in rows]
-    return "\n".join(lines) + "\n"
+    lines = [f"### {title}", "", "| " + " | ".join(_COLUMNS) + " |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['method']} | {_num(r['train_revenue'], '.4f')} | {_num(r['test_revenue'], '.4f')} | {_num(r['seconds'], '.2f')} |"
+              for r in rows]
+    return "\n".join(lines) + "\n\n" + _CAPTION + "\n"
 
 
-@app.command()
+def _limit(limit: int | None) -> int | None:
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be >= 1 (omit it to use every row), got {limit}")
+    return limit
+
+
+@command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="run folder to write"),
     seed: int = typer.Option(0, help="random seed"),
 ):
-    """Small built-in job: baselines, LP optimum and bounds on two small settings; writes a report."""
+    """Small built-in job: baselines, LP optimum and bounds on two small settings, BundleFlow end to end; writes a report."""
+    from bundleflow.config import load_config
     from bundleflow.experiments import baseline_rows
     from bundleflow.generators import additive_uniform, uniform_atoms, uniform_grid_type_space
-    from bundleflow.io_utils import atomic_write_json, atomic_write_text
+    from bundleflow.io_utils import atomic_write_json, atomic_write_text, writable_dir
     from bundleflow.oracles import lp_optimal_mechanism
+    from bundleflow.runner import run_training
 
-    try:
-        sections = []
-        # 1) uniform atoms, m=3: LP optimum on a 200-type training sample
-        train = uniform_atoms(200, 3, 5, 0.5, seed=seed)
-        test = uniform_atoms(5000, 3, 5, 0.5, seed=seed + 1)
-        sections.append(("uniform atoms m=3, K=5, q=0.5, U[0,1] (200 train / 5000 held-out)", baseline_rows(train, test, 16, lp=True)))
-        # 2) two additive U[0,1] items: known optimum 0.5491 (Manelli-Vincent)
-        train = additive_uniform(20000, 2, seed=seed)
-        test = additive_uniform(20000, 2, seed=seed + 1)
-        rows = baseline_rows(train, test)
-        lp6 = lp_optimal_mechanism(*uniform_grid_type_space(2, 6)).revenue
-        lp12 = lp_optimal_mechanism(*uniform_grid_type_space(2, 12)).revenue
-        rows.insert(-1, {"method": "lp_grid12", "train_revenue": lp12, "test_revenue": float("nan"), "seconds": 0.0})
-        rows.insert(-1, {"method": "lp_extrapolated", "train_revenue": 2 * lp12 - lp6, "test_revenue": float("nan"), "seconds": 0.0})
-        rows.insert(-1, {"method": "known_optimum", "train_revenue": 0.5491, "test_revenue": 0.5491, "seconds": 0.0})
-        sections.append(("2 additive items U[0,1] (20000 train / 20000 held-out)", rows))
-        # 3) BundleFlow end to end on uniform atoms m=10 (Stage 1 + Stage 2, small budget)
-        from bundleflow.config import load_config
-        from bundleflow.runner import run_training
-
-        cfg = load_config(None, [f"data.seed={seed}", "data.n_items=10", "data.n_atoms=5", "data.q=0.3",
-                                 "data.n_train=3000", "data.n_val=1000", "data.n_test=5000", "flow.steps=800",
-                                 "menu.n_elements=32", "menu.steps=300", "menu.log_every=50", "device=cpu"])
-        s = run_training(cfg, out / "bundleflow", resume=False, log=console.print)
-        bf = s["learned"]
-        rows = [{"method": "bundleflow", "train_revenue": bf["val_revenue_best"], "test_revenue": bf["test_revenue"], "seconds": s["train_seconds"]}]
-        rows += s["baselines"]
-        sections.append(("BundleFlow, uniform atoms m=10, K=5, q=0.3 (train = validation revenue for bundleflow)", rows))
-    except BundleflowError as exc:
-        _fail(exc)
+    writable_dir(out)
+    sections = []
+    # 1) uniform atoms, m=3: LP optimum on a 200-type training sample
+    console.print("demo 1/3: uniform atoms m=3: baselines and the exact LP optimum on the 200 training types")
+    train = uniform_atoms(200, 3, 5, 0.5, seed=seed)
+    test = uniform_atoms(5000, 3, 5, 0.5, seed=seed + 1)
+    sections.append(("uniform atoms m=3, K=5, q=0.5, U[0,1] (200 train / 5000 held-out)", baseline_rows(train, test, 16, lp=True)))
+    # 2) two additive U[0,1] items: known optimum 0.5491 (Manelli-Vincent)
+    console.print("demo 2/3: 2 additive items U[0,1]: baselines, LP on grids, known optimum")
+    train = additive_uniform(20000, 2, seed=seed)
+    test = additive_uniform(20000, 2, seed=seed + 1)
+    rows = baseline_rows(train, test)
+    lp6 = lp_optimal_mechanism(*uniform_grid_type_space(2, 6)).revenue
+    lp12 = lp_optimal_mechanism(*uniform_grid_type_space(2, 12)).revenue
+    rows.insert(-1, {"method": "lp_grid12", "train_revenue": lp12, "test_revenue": None, "seconds": 0.0})
+    rows.insert(-1, {"method": "lp_extrapolated", "train_revenue": 2 * lp12 - lp6, "test_revenue": None, "seconds": 0.0})
+    rows.insert(-1, {"method": "known_optimum", "train_revenue": 0.5491, "test_revenue": 0.5491, "seconds": 0.0})
+    sections.append(("2 additive items U[0,1] (20000 train / 20000 held-out)", rows))
+    # 3) BundleFlow end to end on uniform atoms m=10 (Stage 1 + Stage 2, small budget)
+    console.print("demo 3/3: BundleFlow end to end (Stage 1 flow, Stage 2 menu) on uniform atoms m=10")
+    cfg = load_config(None, [f"data.seed={seed}", "data.n_items=10", "data.n_atoms=5", "data.q=0.3",
+                             "data.n_train=3000", "data.n_val=1000", "data.n_test=5000", "flow.steps=800",
+                             "menu.n_elements=32", "menu.steps=300", "menu.log_every=50", "device=cpu"])
+    s = run_training(cfg, out / "bundleflow", resume=False, log=console.print)
+    bf = s["learned"]
+    rows = [{"method": "bundleflow", "train_revenue": bf["val_revenue_best"], "test_revenue": bf["test_revenue"],
+             "seconds": s["stage2_seconds"]}]
+    rows += s["baselines"]
+    sections.append(("BundleFlow, uniform atoms m=10, K=5, q=0.3 (3000 train / 1000 validation / 5000 held-out)", rows))
     for title, rows in sections:
         console.print(_table(title, rows))
     summary = {"seed": seed, "sections": [{"setting": t, "rows": r} for t, r in sections]}
@@ -91,36 +161,38 @@ def demo(
     console.print(f"wrote {out}/summary.json and {out}/report.md; BundleFlow run report: {out}/bundleflow/report/index.html")
 
 
-@app.command()
+@command()
 def baselines(
     data: Path = typer.Argument(..., help="valuations: CATS .npz reference file or CATS bid text file"),
     train_frac: float = typer.Option(0.8, help="share of rows used to fit; the rest is held out"),
-    limit: int = typer.Option(0, help="use only the first LIMIT rows (0 = all)"),
+    limit: int = typer.Option(None, help="use only the first LIMIT rows (default: all)"),
     atom_menu_size: int = typer.Option(64, help="elements of the atom menu"),
     out: Path = typer.Option(None, help="write the rows as JSON here"),
 ):
     """Grand bundling, item pricing, atom menu and the welfare bound on a valuation file."""
     from bundleflow.cats_io import load_valuations
     from bundleflow.experiments import baseline_rows
-    from bundleflow.io_utils import atomic_write_json
+    from bundleflow.io_utils import atomic_write_json, writable_file
 
-    try:
-        if not 0 < train_frac < 1:
-            raise BundleflowError(f"--train-frac must lie in (0, 1), got {train_frac}")
-        v = load_valuations(data, limit=limit or None)
-        n_train = int(round(train_frac * len(v)))
-        if not 0 < n_train < len(v):
-            raise BundleflowError(f"{data}: {len(v)} rows are too few to split with --train-frac {train_frac}")
-        train, test = v.split(n_train)
-        rows = baseline_rows(train, test, atom_menu_size)
-    except BundleflowError as exc:
-        _fail(exc)
+    if not 0 < train_frac < 1:
+        raise InputError(f"--train-frac must lie in (0, 1), got {train_frac}")
+    if atom_menu_size < 1:
+        raise InputError(f"--atom-menu-size must be >= 1, got {atom_menu_size}")
+    if out is not None:
+        writable_file(out)
+    v = load_valuations(data, limit=_limit(limit))
+    n_train = int(round(train_frac * len(v)))
+    if not 0 < n_train < len(v):
+        raise InputError(f"{data}: {len(v)} rows are too few to split with --train-frac {train_frac}")
+    train, test = v.split(n_train)
+    rows = baseline_rows(train, test, atom_menu_size)
     console.print(_table(f"{data.name}: {len(train)} train / {len(test)} held-out", rows))
     if out is not None:
         atomic_write_json(out, {"data": str(data), "rows": rows})
+        console.print(f"wrote {out}")
 
 
-@app.command("train-flow")
+@command("train-flow")
 def train_flow_cmd(
     n_items: int = typer.Option(..., "--items", "-m", help="number of items m"),
     out: Path = typer.Option(..., help="flow checkpoint to write (.pt)"),
@@ -134,23 +206,23 @@ def train_flow_cmd(
 ):
     """Stage 1: train the flow for m items by rectified flow and save it with its diagnostics."""
     from bundleflow.device import resolve_device
-    from bundleflow.flow import flow_diagnostics, save_flow, train_flow
+    from bundleflow.flow import describe_diagnostics, flow_diagnostics, save_flow, train_flow
+    from bundleflow.io_utils import writable_file
+    from bundleflow.progress import progress_bar
 
-    try:
-        if n_items < 1:
-            raise BundleflowError(f"--items must be >= 1, got {n_items}")
-        flow = train_flow(n_items, steps, batch, lr, hidden, n_quad, seed, resolve_device(device))
-        diag = flow_diagnostics(flow)
-        save_flow(out, flow, diag)
-    except BundleflowError as exc:
-        _fail(exc)
-    console.print(
-        f"flow m={n_items}: rounding accuracy {diag['rounding_accuracy']:.3f}, item accuracy "
-        f"{diag['item_accuracy']:.3f}, distinct bundles {diag['distinct_share']:.3f}; wrote {out}"
-    )
+    if n_items < 1:
+        raise InputError(f"--items must be >= 1, got {n_items}")
+    writable_file(out)
+    dev = resolve_device(device)
+    with progress_bar("stage 1 flow", steps) as advance:
+        flow = train_flow(n_items, steps, batch, lr, hidden, n_quad, seed, dev, callback=lambda i, loss: advance(1))
+    diag = flow_diagnostics(flow)
+    save_flow(out, flow, diag)
+    console.print(f"flow m={n_items}: {describe_diagnostics(diag)}")
+    console.print(f"wrote {out}")
 
 
-@app.command()
+@command()
 def train(
     config: Path = typer.Option(None, "--config", "-c", help="YAML run config"),
     out: Path = typer.Option(Path("runs/train"), help="run folder"),
@@ -161,45 +233,43 @@ def train(
     from bundleflow.config import load_config
     from bundleflow.runner import run_training
 
-    try:
-        cfg = load_config(config, override or [])
-        summary = run_training(cfg, out, resume=resume, log=console.print)
-    except BundleflowError as exc:
-        _fail(exc)
+    cfg = load_config(config, override or [])
+    summary = run_training(cfg, out, resume=resume, log=console.print)
     bf = summary["learned"]
     name = bf["model"] + ("+item prices" if bf["outside"] == "item_prices" else "")
-    rows = [{"method": name, "train_revenue": bf["val_revenue_best"], "test_revenue": bf["test_revenue"], "seconds": summary["train_seconds"]}]
+    rows = [{"method": name, "train_revenue": bf["val_revenue_best"], "test_revenue": bf["test_revenue"],
+             "seconds": summary["stage2_seconds"]}]
     rows += summary["baselines"]
-    console.print(_table(f"exact revenue ({name}: validation / held-out test)", rows))
+    console.print(_table(f"exact revenue ({summary['n_train']} train / {summary['n_test']} held-out bidders)", rows))
     console.print(f"wrote {out}/summary.json")
 
 
-@app.command()
+@command()
 def evaluate(
     menu_file: Path = typer.Argument(..., help="menu.json written by `bundleflow train`"),
     data: Path = typer.Argument(..., help="valuations (.npz or CATS bid file)"),
-    limit: int = typer.Option(0, help="first LIMIT rows only (0 = all)"),
+    limit: int = typer.Option(None, help="first LIMIT rows only (default: all)"),
 ):
     """Exact revenue of a saved menu on a valuation file."""
     from bundleflow.cats_io import load_valuations
+    from bundleflow.io_utils import json_dumps
     from bundleflow.menu import Menu, evaluate_menu
 
+    if not menu_file.is_file():
+        raise InputError(f"{menu_file}: no such menu file")
     try:
-        if not menu_file.is_file():
-            raise BundleflowError(f"{menu_file}: no such menu file")
-        try:
-            d = json.loads(menu_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise BundleflowError(f"{menu_file}: not valid JSON ({exc})") from exc
-        menu = Menu.from_dict(d)
-        v = load_valuations(data, limit=limit or None)
-        res = evaluate_menu(menu, v)
-    except BundleflowError as exc:
-        _fail(exc)
-    console.print_json(json.dumps(res.summary()))
+        d = json.loads(menu_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{menu_file}: not valid JSON ({exc})") from exc
+    if not isinstance(d, dict):
+        raise InputError(f"{menu_file}: a menu file holds a JSON object with bundles, probs and prices")
+    menu = Menu.from_dict(d)
+    v = load_valuations(data, limit=_limit(limit))
+    res = evaluate_menu(menu, v)
+    console.print_json(json_dumps(res.summary()))
 
 
-@app.command()
+@command()
 def bench(
     out: Path = typer.Option(Path("runs/bench"), help="folder for results.json, results.md, revenue_vs_time.png and run folders"),
     settings: str = typer.Option("", help="comma-separated settings (default: all; see --list)"),
@@ -212,46 +282,42 @@ def bench(
     """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plot."""
     from bundleflow.bench import METHODS, run_bench
     from bundleflow.bench import settings as table
+    from bundleflow.io_utils import writable_dir
 
     if list_:
         console.print("settings: " + ", ".join(table(cats_dir)))
         console.print("methods: " + ", ".join(METHODS))
         return
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] or None  # noqa: E731
-    try:
-        res = run_bench(out, split(settings), split(methods), budget, quick, cats_dir, log=console.print)
-    except BundleflowError as exc:
-        _fail(exc)
-    t = Table(title=f"exact held-out revenue (budget {budget:g} s per learned run)")
+    writable_dir(out)
+    res = run_bench(out, split(settings), split(methods), budget, quick, cats_dir, log=console.print)
+    t = Table(title=Text(f"exact held-out revenue (budget {budget:g} s per learned run)"))
     for c in ("setting", "method", "revenue", "s.e.", "train s", "steps", "steps to 99%"):
-        t.add_column(c, justify="left" if c in ("setting", "method") else "right")
+        left = c in ("setting", "method")
+        t.add_column(c, justify="left" if left else "right", no_wrap=left)
     for r in res["rows"]:
-        se = "" if r["test_revenue_se"] is None else f"{r['test_revenue_se']:.4g}"
-        t.add_row(r["setting"], r["method"], f"{r['test_revenue']:.4f}", se, f"{r['train_seconds']:.1f}",
-                  "" if r["steps"] is None else str(r["steps"]), "" if r["steps_to_99pct"] is None else str(r["steps_to_99pct"]))
+        t.add_row(Text(r["setting"]), Text(r["method"]), _num(r["test_revenue"], ".4f"), _num(r["test_revenue_se"], ".4g"),
+                  _num(r["train_seconds"], ".1f"), "" if r["steps"] is None else str(r["steps"]),
+                  "" if r["steps_to_99pct"] is None else str(r["steps_to_99pct"]))
     console.print(t)
     for c in res["checks"]:
         console.print(f"check {c['method']} on {c['setting']}: {c['revenue']:.4f} >= {c['at_least']}: {'passed' if c['passed'] else 'FAILED'}")
-    console.print(f"wrote {out}/results.json, results.md, revenue_vs_time.png")
+    console.print(f"wrote {out}/results.json, results.md" + (", revenue_vs_time.png" if res.get("plot") else ""))
 
 
-@app.command()
+@command()
 def report(run_dir: Path = typer.Argument(..., help="a folder written by `bundleflow train`")):
     """Write RUN_DIR/report/index.html (+ PNGs): curves, menu table, histograms, revenue vs baselines."""
     from bundleflow.report import write_report
 
-    try:
-        path = write_report(run_dir)
-    except BundleflowError as exc:
-        _fail(exc)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {write_report(run_dir)}")
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Generate valuations (CATS in Python) and summarise valuation files.")
 app.add_typer(data_app, name="data")
 
 
-@data_app.command("generate")
+@command("generate", parent=data_app)
 def data_generate(
     distribution: str = typer.Argument(..., help="regions, regions-upv, regions-npv, arbitrary, arbitrary-upv, arbitrary-npv"),
     out: Path = typer.Option(..., help="npz file to write (the reference files' format)"),
@@ -265,48 +331,50 @@ def data_generate(
     """Draw CATS valuations and write them as npz (atoms, values, n_atoms, provenance)."""
     from bundleflow.cats_generator import generate
     from bundleflow.cats_io import save_cats_npz
+    from bundleflow.io_utils import writable_file
+    from bundleflow.progress import progress_bar
 
-    try:
-        if out.exists() and not force:
-            raise BundleflowError(f"{out} exists; pass --force to overwrite it")
-        if out.suffix != ".npz":
-            raise BundleflowError(f"{out}: the output file must end in .npz")
-        t0 = time.perf_counter()
-        v, meta = generate(distribution, items, n, seed=seed, bidders_per_instance=bidders_per_instance, stream=stream)
-        extra = {k: meta[k] for k in ("seeds", "seeds2") if k in meta}
-        save_cats_npz(out, v, private_values=meta["private_values"], instance=meta["instance"],
-                      distribution=distribution, seed=seed, generator="bundleflow.cats_generator", **extra)
-    except BundleflowError as exc:
-        _fail(exc)
+    if out.suffix != ".npz":
+        raise InputError(f"{out}: the output file must end in .npz")
+    writable_file(out, overwrite=force)
+    t0 = time.perf_counter()
+    with progress_bar(f"generating {distribution}", n) as advance:
+        v, meta = generate(distribution, items, n, seed=seed, bidders_per_instance=bidders_per_instance, stream=stream,
+                           progress=advance)
+    extra = {k: meta[k] for k in ("seeds", "seeds2") if k in meta}
+    save_cats_npz(out, v, private_values=meta["private_values"], instance=meta["instance"],
+                  distribution=distribution, seed=seed, generator="bundleflow.cats_generator", **extra)
     console.print(f"wrote {n} {distribution} valuations over {items} goods to {out} ({time.perf_counter() - t0:.1f} s)")
 
 
-@data_app.command("stats")
+@command("stats", parent=data_app)
 def data_stats(
     files: list[Path] = typer.Argument(..., help="valuation files (.npz or CATS bid text)"),
-    limit: int = typer.Option(0, help="first LIMIT rows only (0 = all)"),
+    limit: int = typer.Option(None, help="first LIMIT rows only (default: all)"),
     no_revenue: bool = typer.Option(False, help="skip the grand-bundling / item-pricing revenue"),
     json_out: Path = typer.Option(None, "--json", help="also write the statistics as JSON"),
 ):
     """Statistics table (atoms, items, values, mean largest atom value, item frequency, simple revenues) per file."""
     from bundleflow.cats_io import load_valuations
-    from bundleflow.io_utils import atomic_write_json
+    from bundleflow.io_utils import atomic_write_json, writable_file
+    from bundleflow.progress import progress_bar
     from bundleflow.valuation_stats import valuation_stats
     from bundleflow.valuations import XORValuation
 
+    if json_out is not None:
+        writable_file(json_out)
     stats = {}
-    try:
+    with progress_bar("statistics", len(files)) as advance:
         for f in files:
-            v = load_valuations(f, limit=limit or None)
+            v = load_valuations(f, limit=_limit(limit))
             if not isinstance(v, XORValuation):
-                raise BundleflowError(f"{f}: statistics need XOR valuations")
+                raise InputError(f"{f}: statistics need XOR valuations")
             stats[str(f)] = valuation_stats(v, revenue=not no_revenue)
-    except BundleflowError as exc:
-        _fail(exc)
-    t = Table(title="valuation statistics")
+            advance(1)
+    t = Table(title=Text("valuation statistics"))
     t.add_column("statistic")
     for f in stats:
-        t.add_column(Path(f).name, justify="right")
+        t.add_column(Text(Path(f).name), justify="right")
     keys = [k for k in next(iter(stats.values())) if k != "item_frequency"]
     for k in keys:
         t.add_row(k, *[f"{s[k]:.4g}" if isinstance(s[k], float) else str(s[k]) for s in stats.values()])

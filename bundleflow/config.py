@@ -6,17 +6,22 @@ never changes any of these values.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bundleflow.errors import InputError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no unknown keys; NaN and inf are refused for every float (lr, temperatures, budgets, values)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+_GENERATOR_FIELDS = {"n_items", "n_atoms", "q", "low", "high"}  # describe generated data only
 
 
 class DataConfig(_Strict):
@@ -38,6 +43,14 @@ class DataConfig(_Strict):
             raise ValueError(f"data.high ({self.high}) must be >= data.low ({self.low})")
         if self.kind == "file" and not self.path:
             raise ValueError("data.kind=file needs data.path")
+        if self.kind != "file" and self.path:
+            raise ValueError(f"data.path is only read with data.kind=file (kind is {self.kind})")
+        if self.kind == "file":
+            generated = sorted(k for k in self.model_fields_set & _GENERATOR_FIELDS
+                               if getattr(self, k) != type(self).model_fields[k].default)
+            if generated:
+                raise ValueError(f"data.kind=file takes the items and values from the file; remove "
+                                 f"{', '.join('data.' + k for k in generated)}")
         return self
 
 
@@ -84,6 +97,22 @@ class RunConfig(_Strict):
     menu: MenuConfig = MenuConfig()
     device: str = "auto"
 
+    def record(self) -> dict:
+        """The config as written to a run folder's ``config.yaml``: generator fields are left out
+        for ``data.kind=file`` (the file decides items and values)."""
+        d = self.model_dump(mode="json")
+        if self.data.kind == "file":
+            for k in _GENERATOR_FIELDS:
+                d["data"].pop(k)
+        return d
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {v!r}")
+        return v
+
 
 def _set(d: dict, dotted: str, raw: str) -> None:
     keys = dotted.split(".")
@@ -116,4 +145,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(f"invalid config: {exc}") from exc
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(x) for x in e["loc"])
+            got = f" (got {e['input']!r})" if e["type"] not in ("value_error", "missing") and not isinstance(e["input"], dict) else ""
+            msg = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {msg}{got}" if where else f"{msg}{got}")
+        raise InputError("invalid config: " + "; ".join(problems)) from exc

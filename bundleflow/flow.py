@@ -164,6 +164,17 @@ def flow_diagnostics(flow: BundleFlow, n: int = 4096, seed: int = 0) -> dict:
     }
 
 
+def describe_diagnostics(diag: dict) -> str:
+    """:func:`flow_diagnostics` in words: what each number measures and how to read it."""
+    item, whole = diag["item_accuracy"], diag["rounding_accuracy"]
+    m = max(1, len(diag.get("size_hist", [0, 0])) - 1)
+    return (f"item accuracy {item:.3f} (share of items a start point s0 rounds to the same side of 1/2 after the "
+            f"flow); whole-bundle accuracy {whole:.3f} (all {m} items at once, about item accuracy^m = "
+            f"{item ** m:.3f} when items err independently); distinct bundles {diag['distinct_share']:.3f} of "
+            "4096 random starts. Stage 2 evaluates whatever bundle the flow reaches exactly, so lower accuracy "
+            "only makes some bundles harder to place, never changes the revenue reported.")
+
+
 def train_flow(
     n_items: int,
     steps: int = 2000,
@@ -190,7 +201,7 @@ def train_flow(
         loss.backward()
         opt.step()
         if callback is not None:
-            callback(step, float(loss))
+            callback(step, float(loss.detach()))
     return flow
 
 
@@ -202,15 +213,17 @@ def save_flow(path, flow: BundleFlow, diagnostics: dict | None = None) -> None:
 
 
 def load_flow(path, device="cpu") -> BundleFlow:
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        meta = payload["meta"]
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such flow checkpoint") from exc
-    except Exception as exc:
-        raise InputError(f"{path}: not a bundleflow flow checkpoint ({exc})") from exc
+    from bundleflow.io_utils import load_tensors
+
+    payload = load_tensors(path, device, "flow checkpoint")
+    if not isinstance(payload, dict) or not isinstance(payload.get("meta"), dict) or "state" not in payload:
+        raise InputError(f"{path}: not a bundleflow flow checkpoint (needs 'meta' and 'state')")
+    meta = payload["meta"]
     if meta.get("domain") != DOMAIN:
         raise InputError(f"{path}: flow trained on domain {meta.get('domain')!r}, Stage 2 samples {DOMAIN!r}")
-    flow = BundleFlow(meta["n_items"], meta["hidden"], meta["n_quad"], meta["q_max"])
-    flow.load_state_dict(payload["state"])
+    try:
+        flow = BundleFlow(meta["n_items"], meta["hidden"], meta["n_quad"], meta["q_max"])
+        flow.load_state_dict(payload["state"])
+    except Exception as exc:
+        raise InputError(f"{path}: flow checkpoint does not match its own metadata ({type(exc).__name__})") from exc
     return flow.to(device)

@@ -74,6 +74,9 @@ class Menu:
             raise InputError("menu probs of every element must sum to 1")
         if not torch.isfinite(c).all():
             raise InputError("menu prices must be finite (no NaN or inf)")
+        if (c < 0).any():
+            raise InputError(f"menu prices must be non-negative (a menu never pays the bidder); "
+                             f"{int((c < 0).sum())} of {J} are negative, the smallest {float(c.min()):.6g}")
         if self.item_prices is not None:
             ip = torch.as_tensor(self.item_prices).detach().to(torch.float64)
             if ip.shape != (m,):

@@ -96,6 +96,7 @@ def lp_optimal_mechanism(valuation: Valuation, probs=None) -> LPResult:
     x, p = _solve(uniq, fu)
     x = np.clip(x, 0.0, 1.0)
     x /= x.sum(1, keepdims=True)
+    p = np.where((p < 0) & (p > -1e-9), 0.0, p)  # HiGHS round-off below zero; a true optimum never pays a type
     menu = Menu(bundles[None].expand(n, M, m).clone(), torch.from_numpy(x), torch.from_numpy(p))
     return LPResult(float(fu @ p), menu, x, p, fu, inverse)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -12,8 +13,10 @@ import yaml
 
 from bundleflow.config import RunConfig
 from bundleflow.device import resolve_device
+from bundleflow.progress import progress_bar
 from bundleflow.errors import InputError
-from bundleflow.io_utils import atomic_write, atomic_write_json, atomic_write_text, read_jsonl
+from bundleflow.io_utils import (atomic_write, atomic_write_json, atomic_write_text, json_dumps, load_tensors, read_jsonl,
+                                 writable_dir)
 
 
 def make_data(cfg: RunConfig):
@@ -39,11 +42,12 @@ def make_data(cfg: RunConfig):
     return v.subset(idx[: d.n_train]), v.subset(idx[d.n_train : d.n_train + d.n_val]), v.subset(idx[d.n_train + d.n_val :])
 
 
-def get_flow(cfg: RunConfig, n_items: int, out: Path, device, log=print):
-    from bundleflow.flow import flow_diagnostics, load_flow, save_flow, train_flow
+def get_flow(cfg: RunConfig, n_items: int, out: Path, device, log=print, progress: bool = True, reuse: bool = True):
+    """The Stage 1 flow: ``cfg.flow.checkpoint``, else the run folder's ``flow.pt`` (if ``reuse``), else trained."""
+    from bundleflow.flow import describe_diagnostics, flow_diagnostics, load_flow, save_flow, train_flow
 
     path = Path(cfg.flow.checkpoint) if cfg.flow.checkpoint else out / "flow.pt"
-    if path.is_file():
+    if path.is_file() and (reuse or cfg.flow.checkpoint):
         flow = load_flow(path, device)
         if flow.n_items != n_items:
             raise InputError(f"{path}: flow is for m={flow.n_items} items, data has m={n_items}")
@@ -52,15 +56,17 @@ def get_flow(cfg: RunConfig, n_items: int, out: Path, device, log=print):
         raise InputError(f"{path}: no such flow checkpoint")
     f = cfg.flow
     t0 = time.perf_counter()
-    flow = train_flow(n_items, f.steps, f.batch, f.lr, f.hidden, f.n_quad, f.seed, device)
+    with progress_bar(f"stage 1 flow (m={n_items})", f.steps, enabled=progress) as advance:
+        flow = train_flow(n_items, f.steps, f.batch, f.lr, f.hidden, f.n_quad, f.seed, device,
+                          callback=lambda i, loss: advance(1))
     diag = flow_diagnostics(flow)
     diag["train_seconds"] = time.perf_counter() - t0
     save_flow(path, flow, diag)
-    log(f"stage 1: m={n_items} rounding accuracy {diag['rounding_accuracy']:.3f}, item accuracy {diag['item_accuracy']:.3f}")
+    log(f"stage 1: m={n_items} {describe_diagnostics(diag)}")
     return flow
 
 
-def build_model(cfg: RunConfig, train, out: Path, device, log=print):
+def build_model(cfg: RunConfig, train, out: Path, device, log=print, reuse_flow: bool = True, progress: bool = True):
     """The menu model ``cfg.menu.model`` for ``train`` (BundleFlow trains or loads its Stage 1 flow)."""
     from bundleflow.rochetnet import BundleRochetNetMenu, RochetNetMenu
     from bundleflow.training import BundleFlowMenu
@@ -68,58 +74,121 @@ def build_model(cfg: RunConfig, train, out: Path, device, log=print):
 
     mc, cap = cfg.menu, train.max_value()
     if mc.model == "bundleflow":
-        return BundleFlowMenu(get_flow(cfg, train.n_items, out, device, log), mc.n_elements, mc.n_support, cap)
+        flow = get_flow(cfg, train.n_items, out, device, log, progress=progress, reuse=reuse_flow)
+        return BundleFlowMenu(flow, mc.n_elements, mc.n_support, cap)
     if mc.model == "rochetnet":
         return RochetNetMenu(mc.n_elements, train.n_items, cap, unit_demand=isinstance(train, UnitDemandValuation))
     return BundleRochetNetMenu(mc.n_elements, train.n_items, mc.n_support, cap, mc.resample_every, seed=mc.seed)
 
 
+@contextmanager
+def run_lock(out: Path):
+    """Hold an exclusive lock on run folder ``out`` (``out/.lock``); a second writer gets an InputError."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield
+        return
+    fh = open(out / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise InputError(f"{out}: another bundleflow process is writing to this run folder; wait for it or use another --out") from exc
+        yield
+    finally:
+        fh.close()
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files an interrupted atomic write left in ``out`` (call under :func:`run_lock`)."""
+    stale = [p for p in out.glob(".*.tmp*") if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
+
+
+def read_metrics(path: Path, up_to_step: int) -> list[str]:
+    """The lines of ``metrics.jsonl`` up to ``up_to_step``; a torn last line (a crash mid-write) is dropped."""
+    if not path.is_file():
+        return []
+    lines = [l for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+    kept = []
+    for i, line in enumerate(lines):
+        try:
+            rec = json.loads(line)
+            step = rec["step"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            if i == len(lines) - 1:
+                break  # torn last line
+            raise InputError(f"{path}: line {i + 1} is not a metrics record; move the file away to restart the log") from exc
+        if step <= up_to_step:
+            kept.append(line)
+    return kept
+
+
 def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True, log=print,
                  write_report_at_end: bool = True) -> dict:
-    """Train BundleFlow end to end into ``out`` and return the summary dict."""
+    """Train BundleFlow end to end into ``out`` and return the summary dict.
+
+    Nothing is written before the inputs validate (data loaded, model built): a failed
+    start leaves the folder as it was, and the corrected command runs.
+    """
+    out = writable_dir(out)
+    with run_lock(out):
+        remove_stale_temporaries(out)
+        return _run_locked(cfg, out, resume, progress, log, write_report_at_end)
+
+
+def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, write_report_at_end: bool) -> dict:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bundleflow.experiments import baseline_rows
     from bundleflow.menu import Menu, evaluate_menu
     from bundleflow.training import MenuTrainer
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.yaml"
+    cfg_text = yaml.safe_dump(cfg.record(), sort_keys=False)
     if cfg_path.is_file() and resume:
-        old = yaml.safe_load(cfg_path.read_text())
-        if old != cfg.model_dump(mode="json"):
+        try:
+            old = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise InputError(f"{cfg_path}: unreadable config ({exc}); use a new folder or --no-resume") from exc
+        if old != cfg.record() and old != cfg.model_dump(mode="json"):  # (folders written before record())
             raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
     device = resolve_device(cfg.device)
-    atomic_write_text(cfg_path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     train, val, test = make_data(cfg)
-    trainer = MenuTrainer(build_model(cfg, train, out, device, log), train, val, cfg.menu, device)
+    # the folder's flow.pt belongs to this config only if the folder's config.yaml matched above
+    model = build_model(cfg, train, out, device, log, reuse_flow=resume and cfg_path.is_file(), progress=progress)
+    trainer = MenuTrainer(model, train, val, cfg.menu, device)
+    atomic_write_text(cfg_path, cfg_text)
     ckpt = out / "checkpoint.pt"
     metrics_path = out / "metrics.jsonl"
     if resume and ckpt.is_file():
+        state = load_tensors(ckpt, device, "checkpoint")
         try:
-            trainer.load_state(torch.load(ckpt, map_location=device, weights_only=False))
+            trainer.load_state(state)
         except Exception as exc:
-            raise InputError(f"{ckpt}: cannot resume from this checkpoint ({exc})") from exc
+            raise InputError(f"{ckpt}: cannot resume from this checkpoint ({type(exc).__name__}: {exc})") from exc
         log(f"resumed at step {trainer.step}")
-        # keep only metric lines up to the checkpointed step
-        if metrics_path.is_file():
-            lines = [l for l in metrics_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= trainer.step]
-            atomic_write_text(metrics_path, "".join(l + "\n" for l in lines))
+        kept = read_metrics(metrics_path, trainer.step)  # lines up to the checkpointed step
+        atomic_write_text(metrics_path, "".join(l + "\n" for l in kept))
+        logged_now = bool(kept) and json.loads(kept[-1])["step"] == trainer.step
     else:
-        trainer.initialise()
+        trainer.initialise(progress=progress)
         atomic_write_text(metrics_path, "")
+        logged_now = False
 
     def record(soft: float) -> dict:
         m = trainer.log_metrics(soft, t0).__dict__
         with open(metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(m) + "\n")
+            fh.write(json_dumps(m) + "\n")
         atomic_write(ckpt, lambda tmp: torch.save(trainer.state(), tmp))
         return m
 
     t0 = time.perf_counter()
     cfgm = cfg.menu
-    if trainer.step == 0:
+    if not logged_now:
         record(float("nan"))
     with Progress(TextColumn("stage 2"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not progress) as bar:
         task = bar.add_task("train", total=cfgm.steps, completed=trainer.step, info="")
@@ -135,6 +204,7 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
                 stopped_by_budget = True
                 log(f"time budget of {cfgm.time_budget_s:g} s reached at step {trainer.step}")
                 break
+    stage2_seconds = time.perf_counter() - t0
     best = Menu.from_dict(trainer.best["menu"])
     final = trainer.menu()
     test_out = evaluate_menu(best, test)
@@ -170,6 +240,7 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress:
         "baselines": rows,
         "n_train": len(train),
         "n_test": len(test),
+        "stage2_seconds": stage2_seconds,
         "train_seconds": time.perf_counter() - t0,
     }
     atomic_write_json(out / "summary.json", summary)

@@ -53,6 +53,7 @@ from bundleflow.errors import InputError
 from bundleflow.flow import DOMAIN, BundleFlow
 from bundleflow.menu import Menu, evaluate_menu, expected_values
 from bundleflow.menu_model import MenuModel, corner_logits
+from bundleflow.progress import progress_bar
 from bundleflow.valuations import Valuation, XORValuation, unique_rows
 
 
@@ -190,7 +191,7 @@ class MenuTrainer:
         return batch.demand(self.item_prices)
 
     # -- initialisation ------------------------------------------------------------
-    def initialise(self) -> None:
+    def initialise(self, progress: bool = False) -> None:
         """Data-driven start (module doc): every element a sure bundle, prices by exact coordinate ascent.
 
         Every element is placed at its start bundle (:meth:`MenuModel.place`); the prices
@@ -215,7 +216,9 @@ class MenuTrainer:
             u0 = pay0 = torch.zeros_like(ev[:, 0])
         start[0], _ = best_price_given_outside(ev[:, 0] - u0, pay0, self.cap)
         if cfg.init_price_rounds:
-            prices = optimise_prices(ev, start.to(ev.device), self.cap, cfg.init_price_rounds, u0, pay0)
+            with progress_bar(f"initial prices ({cfg.init_price_rounds} rounds x {J} elements)",
+                              cfg.init_price_rounds * J, enabled=progress) as advance:
+                prices = optimise_prices(ev, start.to(ev.device), self.cap, cfg.init_price_rounds, u0, pay0, advance)
         else:
             prices = start
         with torch.no_grad():

@@ -55,6 +55,10 @@ def _as_tensor(x, dtype, name: str) -> torch.Tensor:
     return x.to(dtype)
 
 
+# Largest value accepted: squares and sums of values must stay finite in float32 (max 3.4e38).
+MAX_VALUE = 1e18
+
+
 def _check_values(x: torch.Tensor, name: str) -> None:
     if x.numel() == 0:
         return
@@ -63,6 +67,9 @@ def _check_values(x: torch.Tensor, name: str) -> None:
         raise InputError(f"{name}: {bad} value(s) are NaN or infinite")
     if (x < 0).any():
         raise InputError(f"{name}: negative values are not allowed (min {float(x.min()):.6g})")
+    if (x > MAX_VALUE).any():
+        raise InputError(f"{name}: values up to {MAX_VALUE:g} are supported (training computes in float32), "
+                         f"the largest is {float(x.max()):.6g}; rescale the values")
 
 
 def _check_unit(unit) -> float:
