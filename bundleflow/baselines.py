@@ -137,7 +137,7 @@ def _item_price_candidates(valuation: Valuation, n: int) -> torch.Tensor:
     return torch.cat([torch.zeros(1, dtype=torch.float64), torch.logspace(-4, 0, n - 1, dtype=torch.float64) * hi])
 
 
-def item_pricing(valuation: Valuation, rounds: int = 3, grid: int = 48) -> BaselineResult:
+def item_pricing(valuation: Valuation, rounds: int = 3, grid: int = 48, progress=None) -> BaselineResult:
     """Item prices found by exact coordinate search on ``valuation``.
 
     1. Uniform price ``c`` on every item, the best of ``grid`` log-spaced candidates.
@@ -160,6 +160,8 @@ def item_pricing(valuation: Valuation, rounds: int = 3, grid: int = 48) -> Basel
     for _ in range(rounds):
         improved = False
         for i in range(m):
+            if progress is not None:
+                progress(1)
             trial = prices[None].repeat(len(factors), 1)
             base = prices[i] if prices[i] > 0 else cand[1]
             trial[:, i] = factors * base

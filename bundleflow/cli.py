@@ -80,7 +80,19 @@ def command(*args, parent: typer.Typer | None = None, **kwargs):
 
 _COLUMNS = ("method", "in-sample revenue", "held-out revenue", "fit seconds")
 _CAPTION = ("in-sample: the sample the method was fitted or selected on (training set; validation split for "
-            "learned menus); held-out: bidders no method saw. fit seconds: that method's own fitting time.")
+            "learned menus); held-out: bidders no method saw. fit seconds: that method's own fitting time "
+            "(Stage 2 training for learned menus).")
+
+
+def print_table(t: Table) -> None:
+    """Print ``t`` at its natural width (wider than the terminal if need be): names are never cut to "bundleflo…"."""
+    natural = console.measure(t, options=console.options.update_width(10_000)).maximum
+    width = console.width
+    console.width = max(width, natural)  # print(width=) is capped at the console's width
+    try:
+        console.print(t)
+    finally:
+        console.width = width
 
 
 def _num(x, fmt: str) -> str:
@@ -152,7 +164,7 @@ def demo(
     rows += s["baselines"]
     sections.append(("BundleFlow, uniform atoms m=10, K=5, q=0.3 (3000 train / 1000 validation / 5000 held-out)", rows))
     for title, rows in sections:
-        console.print(_table(title, rows))
+        print_table(_table(title, rows))
     summary = {"seed": seed, "sections": [{"setting": t, "rows": r} for t, r in sections]}
     atomic_write_json(out / "summary.json", summary)
     atomic_write_json(out / "config.json", {"command": "demo", "seed": seed, "python": sys.version.split()[0], "platform": platform.platform()})
@@ -186,7 +198,7 @@ def baselines(
         raise InputError(f"{data}: {len(v)} rows are too few to split with --train-frac {train_frac}")
     train, test = v.split(n_train)
     rows = baseline_rows(train, test, atom_menu_size)
-    console.print(_table(f"{data.name}: {len(train)} train / {len(test)} held-out", rows))
+    print_table(_table(f"{data.name}: {len(train)} train / {len(test)} held-out", rows))
     if out is not None:
         atomic_write_json(out, {"data": str(data), "rows": rows})
         console.print(f"wrote {out}")
@@ -240,7 +252,7 @@ def train(
     rows = [{"method": name, "train_revenue": bf["val_revenue_best"], "test_revenue": bf["test_revenue"],
              "seconds": summary["stage2_seconds"]}]
     rows += summary["baselines"]
-    console.print(_table(f"exact revenue ({summary['n_train']} train / {summary['n_test']} held-out bidders)", rows))
+    print_table(_table(f"exact revenue ({summary['n_train']} train / {summary['n_test']} held-out bidders)", rows))
     console.print(f"wrote {out}/summary.json")
 
 
@@ -299,7 +311,7 @@ def bench(
         t.add_row(Text(r["setting"]), Text(r["method"]), _num(r["test_revenue"], ".4f"), _num(r["test_revenue_se"], ".4g"),
                   _num(r["train_seconds"], ".1f"), "" if r["steps"] is None else str(r["steps"]),
                   "" if r["steps_to_99pct"] is None else str(r["steps_to_99pct"]))
-    console.print(t)
+    print_table(t)
     for c in res["checks"]:
         console.print(f"check {c['method']} on {c['setting']}: {c['revenue']:.4f} >= {c['at_least']}: {'passed' if c['passed'] else 'FAILED'}")
     console.print(f"wrote {out}/results.json, results.md" + (", revenue_vs_time.png" if res.get("plot") else ""))
@@ -364,13 +376,13 @@ def data_stats(
     if json_out is not None:
         writable_file(json_out)
     stats = {}
-    with progress_bar("statistics", len(files)) as advance:
-        for f in files:
-            v = load_valuations(f, limit=_limit(limit))
-            if not isinstance(v, XORValuation):
-                raise InputError(f"{f}: statistics need XOR valuations")
-            stats[str(f)] = valuation_stats(v, revenue=not no_revenue)
-            advance(1)
+    for f in files:
+        v = load_valuations(f, limit=_limit(limit))
+        if not isinstance(v, XORValuation):
+            raise InputError(f"{f}: statistics need XOR valuations")
+        # the item-pricing search (3 sweeps over the items) is the slow part
+        with progress_bar(f"statistics of {f.name}", 0 if no_revenue else 3 * v.n_items) as advance:
+            stats[str(f)] = valuation_stats(v, revenue=not no_revenue, progress=advance)
     t = Table(title=Text("valuation statistics"))
     t.add_column("statistic")
     for f in stats:
@@ -379,7 +391,7 @@ def data_stats(
     for k in keys:
         t.add_row(k, *[f"{s[k]:.4g}" if isinstance(s[k], float) else str(s[k]) for s in stats.values()])
     t.add_row("item frequency min/mean/max", *[f"{min(s['item_frequency']):.3f}/{sum(s['item_frequency']) / len(s['item_frequency']):.3f}/{max(s['item_frequency']):.3f}" for s in stats.values()])
-    console.print(t)
+    print_table(t)
     if json_out is not None:
         atomic_write_json(json_out, stats)
 

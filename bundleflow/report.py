@@ -82,6 +82,16 @@ def _bundle_str(b: torch.Tensor) -> str:
     return "{" + s + (f",... ({len(items)} items)" if len(items) > 12 else "") + "}"
 
 
+def lottery_terms(menu, j: int, min_prob: float = 1e-3) -> list[tuple[str, float]]:
+    """Element ``j``'s lottery as ``(bundle, probability)``: identical supports merged (their
+    probabilities added), terms below ``min_prob`` dropped, most likely first."""
+    total: dict[str, float] = {}
+    for d in range(menu.bundles.shape[1]):
+        b = _bundle_str(menu.bundles[j, d])
+        total[b] = total.get(b, 0.0) + float(menu.probs[j, d])
+    return sorted(((b, p) for b, p in total.items() if p > min_prob), key=lambda t: -t[1])
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report/index.html`` and its PNGs; returns the HTML path."""
     from bundleflow.menu import evaluate_menu, expected_values
@@ -175,8 +185,7 @@ def write_report(run_dir: str | Path) -> Path:
     for j in order[:MAX_ROWS].tolist():
         who = out.choice == j
         mu = f"{float(util[who, j].mean()):.4g}" if who.any() else ""
-        lot = "; ".join(f"{_bundle_str(menu.bundles[j, d])} w.p. {float(menu.probs[j, d]):.3f}"
-                        for d in range(menu.bundles.shape[1]) if float(menu.probs[j, d]) > 1e-3)
+        lot = "; ".join(f"{b} w.p. {p:.3f}" for b, p in lottery_terms(menu, j))
         trs.append(f"<tr><td>{j}</td><td>{html.escape(lot)}</td><td>{float(menu.prices[j]):.4g}</td>"
                    f"<td>{float(share[j]):.3f}</td><td>{mu}</td></tr>")
     rev_rows = "".join(f"<tr><td>{html.escape(r[0])}</td><td>{r[1]:.4f}</td><td>{(r[2] or 0):.4f}</td></tr>" for r in rows)
@@ -189,7 +198,7 @@ def write_report(run_dir: str | Path) -> Path:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bundleflow report: {html.escape(run.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:nth-child(2){{text-align:left}}figure{{display:inline-block;margin:0.5em}}</style>
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}#revenue-table td:first-child,#menu-table td:nth-child(2){{text-align:left}}figure{{display:inline-block;margin:0.5em}}</style>
 </head><body>
 <h1>bundleflow report: {html.escape(str(run))}</h1>
 <p>Method <b>{html.escape(str(L.get("model", "learned")))}</b>{" with a la carte item prices" if L.get("outside") == "item_prices" else ""};

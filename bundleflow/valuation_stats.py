@@ -11,10 +11,11 @@ from __future__ import annotations
 from bundleflow.valuations import XORValuation
 
 
-def valuation_stats(v: XORValuation, revenue: bool = True) -> dict:
+def valuation_stats(v: XORValuation, revenue: bool = True, progress=None) -> dict:
     """Statistics of ``v``: atoms per bidder, items per atom, atom values, ``E[max atom value]``,
     per-item frequency (share of bidders with the item in some atom), and, if ``revenue``,
-    grand-bundling and item-pricing revenue fitted on ``v`` itself."""
+    grand-bundling and item-pricing revenue fitted on ``v`` itself. ``progress``: optional
+    ``advance(n)`` callback, called once per item and sweep of the item-pricing search."""
     from bundleflow.baselines import grand_bundling, item_pricing
 
     real = v.atoms.any(-1) | (v.values > 0)
@@ -40,5 +41,5 @@ def valuation_stats(v: XORValuation, revenue: bool = True) -> dict:
     }
     if revenue:
         out["grand_bundling_revenue"] = grand_bundling(v).revenue
-        out["item_pricing_revenue"] = item_pricing(v).revenue
+        out["item_pricing_revenue"] = item_pricing(v, progress=progress).revenue
     return out
