@@ -136,3 +136,68 @@ def _solve(V: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise BundleflowError(f"LP oracle: HiGHS did not solve the LP ({res.message})")
     z = res.x
     return z[:nx].reshape(n, M), z[nx:]
+
+
+MAX_MILP_CHOICES = 64  # bidders x atoms: the item-pricing MILP has one binary per pair (small type spaces only)
+
+
+def optimal_item_prices(atoms: torch.Tensor, values: torch.Tensor, probs=None, time_limit: float = 60.0) -> tuple[np.ndarray, float]:
+    """Revenue-optimal item prices for bidders with atom (XOR) valuations, exactly, by a MILP.
+
+    Bidder ``b`` (probability ``f_b``) buys her utility-maximising atom at the sum of its
+    item prices, or nothing; among optimal choices the one paying most (seller-favourable
+    ties, as everywhere here). With ``z_bk`` = "b buys atom k", ``q_b`` her payment and
+    ``u_b`` her utility::
+
+        max  sum_b f_b q_b
+        s.t. sum_k z_bk <= 1,   u_b = sum_k z_bk v_bk - q_b,   u_b >= 0
+             u_b >= v_bk - sum_i a_bki p_i                  for all k  (she takes a best atom)
+             |q_b - sum_i a_bki p_i| <= M (1 - z_bk)       (she pays the atom she takes)
+             q_b <= M sum_k z_bk,   0 <= p_i <= max value
+
+    Args:
+        atoms: ``[B, K, m]`` bool; values: ``[B, K]``; probs: ``[B]`` (default uniform).
+    Returns:
+        ``(prices [m], revenue)`` of the MILP (HiGHS).
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    A = atoms.cpu().numpy().astype(np.float64)
+    V = values.cpu().numpy().astype(np.float64)
+    B, K, m = A.shape
+    if B * K > MAX_MILP_CHOICES:
+        raise InputError(f"item-pricing MILP: {B} bidders x {K} atoms exceed {MAX_MILP_CHOICES} binaries")
+    f = np.full(B, 1.0 / B) if probs is None else np.asarray(torch.as_tensor(probs).cpu(), dtype=np.float64)
+    cap = max(float(V.max()) if V.size else 0.0, 1e-12)
+    M = cap * (m + 1)
+    # variables: p (m) | z (B*K) | q (B) | u (B)
+    nz, n = B * K, m + B * K + 2 * B
+    P, Z, Q, U = 0, m, m + nz, m + nz + B
+    rows, lo, hi = [], [], []
+
+    def row(entries, low, high):
+        r = np.zeros(n)
+        for j, c in entries:
+            r[j] += c
+        rows.append(r), lo.append(low), hi.append(high)
+
+    for b in range(B):
+        row([(Z + b * K + k, 1.0) for k in range(K)], -np.inf, 1.0)
+        row([(U + b, 1.0), (Q + b, 1.0)] + [(Z + b * K + k, -V[b, k]) for k in range(K)], 0.0, 0.0)
+        row([(Q + b, 1.0)] + [(Z + b * K + k, -M) for k in range(K)], -np.inf, 0.0)
+        for k in range(K):
+            cost = [(P + i, A[b, k, i]) for i in range(m) if A[b, k, i]]
+            row([(U + b, 1.0)] + cost, V[b, k], np.inf)
+            row([(Q + b, 1.0), (Z + b * K + k, M)] + [(j, -c) for j, c in cost], -np.inf, M)
+            row([(Q + b, 1.0), (Z + b * K + k, -M)] + [(j, -c) for j, c in cost], -M, np.inf)
+    c = np.zeros(n)
+    c[Q:Q + B] = -f
+    integrality = np.zeros(n)
+    integrality[Z:Z + nz] = 1
+    lb = np.zeros(n)
+    ub = np.concatenate([np.full(m, cap), np.ones(nz), np.full(B, M), np.full(B, np.inf)])
+    res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=integrality,
+               bounds=Bounds(lb, ub), options={"time_limit": time_limit})
+    if res.x is None:
+        raise BundleflowError(f"item-pricing MILP: HiGHS found no solution ({res.message})")
+    return res.x[:m].copy(), float(-res.fun)

@@ -88,7 +88,7 @@ def test_generator_matches_reference(cats_dir, name):
     # revenue of the reference's simple mechanisms on both samples
     fit = ref.subset(torch.arange(min(1000, len(ref))))  # any fixed mechanism will do; fitting on 1000 rows keeps this fast
     gb = grand_bundling(fit)
-    ip = item_pricing(fit, rounds=1, grid=24)
+    ip = item_pricing(fit, restarts=0, max_rounds=2, grid=24)
     for mech in (gb, ip):
         pa, pb = mech.payments(gen).numpy(), mech.payments(ref).numpy()
         z = _z(pa, pb)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from rich.table import Table
 
-from bundleflow.baselines import item_pricing, optimise_prices
+from bundleflow.baselines import item_price_ascent, item_pricing, optimise_prices
 from bundleflow.cats_generator import generate
 from bundleflow.flow import describe_diagnostics, train_flow
 from bundleflow.generators import uniform_atoms
@@ -25,8 +25,13 @@ def test_progress_callbacks_count_the_work():
     optimise_prices(ev, torch.ones(3, dtype=torch.float64), 1.0, rounds=2, progress=lambda n=1: priced.append(n))
     assert len(priced) in (3, 6)  # one call per re-priced element, one or two rounds
     swept = []
-    item_pricing(uniform_atoms(50, 4, 2, 0.5, seed=0), rounds=1, progress=lambda n=1: swept.append(n))
-    assert len(swept) == 4
+    v = uniform_atoms(50, 4, 2, 0.5, seed=0)
+    item_price_ascent(v.atoms, v.values, torch.ones(4, dtype=torch.float64), v.max_value(), max_rounds=1,
+                      progress=lambda n=1: swept.append(n))
+    assert len(swept) == 4  # one call per item and sweep
+    steps_in_pricing = []
+    item_pricing(v, restarts=1, progress=lambda n=1: steps_in_pricing.append(n))
+    assert len(steps_in_pricing) >= 4 * 3  # at least one sweep from each of >= 3 starts
 
 
 def test_identical_supports_are_shown_once_with_their_total_probability():
