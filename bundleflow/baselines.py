@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from bundleflow.errors import InputError
-from bundleflow.menu import Menu, choose, evaluate_menu, expected_values, TIE_TOL
+from bundleflow.menu import Menu, choose, evaluate_menu, expected_values, outside_option, TIE_TOL
 from bundleflow.oracles import MAX_MILP_CHOICES, optimal_item_prices
 from bundleflow.valuations import UnitDemandValuation, Valuation, XORValuation
 
@@ -62,7 +62,10 @@ def best_price_given_outside(threshold: torch.Tensor, outside_pay: torch.Tensor,
     utility of its best other choice); otherwise she pays ``outside_pay[b]``.
     Revenue ``R(p) = p * #{threshold >= p} + sum_{threshold < p} outside_pay``
     is maximised over the breakpoints ``p = threshold[b]`` within ``[0, cap]`` and
-    over ``p = cap`` (nobody else buys). Returns ``(price, total revenue)``.
+    over ``p = cap`` (nobody else buys). Among revenue-maximising prices (equal within
+    1e-12 relative) the lowest is returned: on a plateau the option is then taken by
+    every bidder it can take at no loss, which frees the other prices to rise in later
+    coordinate steps. Returns ``(price, total revenue)``.
     """
     B = threshold.shape[0]
     t, order = torch.sort(threshold, descending=True)
@@ -76,8 +79,10 @@ def best_price_given_outside(threshold: torch.Tensor, outside_pay: torch.Tensor,
     # price = cap: only bidders with threshold >= cap buy
     n_cap = int((threshold >= cap).sum())
     rev_cap = cap * n_cap + float(outside_pay[threshold < cap].sum())
-    if B and float(rev.max()) > rev_cap:
-        i = int(rev.argmax())
+    best = max(float(rev.max()), rev_cap) if B else rev_cap
+    near = best - 1e-12 * max(1.0, abs(best))
+    if B and float(rev.max()) >= near:
+        i = int(torch.nonzero(rev >= near).flatten().max())  # thresholds descend: the last is the lowest price
         return float(t[i]), float(rev[i])
     return float(cap), rev_cap
 
@@ -147,6 +152,34 @@ def optimise_prices(ev: torch.Tensor, prices: torch.Tensor, cap: float, rounds: 
         if torch.allclose(before, prices, rtol=0, atol=tol):
             break
     return prices
+
+
+def polish_prices(menu: Menu, valuation: Valuation, cap: float, rounds: int = 3, progress=None) -> Menu:
+    """``menu`` with the best element prices found for its lotteries on ``valuation``.
+
+    Exact coordinate ascent (:func:`optimise_prices`) from the menu's prices; when the
+    bidders' distinct rows of expected values are few (at most ``MAX_PRICE_MILP_CHOICES``
+    binaries) also the exact price MILP (:func:`bundleflow.oracles.optimal_menu_prices`),
+    followed by the same ascent (which snaps its prices to exact breakpoints). The prices
+    with the highest exact revenue are kept. Lotteries and a la carte item prices are
+    unchanged. ``cap``: largest price.
+    """
+    from bundleflow.oracles import MAX_PRICE_MILP_CHOICES, optimal_menu_prices
+
+    ev = expected_values(menu, valuation).to(torch.float64)
+    u0, pay0 = outside_option(menu, valuation)
+    zero = torch.zeros(ev.shape[0], dtype=torch.float64, device=ev.device)
+    u0, pay0 = (zero, zero) if u0 is None else (u0.double(), pay0.double())
+    tol = TIE_TOL * max(1.0, cap)
+    candidates = [optimise_prices(ev, menu.prices.to(ev.device), cap, rounds, u0, pay0, progress)]
+    rows, inverse = torch.unique(torch.cat([ev, u0[:, None], pay0[:, None]], 1), dim=0, return_inverse=True)
+    if rows.shape[0] * (menu.n_elements + 1) <= MAX_PRICE_MILP_CHOICES:
+        weights = torch.bincount(inverse, minlength=rows.shape[0]).double() / len(inverse)
+        exact, _ = optimal_menu_prices(rows[:, :-2], cap, rows[:, -2], rows[:, -1], weights)
+        candidates.append(optimise_prices(ev, torch.as_tensor(exact).to(ev.device), cap, rounds, u0, pay0))
+    revenue = [float(choose(ev, p, tol, u0, pay0)[1].mean()) for p in candidates]
+    best = candidates[max(range(len(candidates)), key=revenue.__getitem__)]
+    return Menu(menu.bundles, menu.probs, best.cpu(), menu.item_prices)
 
 
 # ----------------------------------------------------------------------------------------
@@ -276,11 +309,11 @@ def item_pricing(valuation: Valuation, restarts: int = 4, seed: int = 0, grid: i
 
     Starts: the best uniform price (``grid`` log-spaced candidates), the value-share prices
     (:func:`_value_share_prices`), ``restarts`` random perturbations of them (each price
-    times ``U[0.7, 1.3]``) and, on small samples (``B K m`` below 2 million, up to 64), broad
-    random starts (each price uniform up to its item's largest atom value); with at most
-    ``MAX_MILP_CHOICES`` bidder-atom pairs also the exact optimum of the pricing MILP
-    (:func:`bundleflow.oracles.optimal_item_prices`); every start is ascended and the prices with the highest exact
-    revenue (:meth:`Valuation.demand`) are kept. Additive bidders: each item alone at its
+    times ``U[0.7, 1.3]``), with at most 6 items 16 broad random starts (each price uniform
+    up to its item's largest atom value), and with at most ``MAX_MILP_CHOICES`` bidder-atom
+    pairs the exact optimum of the pricing MILP (:func:`bundleflow.oracles.optimal_item_prices`).
+    Every start is ascended; the prices with the highest exact revenue
+    (:meth:`Valuation.demand`) are kept. Additive bidders: each item alone at its
     exact optimal posted price (revenue is separable). ``progress(n)`` is called once per
     item step of the ascents.
     """
@@ -302,8 +335,9 @@ def item_pricing(valuation: Valuation, restarts: int = 4, seed: int = 0, grid: i
         g = torch.Generator().manual_seed(seed)
         starts = [uniform, share] + [share * (0.7 + 0.6 * torch.rand(m, generator=g, dtype=torch.float64)).to(dev)
                                      for _ in range(restarts)]
-        # small samples: ascents are cheap, so add broad random starts (each price U[0, its largest atom value])
-        n_broad = min(64, int(2e6 // max(1, form[0].numel())))
+        # few items: coordinate ascent's local optima are few but sharp; add broad random starts
+        # (each price U[0, its item's largest atom value]), cheap at this size
+        n_broad = 16 if m <= 6 else 0
         top = torch.where(form[0], form[1][..., None], torch.zeros((), dtype=torch.float64, device=dev)).amax((0, 1))
         starts += [top * torch.rand(m, generator=g, dtype=torch.float64).to(dev) for _ in range(n_broad)]
         if form[0].shape[0] * form[0].shape[1] <= MAX_MILP_CHOICES:  # small sample: the exact optimum

@@ -82,6 +82,9 @@ class MenuConfig(_Strict):
     # stop Stage 2 after this many seconds of training (0 = no limit); used by `bundleflow bench`
     time_budget_s: float = Field(0.0, ge=0)
     init_price_rounds: int = Field(2, ge=0)
+    # after training: rounds of exact coordinate ascent on the kept menu's prices on the
+    # training sample (allocations unchanged; kept only if training revenue does not drop)
+    polish_rounds: int = Field(3, ge=0)
     # outside option: "none" (pure menu, the bidder may buy nothing) or "item_prices"
     # (mixed bundling: any bundle may also be bought at the item-pricing baseline's prices)
     outside: Literal["none", "item_prices"] = "none"

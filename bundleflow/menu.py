@@ -72,6 +72,8 @@ class Menu:
             raise InputError("menu probs must be finite and non-negative")
         if J and not torch.allclose(p.sum(-1), torch.ones(J, dtype=p.dtype, device=p.device), atol=1e-6):
             raise InputError("menu probs of every element must sum to 1")
+        if J:  # exactly, in float64: a sure bundle's expected value is then its value (float32 softmax sums are 1 +- 1e-7)
+            p = p / p.sum(-1, keepdim=True)
         if not torch.isfinite(c).all():
             raise InputError("menu prices must be finite (no NaN or inf)")
         if (c < 0).any():

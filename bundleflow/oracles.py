@@ -62,13 +62,14 @@ class LPResult:
     type_index: np.ndarray
 
 
-def lp_optimal_mechanism(valuation: Valuation, probs=None) -> LPResult:
+def lp_optimal_mechanism(valuation: Valuation, probs=None, deterministic: bool = False) -> LPResult:
     """Solve the single-bidder revenue LP over the types in ``valuation``.
 
     Args:
         valuation: ``B`` types over ``m <= 10`` items.
         probs: ``[B]`` type probabilities (summing to 1); ``None`` = empirical (``1/B`` each).
             Identical types are merged.
+        deterministic: the best menu of sure bundles instead (allocations binary: a MILP).
     """
     m = valuation.n_items
     if m > MAX_LP_ITEMS:
@@ -93,7 +94,7 @@ def lp_optimal_mechanism(valuation: Valuation, probs=None) -> LPResult:
     n, M = uniq.shape
     if n > MAX_LP_TYPES:
         raise InputError(f"LP oracle: {n} distinct types exceed {MAX_LP_TYPES} (IC has n^2 constraints)")
-    x, p = _solve(uniq, fu)
+    x, p = _solve(uniq, fu, deterministic)
     x = np.clip(x, 0.0, 1.0)
     x /= x.sum(1, keepdims=True)
     p = np.where((p < 0) & (p > -1e-9), 0.0, p)  # HiGHS round-off below zero; a true optimum never pays a type
@@ -101,8 +102,11 @@ def lp_optimal_mechanism(valuation: Valuation, probs=None) -> LPResult:
     return LPResult(float(fu @ p), menu, x, p, fu, inverse)
 
 
-def _solve(V: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """HiGHS on the LP of the module doc. ``V`` is ``[n, M]`` distinct type values, ``f`` ``[n]``."""
+def _solve(V: np.ndarray, f: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """HiGHS on the LP of the module doc. ``V`` is ``[n, M]`` distinct type values, ``f`` ``[n]``.
+
+    ``deterministic``: allocations restricted to single bundles (``x`` binary; a MILP).
+    """
     n, M = V.shape
     nx = n * M  # x[t, S] at t*M + S, then p[t] at nx + t
     c = np.zeros(nx + n)
@@ -131,9 +135,20 @@ def _solve(V: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
     b_eq = np.ones(n)
     bounds = [(0.0, 1.0)] * nx + [(None, None)] * n
-    res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
-    if res.status != 0:
-        raise BundleflowError(f"LP oracle: HiGHS did not solve the LP ({res.message})")
+    if deterministic:
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        lb = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
+        ub = np.array([b[1] if b[1] is not None else np.inf for b in bounds])
+        cons = [LinearConstraint(A_ub, -np.inf, b_ub), LinearConstraint(A_eq, b_eq, b_eq)]
+        integrality = np.concatenate([np.ones(nx), np.zeros(n)])
+        res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(lb, ub))
+        if res.x is None:
+            raise BundleflowError(f"deterministic MILP oracle: HiGHS found no solution ({res.message})")
+    else:
+        res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        if res.status != 0:
+            raise BundleflowError(f"LP oracle: HiGHS did not solve the LP ({res.message})")
     z = res.x
     return z[:nx].reshape(n, M), z[nx:]
 
@@ -201,3 +216,69 @@ def optimal_item_prices(atoms: torch.Tensor, values: torch.Tensor, probs=None, t
     if res.x is None:
         raise BundleflowError(f"item-pricing MILP: HiGHS found no solution ({res.message})")
     return res.x[:m].copy(), float(-res.fun)
+
+
+MAX_PRICE_MILP_CHOICES = 300  # distinct bidders x (elements + 1): one binary each; small type spaces only
+
+
+def optimal_menu_prices(ev: torch.Tensor, cap: float, outside_util=None, outside_pay=None, weights=None,
+                        time_limit: float = 10.0) -> tuple[np.ndarray, float]:
+    """Revenue-optimal prices for a menu with fixed lotteries, exactly, by a MILP.
+
+    Bidder ``t`` (weight ``f_t``) values element ``j`` at ``ev[t, j]`` and takes a
+    utility-maximising option, an element or her outside option ``(u0_t, pay0_t)`` (null
+    by default); among optimal options the one paying most. With ``z_tj`` = "t takes j"
+    (``j = 0``: the outside option), ``q_t`` her payment, ``u_t`` her utility::
+
+        max  sum_t f_t q_t
+        s.t. sum_j z_tj = 1,  u_t >= ev_tj - p_j,  u_t >= u0_t
+             u_t <= ev_tj - p_j + M (1 - z_tj),   q_t <= p_j + M (1 - z_tj)   (and for the outside option)
+             0 <= p_j <= cap
+
+    Args:
+        ev: ``[B, J]`` expected values; identical bidders should be merged by the caller (``weights``).
+    Returns:
+        ``(prices [J], revenue)`` of the MILP (HiGHS).
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    E = ev.detach().cpu().numpy().astype(np.float64)
+    B, J = E.shape
+    if B * (J + 1) > MAX_PRICE_MILP_CHOICES:
+        raise InputError(f"menu-price MILP: {B} bidders x {J + 1} options exceed {MAX_PRICE_MILP_CHOICES} binaries")
+    u0 = np.zeros(B) if outside_util is None else np.asarray(torch.as_tensor(outside_util).cpu(), dtype=np.float64)
+    q0 = np.zeros(B) if outside_pay is None else np.asarray(torch.as_tensor(outside_pay).cpu(), dtype=np.float64)
+    f = np.full(B, 1.0 / B) if weights is None else np.asarray(torch.as_tensor(weights).cpu(), dtype=np.float64)
+    M = 2.0 * (cap + max(float(np.abs(E).max()) if E.size else 0.0, float(np.abs(u0).max()), float(q0.max())) + 1.0)
+    O = J + 1  # options per bidder: outside, then the elements
+    P, Z, Q, U = 0, J, J + B * O, J + B * O + B
+    n = U + B
+    rows, lo, hi = [], [], []
+
+    def row(entries, low, high):
+        r = np.zeros(n)
+        for j, c in entries:
+            r[j] += c
+        rows.append(r), lo.append(low), hi.append(high)
+
+    for t in range(B):
+        z = lambda o: Z + t * O + o  # noqa: E731
+        row([(z(o), 1.0) for o in range(O)], 1.0, 1.0)
+        row([(U + t, 1.0)], u0[t], np.inf)
+        row([(U + t, 1.0), (z(0), M)], -np.inf, u0[t] + M)
+        row([(Q + t, 1.0), (z(0), M)], -np.inf, q0[t] + M)
+        for j in range(J):
+            row([(U + t, 1.0), (P + j, 1.0)], E[t, j], np.inf)
+            row([(U + t, 1.0), (P + j, 1.0), (z(j + 1), M)], -np.inf, E[t, j] + M)
+            row([(Q + t, 1.0), (P + j, -1.0), (z(j + 1), M)], -np.inf, M)
+    c = np.zeros(n)
+    c[Q:Q + B] = -f
+    integrality = np.zeros(n)
+    integrality[Z:Z + B * O] = 1
+    lb = np.concatenate([np.zeros(J), np.zeros(B * O), np.full(B, -M), np.full(B, -M)])
+    ub = np.concatenate([np.full(J, cap), np.ones(B * O), np.full(B, M), np.full(B, M)])
+    res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=integrality,
+               bounds=Bounds(lb, ub), options={"time_limit": time_limit})
+    if res.x is None:
+        raise BundleflowError(f"menu-price MILP: HiGHS found no solution ({res.message})")
+    return res.x[:J].copy(), float(-res.fun)

@@ -127,6 +127,33 @@ def read_metrics(path: Path, up_to_step: int) -> list[str]:
     return kept
 
 
+def polish_menu(menu, train, test, cap: float, rounds: int, progress: bool = True) -> dict:
+    """Exact price polish of the kept menu on the training sample (:func:`bundleflow.baselines.polish_prices`).
+
+    Returns the menu to keep (the polished one unless its training revenue is lower) under
+    ``"menu"``, and training and held-out revenue before and after, the seconds taken and
+    whether the polish was kept.
+    """
+    from bundleflow.baselines import polish_prices
+    from bundleflow.menu import evaluate_menu
+
+    t0 = time.perf_counter()
+    before_train, before_test = evaluate_menu(menu, train).revenue, evaluate_menu(menu, test).revenue
+    out = {"rounds": rounds, "train_revenue_before": before_train, "test_revenue_before": before_test}
+    polished = menu
+    if rounds:
+        with progress_bar(f"price polish ({rounds} rounds x {menu.n_elements} elements)", rounds * menu.n_elements,
+                          enabled=progress) as advance:
+            polished = polish_prices(menu, train, cap, rounds, advance)
+    after_train = evaluate_menu(polished, train).revenue
+    kept = after_train >= before_train
+    if not kept:
+        polished, after_train = menu, before_train
+    out.update({"train_revenue_after": after_train, "test_revenue_after": evaluate_menu(polished, test).revenue,
+                "kept": kept, "seconds": time.perf_counter() - t0, "menu": polished})
+    return out
+
+
 def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True, log=print,
                  write_report_at_end: bool = True) -> dict:
     """Train BundleFlow end to end into ``out`` and return the summary dict.
@@ -154,7 +181,11 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
             old = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise InputError(f"{cfg_path}: unreadable config ({exc}); use a new folder or --no-resume") from exc
-        if old != cfg.record() and old != cfg.model_dump(mode="json"):  # (folders written before record())
+        try:  # fields added since the folder was written take their defaults
+            same = RunConfig.model_validate(old).record() == cfg.record()
+        except Exception:
+            same = False
+        if not same:
             raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
     device = resolve_device(cfg.device)
     train, val, test = make_data(cfg)
@@ -207,6 +238,8 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
     stage2_seconds = time.perf_counter() - t0
     best = Menu.from_dict(trainer.best["menu"])
     final = trainer.menu()
+    polish = polish_menu(best, train, test, trainer.cap, cfgm.polish_rounds, progress)
+    best = polish.pop("menu")
     test_out = evaluate_menu(best, test)
     atomic_write_json(out / "menu.json", best.to_dict())
     fitted: dict = {}
@@ -236,6 +269,8 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
             "max_price": float(best.prices.max()),
             "price_cap": trainer.cap,
             "coverage": trainer.coverage,
+            "train_revenue": polish["train_revenue_after"],
+            "polish": polish,
         },
         "baselines": rows,
         "n_train": len(train),

@@ -98,7 +98,8 @@ def init_bundles(train: Valuation, n_elements: int, seed: int) -> torch.Tensor:
     m = train.n_items
     out = [torch.ones(1, m)]
     if isinstance(train, XORValuation):
-        out.append(frequent_atoms(train, n_elements // 2))
+        # at least the atom-menu baseline's atoms: the min(64, J) most frequent, the grand bundle first
+        out.append(frequent_atoms(train, max(n_elements // 2, min(64, n_elements))))
         g = torch.Generator().manual_seed(seed)
         idx = torch.randint(len(train), (4 * n_elements,), generator=g)
         pick = torch.rand(4 * n_elements, train.n_atoms_max, generator=g) < 0.5
@@ -118,6 +119,36 @@ def init_bundles(train: Valuation, n_elements: int, seed: int) -> torch.Tensor:
         extra = (torch.rand(n_elements - cand.shape[0], m, generator=g) < 0.5).float()
         cand = torch.cat([cand, extra])
     return cand[:n_elements]
+
+
+# Prices are cap * sigmoid(logit) in float32 (relative error ~1e-7). An exact price sits at
+# some bidder's indifference point; rounded up she stops buying. Set prices this much lower.
+PRICE_SHADE = 1e-6
+
+
+@torch.no_grad()
+def _set_price_logits(logit: torch.Tensor, prices: torch.Tensor, cap: float, margin: float) -> None:
+    """``logit`` such that ``cap * sigmoid(logit)`` is ``prices`` shaded down by :data:`PRICE_SHADE`."""
+    frac = (prices.double() * (1 - PRICE_SHADE) / cap).clamp(margin, 1 - margin)
+    logit.copy_(torch.log(frac / (1 - frac)).to(device=logit.device, dtype=logit.dtype))
+
+
+def _seed_from_menu(menu: Menu, baseline: Menu, cap: float) -> torch.Tensor | None:
+    """``[J]`` prices for ``menu``: the ``baseline`` (deterministic) menu's price on the first
+    element of ``menu`` that is the same sure bundle, ``cap`` (unsold) elsewhere; ``None`` if
+    no element matches."""
+    sure = (menu.bundles == menu.bundles[:, :1]).all(-1).all(-1)  # all supports one bundle
+    where = {}
+    for j in torch.nonzero(sure).flatten().tolist():
+        where.setdefault(tuple(menu.bundles[j, 0].bool().tolist()), j)
+    prices = torch.full((menu.n_elements,), cap, dtype=torch.float64)
+    hit = False
+    for e in range(baseline.n_elements):
+        j = where.get(tuple(baseline.bundles[e, 0].bool().tolist()))
+        if j is not None:
+            prices[j] = min(float(baseline.prices[e]), cap)
+            hit = True
+    return prices if hit else None
 
 
 @dataclass
@@ -167,10 +198,7 @@ class MenuTrainer:
         self.learn_item_prices = self.mixed and isinstance(self.train, XORValuation)
         self.item_pricing_fit = item_pricing(self.train) if self.mixed else None  # BaselineResult
         if self.mixed:
-            ip = self.item_pricing_fit.item_prices.to(device=device, dtype=torch.float32)
-            frac = (ip / self.cap).clamp(1e-6, 1 - 1e-6)
-            with torch.no_grad():
-                self.params.item_logit.copy_(torch.log(frac / (1 - frac)))
+            _set_price_logits(self.params.item_logit, self.item_pricing_fit.item_prices, self.cap, 1e-6)
         if not self.learn_item_prices:
             self.params.item_logit.requires_grad_(False)
         self.opt = torch.optim.Adam([p for p in self.params.parameters() if p.requires_grad], lr=cfg.lr, fused=True)
@@ -194,11 +222,24 @@ class MenuTrainer:
     def initialise(self, progress: bool = False) -> None:
         """Data-driven start (module doc): every element a sure bundle, prices by exact coordinate ascent.
 
-        Every element is placed at its start bundle (:meth:`MenuModel.place`); the prices
-        are then optimised on the lotteries the model actually produces, starting from
-        optimal grand bundling, so the start is at least as good as grand bundling
-        on the training sample whenever the flow reaches the grand bundle.
+        Every element is placed at its start bundle (:meth:`MenuModel.place`); its prices
+        are then optimised (:func:`bundleflow.baselines.optimise_prices`) on the lotteries the
+        model actually produces, on up to 4,000 training bidders, from each of these starts,
+        keeping the one with the highest exact revenue:
+
+        - *grand bundle*: element 0 (the grand bundle) at its best price, the others unsold;
+        - *atom menu* (pure menus, XOR data): the atom-menu baseline's prices on the elements
+          that are its bundles, the others unsold;
+        - *a la carte priced out* (mixed menus): item prices at the cap with either start
+          above, so a mixed menu can start as plain grand bundling or the atom menu.
+
+        Coordinate ascent never lowers revenue, so the start earns at least grand bundling
+        (and the atom menu, item pricing for mixed menus) on that sample whenever the flow
+        reaches their bundles as sure lotteries (``coverage`` in the summary says so).
         """
+        from bundleflow.baselines import atom_menu
+        from bundleflow.menu import choose, TIE_TOL
+
         cfg = self.cfg
         J = cfg.n_elements
         primary = init_bundles(self.train.to("cpu"), J, cfg.seed)  # [J, m]
@@ -208,22 +249,47 @@ class MenuTrainer:
             "grand_bundle_reached": bool((menu.bundles[0] > 0.5).all()),
             "init_bundles_reached": float((menu.bundles == primary[:, None, :]).all(-1).float().mean()),
         }
-        start = torch.full((J,), self.cap, dtype=torch.float64)
         sub = self.train.subset(torch.arange(min(len(self.train), 4000), device=self.train.device))
         ev = expected_values(menu, sub)
+        zero = torch.zeros_like(ev[:, 0], dtype=torch.float64)
+
+        def grand_start(u0, pay0):
+            start = torch.full((J,), self.cap, dtype=torch.float64, device=ev.device)
+            start[0], _ = best_price_given_outside(ev[:, 0] - u0, pay0, self.cap)
+            return start
+
         u0, pay0 = self.outside(sub)
-        if u0 is None:
-            u0 = pay0 = torch.zeros_like(ev[:, 0])
-        start[0], _ = best_price_given_outside(ev[:, 0] - u0, pay0, self.cap)
-        if cfg.init_price_rounds:
-            with progress_bar(f"initial prices ({cfg.init_price_rounds} rounds x {J} elements)",
-                              cfg.init_price_rounds * J, enabled=progress) as advance:
-                prices = optimise_prices(ev, start.to(ev.device), self.cap, cfg.init_price_rounds, u0, pay0, advance)
-        else:
-            prices = start
-        with torch.no_grad():
-            frac = (prices.float() / self.cap).clamp(1e-4, 1 - 1e-4)
-            self.params.price_logit.copy_(torch.log(frac / (1 - frac)).to(self.device))
+        u0, pay0 = (zero, zero) if u0 is None else (u0.double(), pay0.double())
+        starts = [("grand bundle", grand_start(u0, pay0), u0, pay0, None)]
+        seeded = None
+        if isinstance(sub, XORValuation):
+            seeded = _seed_from_menu(menu, atom_menu(sub, min(64, J)).menu, self.cap)
+        if seeded is not None and not self.mixed:
+            starts.append(("atom menu", seeded.to(ev.device), u0, pay0, None))
+        if self.mixed:  # a la carte priced out: the pure menu's starts, plus whatever a la carte still sells at the cap
+            priced_out = torch.full((self.train.n_items,), self.cap, dtype=torch.float64, device=ev.device)
+            uc, pc = (x.double() for x in sub.demand(priced_out))
+            starts.append(("grand bundle, a la carte priced out", grand_start(uc, pc), uc, pc, priced_out))
+            if seeded is not None:
+                starts.append(("atom menu, a la carte priced out", seeded.to(ev.device), uc, pc, priced_out))
+        rounds = cfg.init_price_rounds
+        tol = TIE_TOL * max(1.0, self.cap)
+        best = None
+        with progress_bar(f"initial prices ({len(starts)} starts x {rounds} rounds x {J} elements)",
+                          len(starts) * rounds * J, enabled=progress) as advance:
+            for label, start, a, b, carte in starts:
+                ascended = optimise_prices(ev, start, self.cap, rounds, a, b, advance) if rounds else start
+                # the ascent's price model is optimistic at exact ties, so the start itself competes too
+                for prices in (start, ascended):
+                    revenue = float(choose(ev, prices, tol, a, b)[1].mean())
+                    if best is None or revenue > best[0]:
+                        best = (revenue, label, prices, carte)
+        revenue, label, prices, carte = best
+        self.coverage["start"] = label
+        self.coverage["start_train_revenue"] = revenue
+        _set_price_logits(self.params.price_logit, prices, self.cap, 1e-4)
+        if carte is not None:
+            _set_price_logits(self.params.item_logit, carte, self.cap, 1e-6)
 
     # -- one step ------------------------------------------------------------------
     def tau(self, step: int) -> float:
