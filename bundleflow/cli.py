@@ -119,9 +119,14 @@ def describe_learning(learned: dict) -> str:
     """One line: which start was kept and what the final price polish changed (exact revenues)."""
     cov, pol = learned.get("coverage", {}), learned["polish"]
     start = f"start: {cov['start']} (training revenue {cov['start_train_revenue']:.4f}); " if "start" in cov else ""
-    return (f"{start}price polish ({pol['rounds']} rounds, {pol['seconds']:.1f} s"
-            f"{'' if pol['kept'] else ', not kept'}): training {pol['train_revenue_before']:.4f} -> "
-            f"{pol['train_revenue_after']:.4f}, held-out {pol['test_revenue_before']:.4f} -> {pol['test_revenue_after']:.4f}")
+    text = (f"{start}price polish ({pol['rounds']} rounds, {pol['seconds']:.1f} s): training "
+            f"{pol['train_revenue_before']:.4f} -> {pol['train_revenue_after']:.4f}, held-out "
+            f"{pol['test_revenue_before']:.4f} -> {pol['test_revenue_after']:.4f}")
+    if not pol["kept"]:
+        text += (f"; not kept: the polished prices earned {pol['polished_train_revenue_after']:.4f} on training but "
+                 f"{pol.get('polished_val_revenue_after', float('nan')):.4f} on validation "
+                 f"(vs {pol.get('val_revenue_before', float('nan')):.4f})")
+    return text
 
 
 def _limit(limit: int | None) -> int | None:

@@ -82,6 +82,23 @@ def _bundle_str(b: torch.Tensor) -> str:
     return "{" + s + (f",... ({len(items)} items)" if len(items) > 12 else "") + "}"
 
 
+def _start_and_polish(learned: dict) -> str:
+    """A paragraph: which start the run kept and the final price polish's exact revenues (absent in old runs)."""
+    cov, pol = learned.get("coverage", {}), learned.get("polish")
+    parts = []
+    if "start" in cov:
+        parts.append(f"Start kept: {html.escape(cov['start'])} (training revenue {cov['start_train_revenue']:.4f}).")
+    if pol:
+        parts.append(f"Final price polish ({pol['rounds']} rounds): training revenue "
+                     f"{pol['train_revenue_before']:.4f} &rarr; {pol['train_revenue_after']:.4f}, held-out "
+                     f"{pol['test_revenue_before']:.4f} &rarr; {pol['test_revenue_after']:.4f}.")
+        if not pol["kept"]:
+            parts.append(f"Not kept: the polished prices earned {pol['polished_train_revenue_after']:.4f} on training "
+                         f"but less on validation ({pol.get('polished_val_revenue_after', float('nan')):.4f} vs "
+                         f"{pol.get('val_revenue_before', float('nan')):.4f}).")
+    return f'<p id="polish">{" ".join(parts)}</p>' if parts else ""
+
+
 def lottery_terms(menu, j: int, min_prob: float = 1e-3) -> list[tuple[str, float]]:
     """Element ``j``'s lottery as ``(bundle, probability)``: identical supports merged (their
     probabilities added), terms below ``min_prob`` dropped, most likely first."""
@@ -208,6 +225,7 @@ Every revenue on this page is the exact (hard) evaluation of the mechanism; the 
 <table id="revenue-table"><thead><tr><th>method</th><th>held-out revenue</th><th>± s.e.</th></tr></thead><tbody>{rev_rows}</tbody></table>
 <p>Held-out null rate {out.null_rate:.3f}, a la carte rate {out.a_la_carte_rate:.3f}, elements used {out.elements_used} of {menu.n_elements};
 last logged step {last["step"]}: soft {last["soft_revenue"]:.4g}, hard {last["hard_revenue"]:.4g}, largest price {float(menu.prices.max()):.4g}.</p>
+{_start_and_polish(L)}
 {imgs}
 <h2>Menu (top {min(MAX_ROWS, menu.n_elements)} elements by sales)</h2>
 <table id="menu-table"><thead><tr><th>element</th><th>lottery</th><th>price</th><th>share choosing</th><th>mean utility of choosers</th></tr></thead>

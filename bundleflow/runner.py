@@ -127,30 +127,40 @@ def read_metrics(path: Path, up_to_step: int) -> list[str]:
     return kept
 
 
-def polish_menu(menu, train, test, cap: float, rounds: int, progress: bool = True) -> dict:
+def polish_menu(menu, train, test, cap: float, rounds: int, progress: bool = True, val=None) -> dict:
     """Exact price polish of the kept menu on the training sample (:func:`bundleflow.baselines.polish_prices`).
 
-    Returns the menu to keep (the polished one unless its training revenue is lower) under
-    ``"menu"``, and training and held-out revenue before and after, the seconds taken and
-    whether the polish was kept.
+    The polished menu is kept unless its training revenue is lower or, given ``val``, its
+    validation revenue is lower (with many elements and few bidders, prices fitted to the
+    training sample can overfit it). Returns the menu to keep under ``"menu"``, training,
+    validation and held-out revenue before and after, the seconds taken and whether the
+    polish was kept.
     """
     from bundleflow.baselines import polish_prices
     from bundleflow.menu import evaluate_menu
 
     t0 = time.perf_counter()
-    before_train, before_test = evaluate_menu(menu, train).revenue, evaluate_menu(menu, test).revenue
-    out = {"rounds": rounds, "train_revenue_before": before_train, "test_revenue_before": before_test}
+    out = {"rounds": rounds, "train_revenue_before": evaluate_menu(menu, train).revenue,
+           "test_revenue_before": evaluate_menu(menu, test).revenue}
+    if val is not None:
+        out["val_revenue_before"] = evaluate_menu(menu, val).revenue
     polished = menu
     if rounds:
         with progress_bar(f"price polish ({rounds} rounds x {menu.n_elements} elements)", rounds * menu.n_elements,
                           enabled=progress) as advance:
             polished = polish_prices(menu, train, cap, rounds, advance)
-    after_train = evaluate_menu(polished, train).revenue
-    kept = after_train >= before_train
+    after = {"train_revenue_after": evaluate_menu(polished, train).revenue,
+             "test_revenue_after": evaluate_menu(polished, test).revenue}
+    if val is not None:
+        after["val_revenue_after"] = evaluate_menu(polished, val).revenue
+    kept = after["train_revenue_after"] >= out["train_revenue_before"] and (
+        val is None or after["val_revenue_after"] >= out["val_revenue_before"])
+    out.update({"polished_" + k: v for k, v in after.items()})  # what the polish reached, kept or not
     if not kept:
-        polished, after_train = menu, before_train
-    out.update({"train_revenue_after": after_train, "test_revenue_after": evaluate_menu(polished, test).revenue,
-                "kept": kept, "seconds": time.perf_counter() - t0, "menu": polished})
+        polished = menu
+        after = {k: out[k.replace("_after", "_before")] for k in after}
+    out.update(after)
+    out.update({"kept": kept, "seconds": time.perf_counter() - t0, "menu": polished})
     return out
 
 
@@ -238,7 +248,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
     stage2_seconds = time.perf_counter() - t0
     best = Menu.from_dict(trainer.best["menu"])
     final = trainer.menu()
-    polish = polish_menu(best, train, test, trainer.cap, cfgm.polish_rounds, progress)
+    polish = polish_menu(best, train, test, trainer.cap, cfgm.polish_rounds, progress, val=val)
     best = polish.pop("menu")
     test_out = evaluate_menu(best, test)
     atomic_write_json(out / "menu.json", best.to_dict())

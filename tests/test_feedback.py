@@ -75,3 +75,4 @@ def test_report_aligns_revenue_numbers_right(tmp_path):
     assert "text-align:right" in style
     left = style.split("{text-align:left}")[0].rsplit("}", 1)[-1]
     assert left.split(",") == ["#revenue-table td:first-child", "#menu-table td:nth-child(2)"]
+    assert '<p id="polish">Start kept: ' in page and "Final price polish (3 rounds" in page

@@ -118,3 +118,17 @@ def test_rochetnet_polish_on_type_spaces(seed, m, n):
     _, polish = train_like_the_runner(RochetNetMenu(16, m, train.max_value()), train, ["menu.n_elements=16", "menu.batch=128"])
     assert polish["train_revenue_after"] >= polish["train_revenue_before"]
     assert evaluate_menu(polish["menu"], types).revenue >= 0.94 * lp_optimal_mechanism(types).revenue
+
+
+def test_polish_that_loses_on_validation_is_not_kept():
+    grand = torch.ones(1, 1, 2, dtype=torch.bool)
+    train = XORValuation(grand, torch.tensor([[10.0]], dtype=torch.float64))
+    val = XORValuation(grand, torch.tensor([[5.0]], dtype=torch.float64))
+    menu = Menu.deterministic(torch.ones(1, 2), torch.tensor([5.0], dtype=torch.float64))
+    out = polish_menu(menu, train, val, 10.0, 3, progress=False, val=val)
+    assert out["polished_train_revenue_after"] == pytest.approx(10.0)  # the polish found the training optimum
+    assert out["polished_val_revenue_after"] == 0.0
+    assert not out["kept"] and float(out["menu"].prices[0]) == 5.0
+    assert out["train_revenue_after"] == out["train_revenue_before"] == 5.0
+    kept = polish_menu(menu, train, val, 10.0, 3, progress=False)  # without validation: kept
+    assert kept["kept"] and float(kept["menu"].prices[0]) == pytest.approx(10.0)
