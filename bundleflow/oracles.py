@@ -153,6 +153,30 @@ def _solve(V: np.ndarray, f: np.ndarray, deterministic: bool = False) -> tuple[n
     return z[:nx].reshape(n, M), z[nx:]
 
 
+class _MILP:
+    """Rows of a MILP over ``n`` variables, added one sparse row at a time, solved by HiGHS."""
+
+    def __init__(self, n: int):
+        self.n, self.rows, self.lo, self.hi = n, [], [], []
+
+    def row(self, entries, low: float, high: float) -> None:
+        """``low <= sum_j c_j x_j <= high`` for ``entries = [(j, c_j), ...]`` (repeated ``j`` add up)."""
+        r = np.zeros(self.n)
+        for j, c in entries:
+            r[j] += c
+        self.rows.append(r), self.lo.append(low), self.hi.append(high)
+
+    def solve(self, c, integrality, lb, ub, time_limit: float, what: str) -> np.ndarray:
+        """Minimise ``c @ x``; the solution ``x``, or a :class:`BundleflowError` naming ``what``."""
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        res = milp(c, constraints=LinearConstraint(np.array(self.rows), self.lo, self.hi), integrality=integrality,
+                   bounds=Bounds(lb, ub), options={"time_limit": time_limit})
+        if res.x is None:
+            raise BundleflowError(f"{what}: HiGHS found no solution ({res.message})")
+        return res.x
+
+
 MAX_MILP_CHOICES = 64  # bidders x atoms: the item-pricing MILP has one binary per pair (small type spaces only)
 
 
@@ -175,8 +199,6 @@ def optimal_item_prices(atoms: torch.Tensor, values: torch.Tensor, probs=None, t
     Returns:
         ``(prices [m], revenue)`` of the MILP (HiGHS).
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     A = atoms.cpu().numpy().astype(np.float64)
     V = values.cpu().numpy().astype(np.float64)
     B, K, m = A.shape
@@ -188,14 +210,8 @@ def optimal_item_prices(atoms: torch.Tensor, values: torch.Tensor, probs=None, t
     # variables: p (m) | z (B*K) | q (B) | u (B)
     nz, n = B * K, m + B * K + 2 * B
     P, Z, Q, U = 0, m, m + nz, m + nz + B
-    rows, lo, hi = [], [], []
-
-    def row(entries, low, high):
-        r = np.zeros(n)
-        for j, c in entries:
-            r[j] += c
-        rows.append(r), lo.append(low), hi.append(high)
-
+    lp = _MILP(n)
+    row = lp.row
     for b in range(B):
         row([(Z + b * K + k, 1.0) for k in range(K)], -np.inf, 1.0)
         row([(U + b, 1.0), (Q + b, 1.0)] + [(Z + b * K + k, -V[b, k]) for k in range(K)], 0.0, 0.0)
@@ -211,11 +227,8 @@ def optimal_item_prices(atoms: torch.Tensor, values: torch.Tensor, probs=None, t
     integrality[Z:Z + nz] = 1
     lb = np.zeros(n)
     ub = np.concatenate([np.full(m, cap), np.ones(nz), np.full(B, M), np.full(B, np.inf)])
-    res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=integrality,
-               bounds=Bounds(lb, ub), options={"time_limit": time_limit})
-    if res.x is None:
-        raise BundleflowError(f"item-pricing MILP: HiGHS found no solution ({res.message})")
-    return res.x[:m].copy(), float(-res.fun)
+    x = lp.solve(c, integrality, lb, ub, time_limit, "item-pricing MILP")
+    return x[:m].copy(), float(-c @ x)
 
 
 MAX_PRICE_MILP_CHOICES = 300  # distinct bidders x (elements + 1): one binary each; small type spaces only
@@ -240,8 +253,6 @@ def optimal_menu_prices(ev: torch.Tensor, cap: float, outside_util=None, outside
     Returns:
         ``(prices [J], revenue)`` of the MILP (HiGHS).
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     E = ev.detach().cpu().numpy().astype(np.float64)
     B, J = E.shape
     if B * (J + 1) > MAX_PRICE_MILP_CHOICES:
@@ -253,14 +264,8 @@ def optimal_menu_prices(ev: torch.Tensor, cap: float, outside_util=None, outside
     O = J + 1  # options per bidder: outside, then the elements
     P, Z, Q, U = 0, J, J + B * O, J + B * O + B
     n = U + B
-    rows, lo, hi = [], [], []
-
-    def row(entries, low, high):
-        r = np.zeros(n)
-        for j, c in entries:
-            r[j] += c
-        rows.append(r), lo.append(low), hi.append(high)
-
+    lp = _MILP(n)
+    row = lp.row
     for t in range(B):
         z = lambda o: Z + t * O + o  # noqa: E731
         row([(z(o), 1.0) for o in range(O)], 1.0, 1.0)
@@ -277,8 +282,5 @@ def optimal_menu_prices(ev: torch.Tensor, cap: float, outside_util=None, outside
     integrality[Z:Z + B * O] = 1
     lb = np.concatenate([np.zeros(J), np.zeros(B * O), np.full(B, -M), np.full(B, -M)])
     ub = np.concatenate([np.full(J, cap), np.ones(B * O), np.full(B, M), np.full(B, M)])
-    res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=integrality,
-               bounds=Bounds(lb, ub), options={"time_limit": time_limit})
-    if res.x is None:
-        raise BundleflowError(f"menu-price MILP: HiGHS found no solution ({res.message})")
-    return res.x[:J].copy(), float(-res.fun)
+    x = lp.solve(c, integrality, lb, ub, time_limit, "menu-price MILP")
+    return x[:J].copy(), float(-c @ x)
