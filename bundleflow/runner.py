@@ -253,7 +253,9 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
     test_out = evaluate_menu(best, test)
     atomic_write_json(out / "menu.json", best.to_dict())
     fitted: dict = {}
-    prefit = {"item_pricing": trainer.item_pricing_fit} if trainer.item_pricing_fit is not None else None
+    # baselines the trainer already fitted on this training split are not fitted again
+    prefit = {k: v for k, v in (("item_pricing", trainer.item_pricing_fit), ("atom_menu", trainer.atom_menu_fit))
+              if v is not None}
     rows = baseline_rows(train, test, atom_menu_size=min(64, cfgm.n_elements), fitted=fitted, prefit=prefit)
     # paired comparison with item pricing on the same held-out bidders
     diff = test_out.payment.double() - fitted["item_pricing"].payments(test)

@@ -197,6 +197,7 @@ class MenuTrainer:
         self.mixed = cfg.outside == "item_prices"
         self.learn_item_prices = self.mixed and isinstance(self.train, XORValuation)
         self.item_pricing_fit = item_pricing(self.train) if self.mixed else None  # BaselineResult
+        self.atom_menu_fit = None  # BaselineResult fitted by initialise() on the whole training split, if it was
         if self.mixed:
             _set_price_logits(self.params.item_logit, self.item_pricing_fit.item_prices, self.cap, 1e-6)
         if not self.learn_item_prices:
@@ -263,7 +264,10 @@ class MenuTrainer:
         starts = [("grand bundle", grand_start(u0, pay0), u0, pay0, None)]
         seeded = None
         if isinstance(sub, XORValuation):
-            seeded = _seed_from_menu(menu, atom_menu(sub, min(64, J)).menu, self.cap)
+            fit = atom_menu(sub, min(64, J))
+            if len(sub) == len(self.train):  # the run's atom-menu baseline row reuses it
+                self.atom_menu_fit = fit
+            seeded = _seed_from_menu(menu, fit.menu, self.cap)
         if seeded is not None and not self.mixed:
             starts.append(("atom menu", seeded.to(ev.device), u0, pay0, None))
         if self.mixed:  # a la carte priced out: the pure menu's starts, plus whatever a la carte still sells at the cap
