@@ -1,35 +1,120 @@
-"""bundleflow: revenue-optimal auction menus learned with BundleFlow.
+"""bundleflow: revenue-optimal auction menus learned with BundleFlow, evaluated exactly.
 
-Core modules (one concept each):
+The package is layered; a module imports only from the layers below it::
 
-- :mod:`bundleflow.valuations` -- batched valuation functions v(S) (XOR, additive, unit-demand).
-- :mod:`bundleflow.generators` -- seeded samplers for the built-in valuation distributions.
-- :mod:`bundleflow.cats_io` -- loaders for CATS reference npz files and CATS bid text files.
-- :mod:`bundleflow.menu` -- menus of lotteries and their exact (hard) evaluation.
-- :mod:`bundleflow.baselines` -- grand bundling, item pricing, atom menu.
-- :mod:`bundleflow.oracles` -- welfare bound and the exact LP optimum for finite type spaces.
+    cli                       the ``bundleflow`` command
+    experiments               configs, run folders, bench, report
+    training                  Stage 2: the menu trainer and its data-driven start
+    baselines                 grand bundling, item pricing, atom menu (exact prices)
+    oracles                   welfare bound, LP / MILP optima
+    mechanisms                menus and exact evaluation; BundleFlow, RochetNet; multi/ (multi-bidder)
+    flow                      Stage 1: the flow ODE
+    cats                      CATS generators and files
+    valuations                v(S) for batches of bidders, samplers
+    utils, errors             devices, atomic files, progress; exceptions
+
+``from bundleflow import ...`` gives what a script needs (listed in ``__all__``); the
+names are imported on first use, so ``import bundleflow`` stays cheap.
 """
 
-from bundleflow.errors import BundleflowError, InputError
-from bundleflow.valuations import (
-    AdditiveValuation,
-    UnitDemandValuation,
-    Valuation,
-    XORValuation,
-)
-# menu imported below
-from bundleflow.menu import Menu, MenuOutcome, evaluate_menu
+from __future__ import annotations
 
-__all__ = [
-    "BundleflowError",
-    "InputError",
-    "Valuation",
-    "XORValuation",
-    "AdditiveValuation",
-    "UnitDemandValuation",
-    "Menu",
-    "MenuOutcome",
-    "evaluate_menu",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_PUBLIC = {
+    "BundleflowError": "bundleflow.errors",
+    "InputError": "bundleflow.errors",
+    "Valuation": "bundleflow.valuations",
+    "XORValuation": "bundleflow.valuations",
+    "AdditiveValuation": "bundleflow.valuations",
+    "UnitDemandValuation": "bundleflow.valuations",
+    "additive_uniform": "bundleflow.valuations",
+    "unit_demand_uniform": "bundleflow.valuations",
+    "uniform_atoms": "bundleflow.valuations",
+    "bivalued_type_space": "bundleflow.valuations",
+    "product_type_space": "bundleflow.valuations",
+    "uniform_grid_type_space": "bundleflow.valuations",
+    "load_valuations": "bundleflow.cats",
+    "Menu": "bundleflow.mechanisms",
+    "MenuOutcome": "bundleflow.mechanisms",
+    "evaluate_menu": "bundleflow.mechanisms",
+    "BundleFlowMenu": "bundleflow.mechanisms",
+    "RochetNetMenu": "bundleflow.mechanisms",
+    "BundleRochetNetMenu": "bundleflow.mechanisms",
+    "BundleFlow": "bundleflow.flow",
+    "train_flow": "bundleflow.flow",
+    "load_flow": "bundleflow.flow",
+    "save_flow": "bundleflow.flow",
+    "welfare_bound": "bundleflow.oracles",
+    "lp_optimal_mechanism": "bundleflow.oracles",
+    "LPResult": "bundleflow.oracles",
+    "BaselineResult": "bundleflow.baselines",
+    "grand_bundling": "bundleflow.baselines",
+    "item_pricing": "bundleflow.baselines",
+    "atom_menu": "bundleflow.baselines",
+    "MenuTrainer": "bundleflow.training",
+    "FitResult": "bundleflow.experiments",
+    "fit_menu": "bundleflow.experiments",
+    "MenuConfig": "bundleflow.experiments",
+    "FlowConfig": "bundleflow.experiments",
+    "RunConfig": "bundleflow.experiments",
+    "load_config": "bundleflow.experiments",
+    "run_training": "bundleflow.experiments",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bundleflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from bundleflow.baselines import BaselineResult, atom_menu, grand_bundling, item_pricing
+    from bundleflow.cats import load_valuations
+    from bundleflow.errors import BundleflowError, InputError
+    from bundleflow.experiments import (
+        FitResult,
+        FlowConfig,
+        MenuConfig,
+        RunConfig,
+        fit_menu,
+        load_config,
+        run_training,
+    )
+    from bundleflow.flow import BundleFlow, load_flow, save_flow, train_flow
+    from bundleflow.mechanisms import (
+        BundleFlowMenu,
+        BundleRochetNetMenu,
+        Menu,
+        MenuOutcome,
+        RochetNetMenu,
+        evaluate_menu,
+    )
+    from bundleflow.oracles import LPResult, lp_optimal_mechanism, welfare_bound
+    from bundleflow.training import MenuTrainer
+    from bundleflow.valuations import (
+        AdditiveValuation,
+        UnitDemandValuation,
+        Valuation,
+        XORValuation,
+        additive_uniform,
+        bivalued_type_space,
+        product_type_space,
+        uniform_atoms,
+        uniform_grid_type_space,
+        unit_demand_uniform,
+    )

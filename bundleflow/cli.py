@@ -141,12 +141,12 @@ def demo(
     seed: int = typer.Option(0, help="random seed"),
 ):
     """Small built-in job: baselines, LP optimum and bounds on two small settings, BundleFlow end to end; writes a report."""
-    from bundleflow.config import load_config
-    from bundleflow.experiments import baseline_rows
-    from bundleflow.generators import additive_uniform, uniform_atoms, uniform_grid_type_space
-    from bundleflow.io_utils import atomic_write_json, atomic_write_text, writable_dir
-    from bundleflow.oracles import lp_optimal_mechanism
-    from bundleflow.runner import run_training
+    from bundleflow.experiments.baseline_table import baseline_rows
+    from bundleflow.experiments.config import load_config
+    from bundleflow.experiments.runner import run_training
+    from bundleflow.oracles.lp import lp_optimal_mechanism
+    from bundleflow.utils.files import atomic_write_json, atomic_write_text, writable_dir
+    from bundleflow.valuations.generators import additive_uniform, uniform_atoms, uniform_grid_type_space
 
     writable_dir(out)
     sections = []
@@ -196,9 +196,9 @@ def baselines(
     out: Path = typer.Option(None, help="write the rows as JSON here"),
 ):
     """Grand bundling, item pricing, atom menu and the welfare bound on a valuation file."""
-    from bundleflow.cats_io import load_valuations
-    from bundleflow.experiments import baseline_rows
-    from bundleflow.io_utils import atomic_write_json, writable_file
+    from bundleflow.cats.io import load_valuations
+    from bundleflow.experiments.baseline_table import baseline_rows
+    from bundleflow.utils.files import atomic_write_json, writable_file
 
     if not 0 < train_frac < 1:
         raise InputError(f"--train-frac must lie in (0, 1), got {train_frac}")
@@ -231,10 +231,10 @@ def train_flow_cmd(
     device: str = typer.Option("auto"),
 ):
     """Stage 1: train the flow for m items by rectified flow and save it with its diagnostics."""
-    from bundleflow.device import resolve_device
-    from bundleflow.flow import describe_diagnostics, flow_diagnostics, save_flow, train_flow
-    from bundleflow.io_utils import writable_file
-    from bundleflow.progress import progress_bar
+    from bundleflow.flow.stage1 import describe_diagnostics, flow_diagnostics, save_flow, train_flow
+    from bundleflow.utils.device import resolve_device
+    from bundleflow.utils.files import writable_file
+    from bundleflow.utils.progress import progress_bar
 
     if n_items < 1:
         raise InputError(f"--items must be >= 1, got {n_items}")
@@ -256,8 +256,8 @@ def train(
     resume: bool = typer.Option(True, help="continue from the run folder's checkpoint if present"),
 ):
     """Stage 1 (unless a flow checkpoint is given) + Stage 2; prints held-out exact revenue vs baselines."""
-    from bundleflow.config import load_config
-    from bundleflow.runner import run_training
+    from bundleflow.experiments.config import load_config
+    from bundleflow.experiments.runner import run_training
 
     cfg = load_config(config, override or [])
     summary = run_training(cfg, out, resume=resume, log=console.print)
@@ -278,9 +278,9 @@ def evaluate(
     limit: int = typer.Option(None, help="first LIMIT rows only (default: all)"),
 ):
     """Exact revenue of a saved menu on a valuation file."""
-    from bundleflow.cats_io import load_valuations
-    from bundleflow.io_utils import json_dumps
-    from bundleflow.menu import Menu, evaluate_menu
+    from bundleflow.cats.io import load_valuations
+    from bundleflow.mechanisms.menu import Menu, evaluate_menu
+    from bundleflow.utils.files import json_dumps
 
     if not menu_file.is_file():
         raise InputError(f"{menu_file}: no such menu file")
@@ -307,9 +307,9 @@ def bench(
     list_: bool = typer.Option(False, "--list", help="list settings and methods, then exit"),
 ):
     """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plot."""
-    from bundleflow.bench import METHODS, run_bench
-    from bundleflow.bench import settings as table
-    from bundleflow.io_utils import writable_dir
+    from bundleflow.experiments.bench import METHODS, run_bench
+    from bundleflow.experiments.bench import settings as table
+    from bundleflow.utils.files import writable_dir
 
     if list_:
         console.print("settings: " + ", ".join(table(cats_dir)))
@@ -335,7 +335,7 @@ def bench(
 @command()
 def report(run_dir: Path = typer.Argument(..., help="a folder written by `bundleflow train`")):
     """Write RUN_DIR/report/index.html (+ PNGs): curves, menu table, histograms, revenue vs baselines."""
-    from bundleflow.report import write_report
+    from bundleflow.experiments.report import write_report
 
     console.print(f"wrote {write_report(run_dir)}")
 
@@ -356,10 +356,10 @@ def data_generate(
     force: bool = typer.Option(False, help="overwrite an existing file"),
 ):
     """Draw CATS valuations and write them as npz (atoms, values, n_atoms, provenance)."""
-    from bundleflow.cats_generator import generate
-    from bundleflow.cats_io import save_cats_npz
-    from bundleflow.io_utils import writable_file
-    from bundleflow.progress import progress_bar
+    from bundleflow.cats.generator import generate
+    from bundleflow.cats.io import save_cats_npz
+    from bundleflow.utils.files import writable_file
+    from bundleflow.utils.progress import progress_bar
 
     if out.suffix != ".npz":
         raise InputError(f"{out}: the output file must end in .npz")
@@ -370,7 +370,7 @@ def data_generate(
                            progress=advance)
     extra = {k: meta[k] for k in ("seeds", "seeds2") if k in meta}
     save_cats_npz(out, v, private_values=meta["private_values"], instance=meta["instance"],
-                  distribution=distribution, seed=seed, generator="bundleflow.cats_generator", **extra)
+                  distribution=distribution, seed=seed, generator="bundleflow.cats", **extra)
     console.print(f"wrote {n} {distribution} valuations over {items} goods to {out} ({time.perf_counter() - t0:.1f} s)")
 
 
@@ -382,11 +382,11 @@ def data_stats(
     json_out: Path = typer.Option(None, "--json", help="also write the statistics as JSON"),
 ):
     """Statistics table (atoms, items, values, mean largest atom value, item frequency, simple revenues) per file."""
-    from bundleflow.cats_io import load_valuations
-    from bundleflow.io_utils import atomic_write_json, writable_file
-    from bundleflow.progress import progress_bar
-    from bundleflow.valuation_stats import valuation_stats
-    from bundleflow.valuations import XORValuation
+    from bundleflow.cats.io import load_valuations
+    from bundleflow.experiments.data_stats import valuation_stats
+    from bundleflow.utils.files import atomic_write_json, writable_file
+    from bundleflow.utils.progress import progress_bar
+    from bundleflow.valuations.xor import XORValuation
 
     if json_out is not None:
         writable_file(json_out)

@@ -4,17 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from bundleflow.baselines import atom_menu, best_price_given_outside, grand_bundling, item_pricing
-from bundleflow.generators import (
+from bundleflow.baselines.bundling import atom_menu, grand_bundling
+from bundleflow.baselines.items import item_pricing
+from bundleflow.baselines.prices import best_price_given_outside
+from bundleflow.mechanisms.menu import Menu, evaluate_menu
+from bundleflow.oracles.lp import lp_optimal_mechanism
+from bundleflow.oracles.welfare import welfare_bound
+from bundleflow.valuations.bundles import all_bundles
+from bundleflow.valuations.generators import (
     additive_uniform,
     bivalued_type_space,
     product_type_space,
     uniform_atoms,
     uniform_grid_type_space,
 )
-from bundleflow.menu import Menu, evaluate_menu
-from bundleflow.oracles import lp_optimal_mechanism, welfare_bound
-from bundleflow.valuations import XORValuation, all_bundles
+from bundleflow.valuations.xor import XORValuation
 
 
 def test_best_price_exact_on_hand_case():

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from bundleflow.bench import run_bench, steps_to_fraction
 from bundleflow.errors import InputError
+from bundleflow.experiments.bench import run_bench, steps_to_fraction
 
 
 def test_steps_to_fraction():

@@ -4,14 +4,16 @@ import math
 import pytest
 import torch
 
-from bundleflow.config import load_config
 from bundleflow.errors import InputError
-from bundleflow.flow import BundleFlow, load_flow, save_flow, train_flow
-from bundleflow.generators import uniform_atoms
-from bundleflow.menu import evaluate_menu
-from bundleflow.runner import run_training
-from bundleflow.training import BundleFlowMenu, MenuTrainer
-from bundleflow.valuations import XORValuation
+from bundleflow.experiments.config import load_config
+from bundleflow.experiments.runner import run_training
+from bundleflow.flow.model import BundleFlow
+from bundleflow.flow.stage1 import load_flow, save_flow, train_flow
+from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
+from bundleflow.mechanisms.menu import evaluate_menu
+from bundleflow.training.trainer import MenuTrainer
+from bundleflow.valuations.generators import uniform_atoms
+from bundleflow.valuations.xor import XORValuation
 
 
 def test_flow_closed_form_matches_ode_and_liouville():
@@ -42,7 +44,7 @@ def test_bundles_and_log_det_match_push_and_flush_only_tiny_gradients():
     assert torch.equal(b, flow.round_end_points(s1)) and not b.requires_grad
     torch.testing.assert_close(ld, log_det)
     # ordinary gradients pass unchanged; entries below TINY_GRAD (subnormal-bound) become 0
-    from bundleflow.flow import TINY_GRAD, _FlushTinyGrad
+    from bundleflow.flow.model import TINY_GRAD, _FlushTinyGrad
 
     x = torch.zeros(4, requires_grad=True)
     _FlushTinyGrad.apply(x).backward(torch.tensor([1.0, -3e-5, 1e-31, -1e-39]))
@@ -179,7 +181,7 @@ def test_bad_config_messages(tmp_path):
 
 
 def test_mixed_bundling_start_earns_at_least_item_pricing():
-    from bundleflow.baselines import item_pricing
+    from bundleflow.baselines.items import item_pricing
 
     cfg = load_config(None, ["menu.n_elements=6", "menu.n_support=2", "menu.steps=5", "menu.outside=item_prices"])
     flow = train_flow(4, steps=50, batch=64, hidden=16)

@@ -21,9 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import ks_2samp
 
-from bundleflow.baselines import grand_bundling, item_pricing
-from bundleflow.cats_generator import _remove_dominated, generate
-from bundleflow.cats_io import load_cats_npz
+from bundleflow.baselines.bundling import grand_bundling
+from bundleflow.baselines.items import item_pricing
+from bundleflow.cats.generator import generate
+from bundleflow.cats.io import load_cats_npz
+from bundleflow.cats.regions_arbitrary import _remove_dominated
 from bundleflow.errors import InputError
 
 N_GEN = 1500
@@ -178,7 +180,7 @@ def test_rand48_stream_regenerates_reference_rows_exactly(cats_dir, name):
 def test_paths_runs_regenerate_reference_instances_exactly(cats_dir):
     """Whole multi-bidder paths runs from the reference's per-run seeds: same bidders, same
     atoms (goods renumbered as CATS compacts them), same values."""
-    from bundleflow.cats_paths import paths_instance
+    from bundleflow.cats.paths import paths_instance
 
     path = Path(cats_dir) / "paths_50_bidders.npz"
     if not path.is_file():

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bundleflow.cats_io import load_cats_bids, load_cats_npz, parse_cats_bids, save_cats_npz
+from bundleflow.cats.io import load_cats_bids, load_cats_npz, parse_cats_bids, save_cats_npz
 from bundleflow.errors import InputError
-from bundleflow.generators import uniform_atoms
+from bundleflow.valuations.generators import uniform_atoms
 
 BIDS = """%% CATS-style file
 goods 4

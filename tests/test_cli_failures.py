@@ -18,8 +18,7 @@ import pytest
 import torch
 from conftest import TINY_TRAIN, assert_one_line_error, cli
 
-import bundleflow.baselines
-from bundleflow.io_utils import atomic_write_text
+from bundleflow.utils.files import atomic_write_text
 
 
 @pytest.fixture
@@ -64,9 +63,9 @@ def no_work(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("work started before the output location was checked")
 
-    monkeypatch.setattr(bundleflow.baselines, "item_pricing", boom)
-    monkeypatch.setattr("bundleflow.flow.train_flow", boom)
-    monkeypatch.setattr("bundleflow.cats_generator.generate", boom)
+    monkeypatch.setattr("bundleflow.experiments.baseline_table.item_pricing", boom)
+    monkeypatch.setattr("bundleflow.flow.stage1.train_flow", boom)
+    monkeypatch.setattr("bundleflow.cats.generator.generate", boom)
 
 
 def test_train_out_is_a_file(tmp_path):
@@ -163,7 +162,7 @@ def test_unexpected_exception_is_one_line_and_debug_shows_it(tmp_path, monkeypat
     def bug(*a, **k):
         raise ZeroDivisionError("simulated bug")
 
-    monkeypatch.setattr("bundleflow.runner.make_data", bug)
+    monkeypatch.setattr("bundleflow.experiments.runner.make_data", bug)
     assert_one_line_error(cli("train", "--out", tmp_path / "r", *TINY_TRAIN), "unexpected ZeroDivisionError", "--debug")
     res = cli("--debug", "train", "--out", tmp_path / "r", *TINY_TRAIN)
     assert isinstance(res.exception, ZeroDivisionError)

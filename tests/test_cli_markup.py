@@ -6,8 +6,8 @@ import json
 
 from conftest import TINY_TRAIN, assert_one_line_error, cli
 
-from bundleflow.generators import uniform_atoms
-from bundleflow.cats_io import save_cats_npz
+from bundleflow.cats.io import save_cats_npz
+from bundleflow.valuations.generators import uniform_atoms
 
 
 def test_unbalanced_bracket_path_is_printed_verbatim(tmp_path):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from rich.table import Table
 
-from bundleflow.baselines import item_price_ascent, item_pricing, optimise_prices
-from bundleflow.cats_generator import generate
-from bundleflow.flow import describe_diagnostics, train_flow
-from bundleflow.generators import uniform_atoms
-from bundleflow.menu import Menu
-from bundleflow.report import lottery_terms
+from bundleflow.baselines.items import item_price_ascent, item_pricing
+from bundleflow.baselines.prices import optimise_prices
+from bundleflow.cats.generator import generate
+from bundleflow.experiments.report import lottery_terms
+from bundleflow.flow.stage1 import describe_diagnostics, train_flow
+from bundleflow.mechanisms.menu import Menu
+from bundleflow.valuations.generators import uniform_atoms
 
 
 def test_progress_callbacks_count_the_work():

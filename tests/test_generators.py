@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from bundleflow.errors import InputError
-from bundleflow.generators import (
+from bundleflow.valuations.generators import (
     additive_uniform,
     bivalued,
     bivalued_type_space,

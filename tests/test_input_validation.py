@@ -9,12 +9,13 @@ import pytest
 import torch
 from conftest import TINY_TRAIN, assert_one_line_error, cli
 
-from bundleflow.cats_io import load_cats_npz, save_cats_npz
-from bundleflow.config import load_config
+from bundleflow.cats.io import load_cats_npz, save_cats_npz
 from bundleflow.errors import InputError
-from bundleflow.generators import uniform_atoms
-from bundleflow.menu import Menu
-from bundleflow.valuations import MAX_VALUE, XORValuation
+from bundleflow.experiments.config import load_config
+from bundleflow.mechanisms.menu import Menu
+from bundleflow.valuations.base import MAX_VALUE
+from bundleflow.valuations.generators import uniform_atoms
+from bundleflow.valuations.xor import XORValuation
 
 
 def _npz(path, **arrays):

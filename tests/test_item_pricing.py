@@ -7,9 +7,10 @@ import itertools
 import pytest
 import torch
 
-from bundleflow.baselines import item_price_ascent, item_pricing
-from bundleflow.generators import additive_uniform
-from bundleflow.valuations import AdditiveValuation, UnitDemandValuation, XORValuation
+from bundleflow.baselines.items import item_price_ascent, item_pricing
+from bundleflow.valuations.generators import additive_uniform
+from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
+from bundleflow.valuations.xor import XORValuation
 
 
 def _xor(bidders: list[list[tuple[set, float]]], m: int) -> XORValuation:
@@ -83,7 +84,7 @@ def test_item_valuations():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_milp_oracle_equals_brute_force(seed):
-    from bundleflow.oracles import optimal_item_prices
+    from bundleflow.oracles.optimal_prices import optimal_item_prices
 
     g = torch.Generator().manual_seed(100 + seed)
     atoms = torch.rand(int(torch.randint(2, 7, (1,), generator=g)), 2, 2, generator=g) < 0.6

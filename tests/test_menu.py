@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from bundleflow.errors import InputError
-from bundleflow.menu import Menu, evaluate_menu
-from bundleflow.valuations import AdditiveValuation, XORValuation
+from bundleflow.mechanisms.menu import Menu, evaluate_menu
+from bundleflow.valuations.items import AdditiveValuation
+from bundleflow.valuations.xor import XORValuation
 
 
 def test_hand_computed_lottery_menu():

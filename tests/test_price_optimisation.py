@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bundleflow.baselines import best_price_given_outside, optimise_prices
-from bundleflow.menu import TIE_TOL, choose
+from bundleflow.baselines.prices import best_price_given_outside, optimise_prices
+from bundleflow.mechanisms.menu import TIE_TOL, choose
 
 
 def reference_prices(ev, prices, cap, rounds, outside_util=None, outside_pay=None):

@@ -7,10 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from bundleflow.cli import app
-from bundleflow.config import load_config
 from bundleflow.errors import InputError
-from bundleflow.report import write_report
-from bundleflow.runner import run_training
+from bundleflow.experiments.config import load_config
+from bundleflow.experiments.report import write_report
+from bundleflow.experiments.runner import run_training
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

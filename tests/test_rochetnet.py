@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from bundleflow.config import load_config
-from bundleflow.generators import additive_uniform, unit_demand_uniform, uniform_atoms
-from bundleflow.menu import expected_values
-from bundleflow.rochetnet import BundleRochetNetMenu, RochetNetMenu
-from bundleflow.runner import run_training
-from bundleflow.valuations import AdditiveValuation
+from bundleflow.experiments.config import load_config
+from bundleflow.experiments.runner import run_training
+from bundleflow.mechanisms.menu import expected_values
+from bundleflow.mechanisms.rochetnet import BundleRochetNetMenu, RochetNetMenu
+from bundleflow.valuations.generators import additive_uniform, uniform_atoms, unit_demand_uniform
+from bundleflow.valuations.items import AdditiveValuation
 
 
 def test_nested_lottery_has_the_allocation_as_marginals_and_additive_value():

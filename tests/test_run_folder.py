@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY_TRAIN, assert_one_line_error, cli
 
 import bundleflow.training
-from bundleflow.runner import run_lock
+from bundleflow.experiments.runner import run_lock
 
 
 def _steps(run):

@@ -8,8 +8,9 @@ import torch
 from conftest import TINY_TRAIN, assert_one_line_error, cli
 
 from bundleflow.errors import InputError
-from bundleflow.flow import BundleFlow, load_flow, save_flow
-from bundleflow.io_utils import load_tensors
+from bundleflow.flow.model import BundleFlow
+from bundleflow.flow.stage1 import load_flow, save_flow
+from bundleflow.utils.files import load_tensors
 
 
 class _Payload:

@@ -14,16 +14,17 @@ import time
 import pytest
 import torch
 
-from bundleflow.baselines import atom_menu, grand_bundling, item_pricing
-from bundleflow.config import load_config
-from bundleflow.flow import train_flow
-from bundleflow.generators import additive_uniform, uniform_atoms
-from bundleflow.menu import Menu, evaluate_menu
-from bundleflow.oracles import lp_optimal_mechanism
-from bundleflow.rochetnet import BundleRochetNetMenu
-from bundleflow.runner import polish_menu
-from bundleflow.training import MenuTrainer
-from bundleflow.valuations import XORValuation
+from bundleflow.baselines.bundling import atom_menu, grand_bundling
+from bundleflow.baselines.items import item_pricing
+from bundleflow.experiments.config import load_config
+from bundleflow.experiments.runner import polish_menu
+from bundleflow.flow.stage1 import train_flow
+from bundleflow.mechanisms.menu import Menu, evaluate_menu
+from bundleflow.mechanisms.rochetnet import BundleRochetNetMenu
+from bundleflow.oracles.lp import lp_optimal_mechanism
+from bundleflow.training.trainer import MenuTrainer
+from bundleflow.valuations.generators import additive_uniform, uniform_atoms
+from bundleflow.valuations.xor import XORValuation
 
 _FLOWS: dict[int, object] = {}
 
@@ -111,7 +112,7 @@ def test_mixed_start_is_at_least_grand_bundling_and_item_pricing():
 def test_rochetnet_polish_on_type_spaces(seed, m, n):
     """RochetNet's nested lotteries give every item a probability below 1 (sigmoids), so on XOR types
     it never offers the optimum's sure bundles: measured 95-98% of the optimum after the polish."""
-    from bundleflow.rochetnet import RochetNetMenu
+    from bundleflow.mechanisms.rochetnet import RochetNetMenu
 
     types = type_space(seed, m, n)
     train = types.subset(torch.arange(n).repeat(25))

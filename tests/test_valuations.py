@@ -1,10 +1,13 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bundleflow.errors import InputError
-from bundleflow.valuations import AdditiveValuation, UnitDemandValuation, XORValuation, all_bundles, pack_bits
+from bundleflow.valuations.bundles import all_bundles, pack_bits
+from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
+from bundleflow.valuations.xor import XORValuation
 
 
 def brute_xor(atoms, values, bundles):
@@ -194,7 +197,7 @@ def test_bundle_dimension_mismatch():
 @given(st.integers(1, 140), st.integers(0, 60), st.integers(0, 2**31 - 1))
 @settings(max_examples=60, deadline=None)
 def test_unique_rows_matches_torch_unique(m, n, seed):
-    from bundleflow.valuations import unique_rows
+    from bundleflow.valuations.bundles import unique_rows
 
     g = torch.Generator().manual_seed(seed)
     base = (torch.rand(max(1, n // 3), m, generator=g) < 0.5).float()

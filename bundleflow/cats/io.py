@@ -1,0 +1,217 @@
+"""Read and write CATS valuations.
+
+Two formats:
+
+1. The reference ``.npz`` files in ``shared/cats/`` (one XOR valuation per row)::
+
+       atoms    bool    [N, max_atoms, n_items]   padding rows all False
+       values   float32 [N, max_atoms]            0 for padding
+       n_atoms  int32   [N]                       real atoms per valuation
+
+   plus provenance arrays that are kept as metadata.
+
+2. The CATS text bid file written by the original C++ suite::
+
+       % comment lines
+       goods 50
+       bids 123
+       dummy 10
+       0   123.45  3 5 7 51  #
+       ...
+
+   Each bid line is ``id price good good ... #``. Goods numbered ``>= goods``
+   are dummy goods: every bid holding the same dummy good belongs to one bidder
+   (an XOR of that bidder's bids); a bid without a dummy good is a bidder of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bundleflow.errors import InputError
+from bundleflow.utils.files import atomic_write
+from bundleflow.valuations.base import MAX_VALUE
+from bundleflow.valuations.xor import XORValuation
+
+_REQUIRED = ("atoms", "values", "n_atoms")
+
+
+def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuation, dict]:
+    """Load a CATS reference npz file.
+
+    Returns ``(valuation, metadata)``; metadata holds ``n_items``, ``distribution``
+    and any other scalar provenance field. ``limit`` keeps the first rows only.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        data = np.load(path, allow_pickle=False)
+        arrays = {k: data[k] for k in data.files}
+    except ValueError as exc:
+        if "Object arrays" in str(exc):  # numpy's hint would suggest unpickling: refused
+            raise InputError(f"{path}: refused: holds Python object arrays (loading them could run code); "
+                             "a CATS npz holds numeric arrays only") from None
+        if "allow_pickle" in str(exc):  # not a zip archive: numpy took it for a pickle
+            raise InputError(f"{path}: not a readable npz file (not a zip archive of arrays; pickles are never "
+                             "loaded)") from None
+        raise InputError(f"{path}: not a readable npz file ({exc})") from exc
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
+    missing = [k for k in _REQUIRED if k not in arrays]
+    if missing:
+        raise InputError(f"{path}: missing array(s) {missing}; a CATS npz needs {list(_REQUIRED)}")
+    atoms, values, n_atoms = arrays["atoms"], arrays["values"], arrays["n_atoms"]
+    for key, arr in (("atoms", atoms), ("values", values), ("n_atoms", n_atoms)):
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            raise InputError(f"{path}: '{key}' must be numeric, got dtype {arr.dtype}")
+    if not (np.issubdtype(n_atoms.dtype, np.integer) or (np.isfinite(n_atoms).all() and (n_atoms == np.round(n_atoms)).all())):
+        raise InputError(f"{path}: 'n_atoms' must hold whole numbers")
+    n_atoms = n_atoms.astype(np.int64)
+    if atoms.ndim != 3:
+        raise InputError(f"{path}: 'atoms' must be [N, max_atoms, n_items], got shape {atoms.shape}")
+    if values.shape != atoms.shape[:2]:
+        raise InputError(f"{path}: 'values' shape {values.shape} does not match atoms {atoms.shape[:2]}")
+    if n_atoms.shape != atoms.shape[:1]:
+        raise InputError(f"{path}: 'n_atoms' shape {n_atoms.shape} does not match N={atoms.shape[0]}")
+    if atoms.dtype != np.bool_:
+        if not np.isin(atoms, (0, 1)).all():
+            raise InputError(f"{path}: 'atoms' must be boolean (0/1)")
+        atoms = atoms.astype(bool)
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise InputError(f"{path}: 'values' contains {int((~np.isfinite(values)).sum())} NaN/inf entries")
+    if (values < 0).any():
+        raise InputError(f"{path}: 'values' contains negative entries")
+    if (values > MAX_VALUE).any():
+        raise InputError(f"{path}: 'values' up to {MAX_VALUE:g} are supported (training computes in float32), "
+                         f"the largest is {values.max():.6g}; rescale the values")
+    k = atoms.shape[1]
+    if (n_atoms < 0).any() or (n_atoms > k).any():
+        raise InputError(f"{path}: 'n_atoms' must lie in [0, {k}]")
+    pad = np.arange(k)[None, :] >= n_atoms[:, None]
+    if atoms[pad].any() or (values[pad] != 0).any():
+        raise InputError(f"{path}: padding atoms (index >= n_atoms) must be empty with value 0")
+    if "n_items" in arrays and int(arrays["n_items"]) != atoms.shape[2]:
+        raise InputError(f"{path}: n_items={int(arrays['n_items'])} but atoms have {atoms.shape[2]} items")
+    if limit is not None:
+        atoms, values = atoms[:limit], values[:limit]
+    meta = {"path": str(path), "n_items": int(atoms.shape[2]), "n_valuations": int(atoms.shape[0])}
+    for key, arr in arrays.items():
+        if key not in _REQUIRED and arr.ndim == 0:
+            meta[key] = arr.item()
+    return XORValuation(torch.from_numpy(atoms), torch.from_numpy(values)), meta
+
+
+def save_cats_npz(path: str | Path, valuation: XORValuation, **metadata) -> Path:
+    """Write ``valuation`` in the reference npz format (atomically); scalars in ``metadata`` are stored too."""
+    atoms = valuation.atoms.cpu().numpy().astype(bool)
+    values = valuation.values.cpu().numpy().astype(np.float32)
+    real = atoms.any(-1) | (values > 0)
+    # compact real atoms to the front so that padding sits at index >= n_atoms
+    order = np.argsort(~real, axis=1, kind="stable")
+    atoms = np.take_along_axis(atoms, order[:, :, None], axis=1)
+    values = np.take_along_axis(values, order, axis=1)
+    n_atoms = real.sum(1).astype(np.int32)
+    extra = {k: np.asarray(v) for k, v in metadata.items()}
+    extra.setdefault("n_items", np.asarray(valuation.n_items))
+
+    def _w(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, atoms=atoms, values=values, n_atoms=n_atoms, **extra)
+
+    return atomic_write(path, _w)
+
+
+def parse_cats_bids(text: str, source: str = "<text>") -> XORValuation:
+    """Parse a CATS bid file into one XOR valuation per bidder (see module doc)."""
+    n_goods = n_bids = n_dummy = None
+    bids: list[tuple[float, list[int], int | None]] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("%", 1)[0].strip()
+        if not line:
+            continue
+        head = line.split()
+        key = head[0].lower()
+        if key in ("goods", "bids", "dummy"):
+            if len(head) != 2 or not head[1].isdigit():
+                raise InputError(f"{source}:{lineno}: expected '{key} <non-negative integer>', got {raw.strip()!r}")
+            val = int(head[1])
+            if key == "goods":
+                n_goods = val
+            elif key == "bids":
+                n_bids = val
+            else:
+                n_dummy = val
+            continue
+        if n_goods is None:
+            raise InputError(f"{source}:{lineno}: bid line before the 'goods N' header")
+        toks = line.split()
+        if toks[-1] != "#":
+            raise InputError(f"{source}:{lineno}: bid line must end with '#'")
+        toks = toks[:-1]
+        if len(toks) < 3:
+            raise InputError(f"{source}:{lineno}: bid line needs an id, a price and at least one good")
+        try:
+            price = float(toks[1])
+            goods = [int(t) for t in toks[2:]]
+        except ValueError as exc:
+            raise InputError(f"{source}:{lineno}: non-numeric field ({exc})") from exc
+        if not np.isfinite(price) or price < 0:
+            raise InputError(f"{source}:{lineno}: price must be finite and non-negative, got {toks[1]}")
+        limit = n_goods + (n_dummy or 0)
+        bad = [g for g in goods if g < 0 or g >= limit]
+        if bad:
+            raise InputError(f"{source}:{lineno}: good(s) {bad} out of range [0, {limit})")
+        real = sorted({g for g in goods if g < n_goods})
+        dummies = {g for g in goods if g >= n_goods}
+        if len(dummies) > 1:
+            raise InputError(f"{source}:{lineno}: a bid may hold at most one dummy good, got {sorted(dummies)}")
+        if not real:
+            raise InputError(f"{source}:{lineno}: bid holds no real good")
+        bids.append((price, real, dummies.pop() if dummies else None))
+    if n_goods is None:
+        raise InputError(f"{source}: missing 'goods N' header")
+    if n_goods < 1:
+        raise InputError(f"{source}: 'goods' must be at least 1")
+    if n_bids is not None and n_bids != len(bids):
+        raise InputError(f"{source}: header says {n_bids} bids but the file holds {len(bids)}")
+    if not bids:
+        raise InputError(f"{source}: no bids")
+    groups: dict = {}
+    for i, (_, _, dummy) in enumerate(bids):
+        groups.setdefault(("d", dummy) if dummy is not None else ("b", i), []).append(i)
+    bidders = list(groups.values())
+    k = max(len(g) for g in bidders)
+    atoms = np.zeros((len(bidders), k, n_goods), dtype=bool)
+    values = np.zeros((len(bidders), k), dtype=np.float64)
+    for b, members in enumerate(bidders):
+        for j, i in enumerate(members):
+            price, real, _ = bids[i]
+            atoms[b, j, real] = True
+            values[b, j] = price
+    return XORValuation(torch.from_numpy(atoms), torch.from_numpy(values))
+
+
+def load_cats_bids(path: str | Path) -> XORValuation:
+    """Read a CATS text bid file (see :func:`parse_cats_bids`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a text file ({exc})") from exc
+    return parse_cats_bids(text, source=str(path))
+
+
+def load_valuations(path: str | Path, limit: int | None = None) -> XORValuation:
+    """Load valuations from a ``.npz`` reference file or a CATS text bid file, by extension."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        return load_cats_npz(path, limit=limit)[0]
+    v = load_cats_bids(path)
+    return v.subset(torch.arange(min(len(v), limit))) if limit is not None else v

@@ -1,0 +1,32 @@
+"""The data of a run: training, validation and held-out bidders from a config."""
+
+from __future__ import annotations
+
+import torch
+
+from bundleflow.errors import InputError
+from bundleflow.experiments.config import RunConfig
+
+
+def make_data(cfg: RunConfig):
+    """``(train, val, test)`` valuations for ``cfg.data``."""
+    from bundleflow.valuations import generators as gen
+    from bundleflow.cats.io import load_valuations
+
+    d = cfg.data
+    n = d.n_train + d.n_val + d.n_test
+    if d.kind == "file":
+        v = load_valuations(d.path)
+        if len(v) < n:
+            raise InputError(f"{d.path}: {len(v)} rows, but n_train+n_val+n_test = {n}")
+        g = torch.Generator().manual_seed(d.seed)
+        v = v.subset(torch.randperm(len(v), generator=g)[:n])
+    elif d.kind == "uniform_atoms":
+        v = gen.uniform_atoms(n, d.n_items, d.n_atoms, d.q, d.low, d.high, seed=d.seed)
+    elif d.kind == "additive":
+        v = gen.additive_uniform(n, d.n_items, d.low, d.high, seed=d.seed)
+    else:
+        v = gen.unit_demand_uniform(n, d.n_items, d.low, d.high, seed=d.seed)
+    idx = torch.arange(n)
+    return v.subset(idx[: d.n_train]), v.subset(idx[d.n_train : d.n_train + d.n_val]), v.subset(idx[d.n_train + d.n_val :])
+

@@ -1,0 +1,48 @@
+"""BundleFlow's menu model (arXiv:2502.15283, Sec. 5): each element is ``D`` Dirac support points pushed
+through the frozen Stage 1 flow; see :mod:`bundleflow.training.trainer` for how Stage 2 learns it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bundleflow.errors import InputError
+from bundleflow.flow.model import DOMAIN, BundleFlow
+from bundleflow.mechanisms.model import MenuModel, corner_logits
+
+
+class BundleFlowMenu(MenuModel):
+    """BundleFlow's menu: ``z [J, D, m]`` (support points ``s0 = sigmoid(z)``), weight logits ``[J, D]``.
+
+    The Stage 1 ``flow`` is frozen; it is a submodule so the model moves with it.
+    """
+
+    name = "bundleflow"
+
+    def __init__(self, flow: BundleFlow, n_elements: int, n_support: int, cap: float):
+        if flow.domain != DOMAIN:
+            raise InputError(f"flow domain {flow.domain!r} differs from Stage 2's {DOMAIN!r}")
+        super().__init__(n_elements, flow.n_items, cap)
+        self.flow = flow.eval()
+        for p in self.flow.parameters():
+            p.requires_grad_(False)
+        self.z = nn.Parameter(torch.zeros(n_elements, n_support, flow.n_items))
+        self.w_logit = nn.Parameter(torch.zeros(n_elements, n_support))
+
+    def s0(self) -> torch.Tensor:
+        return torch.sigmoid(self.z)
+
+    def lottery(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(bundles [J, D, m] 0/1, probs [J, D])``; probs carry gradients to ``z`` and weights."""
+        bundles, log_det = self.flow.bundles_and_log_det(self.s0())  # Q(s0) evaluated once for both
+        probs = torch.softmax(torch.log_softmax(self.w_logit, -1) + log_det, -1)
+        return bundles, probs
+
+    def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
+        """All ``D`` support points of element ``j`` at the corner of ``bundles[j]`` (small jitter),
+        so the element is that bundle whatever the flow's densities (if the flow rounds it there)."""
+        z = corner_logits(bundles[:, None, :], self.z.shape, generator)
+        with torch.no_grad():
+            self.z.copy_(z.to(self.z.device))
+            self.w_logit.zero_()
+

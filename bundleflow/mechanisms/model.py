@@ -1,0 +1,77 @@
+"""Learnable menus: the interface the Stage 2 trainer optimises.
+
+A :class:`MenuModel` has ``J`` elements; element ``j`` is a lottery over ``D`` support
+bundles (``lottery() -> (bundles [J, D, m] 0/1, probs [J, D])``, probabilities
+differentiable) with a price ``cap * sigmoid(price_logit[j])`` that never exceeds the
+largest value in the data. Every model also carries a la carte item prices
+``cap * sigmoid(item_logit)`` used only by mixed-bundling menus. Implementations:
+:class:`bundleflow.training.BundleFlowMenu` (the paper's method) and the RochetNet
+family in :mod:`bundleflow.rochetnet`. The trainer, the relaxation and the exact
+evaluation are shared, so methods differ only in how an element's lottery is built.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from bundleflow.errors import InputError
+from bundleflow.mechanisms.menu import Menu
+
+CORNER = 0.9  # a sure bundle b is placed at 0.5 + (2b - 1) * CORNER / 2 along each item
+
+
+def corner_logit() -> float:
+    """Logit ``z`` with ``sigmoid(+-z) = 0.5 +- CORNER / 2``."""
+    return math.log((0.5 + CORNER / 2) / (0.5 - CORNER / 2))
+
+
+def corner_logits(bundles: torch.Tensor, shape, generator: torch.Generator) -> torch.Tensor:
+    """Logits of shape ``shape`` placing 0/1 ``bundles`` (broadcast to ``shape``) at the cube's
+    corners, ``+-corner_logit()``, with N(0, 0.1^2) jitter drawn from ``generator``."""
+    return (bundles * 2 - 1) * corner_logit() + 0.1 * torch.randn(*shape, generator=generator)
+
+
+class MenuModel(nn.Module):
+    """Base class: prices, item prices and the hard :class:`Menu`; subclasses build lotteries."""
+
+    name = "menu"
+
+    def __init__(self, n_elements: int, n_items: int, cap: float):
+        super().__init__()
+        if cap <= 0 or not math.isfinite(cap):
+            raise InputError(f"price cap must be positive and finite, got {cap}")
+        if n_elements < 1 or n_items < 1:
+            raise InputError(f"a menu needs n_elements >= 1 and n_items >= 1, got {n_elements}, {n_items}")
+        self.cap = float(cap)
+        self.n_elements, self.n_items = n_elements, n_items
+        self.price_logit = nn.Parameter(torch.zeros(n_elements))
+        self.item_logit = nn.Parameter(torch.zeros(n_items))
+
+    def prices(self) -> torch.Tensor:
+        """``[J]`` prices in ``(0, cap)``: never above the largest value."""
+        return self.cap * torch.sigmoid(self.price_logit)
+
+    def item_prices(self) -> torch.Tensor:
+        """``[m]`` a la carte item prices in ``(0, cap)``."""
+        return self.cap * torch.sigmoid(self.item_logit)
+
+    def lottery(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(bundles [J, D, m] 0/1 float, probs [J, D])``, rows of ``probs`` summing to 1."""
+        raise NotImplementedError
+
+    def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
+        """Start element ``j`` (approximately) as the sure bundle ``bundles[j]`` (``[J, m]``)."""
+        raise NotImplementedError
+
+    def on_step(self, step: int) -> None:
+        """Hook called after every optimiser step (e.g. to resample supports)."""
+
+    def menu(self, item_prices: torch.Tensor | None = None) -> Menu:
+        """The hard menu this model deploys (what :func:`evaluate_menu` scores)."""
+        with torch.no_grad():
+            b, p = self.lottery()
+            ip = None if item_prices is None else item_prices.double().cpu()
+            return Menu(b.cpu(), p.double().cpu(), self.prices().double().cpu(), ip)

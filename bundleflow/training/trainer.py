@@ -1,0 +1,328 @@
+"""Stage 2 of BundleFlow: learn the menu (support points, weights, prices).
+
+Element ``j`` has ``D`` Dirac support points ``s0[j, d] = sigmoid(z[j, d])`` in the
+flow's domain ``[0,1]^m``; each is pushed by the Stage 1 flow and rounded to a
+bundle. Its probability is (paper Eq. for the pushed mixture density)
+
+    alpha[j, d] = softmax_d( log w[j, d] - trace Q(s0[j, d]) * E ),
+
+so support locations receive gradients through ``Q(s0)``. Prices are
+``cap * sigmoid(r_j)`` with ``cap`` the largest value in the training data.
+
+The relaxed revenue is a softmax over the ``J`` elements **and the null option**
+of utilities measured in units of the value scale ``E[v(all items)]``::
+
+    pi = softmax([u_1, ..., u_J, 0] / tau),  soft revenue = sum_j pi_j price_j
+
+with ``tau`` annealed from ``tau_start`` to ``tau_end`` (value units), which makes
+the relaxation's scale independent of the data's value scale. The hard revenue
+(:func:`bundleflow.menu.evaluate_menu`) is logged beside it; the menu kept is the
+one with the best hard revenue on the validation split. ``menu.estimator``
+switches the training objective to a straight-through estimator (forward: the hard
+choice ``argmax``; backward: the softmax's gradient) or its Gumbel-perturbed variant;
+the logged soft revenue is always the plain softmax relaxation.
+
+With ``menu.outside = "item_prices"`` the menu is a mixed-bundling mechanism: the
+outside option is the bidder's a la carte purchase at item prices
+``cap * sigmoid(item_logit)``, initialised at the item-pricing baseline fitted on
+the training split. For XOR valuations the item prices are learned jointly: each
+atom ``k`` bought at item prices is one more option of the softmax (utility
+``p_k - sum_{i in T_k} item_price_i``, payment the sum). For other valuations the
+item prices stay fixed and the null option ``(utility 0, payment 0)`` is replaced by
+the exact a la carte demand ``(u_carte, pay_carte)``. Starting with every element
+priced by exact coordinate ascent against that option, the start earns at least
+item pricing on the training sample.
+
+Initialisation reaches the grand bundle and bundles suggested by the data: element
+0 is the grand bundle, the others the most frequent atoms and unions of a random
+bidder's atoms, with support points at the corresponding corners of the cube and
+prices set by exact coordinate ascent on the deterministic menu.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from bundleflow.baselines.items import item_pricing
+from bundleflow.baselines.prices import best_price_given_outside, optimise_prices
+from bundleflow.errors import InputError
+from bundleflow.flow.model import BundleFlow
+from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
+from bundleflow.mechanisms.menu import Menu, evaluate_menu, expected_values
+from bundleflow.mechanisms.model import MenuModel
+from bundleflow.training.initialisation import _seed_from_menu, _set_price_logits, init_bundles
+from bundleflow.utils.device import tune_cpu_allocator
+from bundleflow.utils.progress import progress_bar
+from bundleflow.valuations.base import Valuation
+from bundleflow.valuations.bundles import unique_rows
+from bundleflow.valuations.xor import XORValuation
+
+
+@dataclass
+class StepMetrics:
+    step: int
+    tau: float
+    train_soft_revenue: float  # relaxed revenue of the last training batch
+    soft_revenue: float  # relaxed revenue on the validation split
+    hard_revenue: float  # exact revenue on the validation split
+    null_rate: float
+    a_la_carte_rate: float  # share buying at item prices (mixed bundling only)
+    elements_used: int
+    mean_bundle_size: float
+    zero_value_share: float
+    max_price: float
+    seconds: float
+
+
+class MenuTrainer:
+    """Stage 2 training loop with logging, checkpoints and resume."""
+
+    def __init__(self, model: MenuModel | BundleFlow, train: Valuation, val: Valuation, cfg, device: torch.device):
+        """``model``: a :class:`MenuModel`, or a Stage 1 flow (then a :class:`BundleFlowMenu` is built)."""
+        if isinstance(model, BundleFlow) and model.n_items != train.n_items:
+            raise InputError(f"flow is for m={model.n_items} items, data has m={train.n_items}")
+        if train.n_items != val.n_items:
+            raise InputError(f"train has m={train.n_items} items, validation m={val.n_items}")
+        device = torch.device(device)
+        self.train, self.val, self.cfg, self.device = train.to(device), val.to(device), cfg, device
+        if device.type == "cpu":
+            tune_cpu_allocator()
+        self.cap = train.max_value()
+        self.scale = float(train.grand_value().mean())
+        if not self.scale > 0:
+            raise InputError("training data has zero value everywhere: nothing to sell")
+        torch.manual_seed(cfg.seed)
+        if isinstance(model, BundleFlow):
+            model = BundleFlowMenu(model, cfg.n_elements, cfg.n_support, self.cap)
+        if model.n_items != train.n_items:
+            raise InputError(f"menu model is for m={model.n_items} items, data has m={train.n_items}")
+        self.params = model.to(device)
+        self.step = 0
+        self.best = {"hard_revenue": -1.0, "menu": None, "step": -1}
+        self.gen = torch.Generator().manual_seed(cfg.seed + 7)
+        self.coverage: dict = {}
+        self.mixed = cfg.outside == "item_prices"
+        self.learn_item_prices = self.mixed and isinstance(self.train, XORValuation)
+        self.item_pricing_fit = item_pricing(self.train) if self.mixed else None  # BaselineResult
+        self.atom_menu_fit = None  # BaselineResult fitted by initialise() on the whole training split, if it was
+        if self.mixed:
+            _set_price_logits(self.params.item_logit, self.item_pricing_fit.item_prices, self.cap, 1e-6)
+        if not self.learn_item_prices:
+            self.params.item_logit.requires_grad_(False)
+        self.opt = torch.optim.Adam([p for p in self.params.parameters() if p.requires_grad], lr=cfg.lr, fused=True)
+
+    @property
+    def item_prices(self) -> torch.Tensor | None:
+        """``[m]`` float64 a la carte prices of a mixed-bundling menu, else ``None``."""
+        return self.params.item_prices().detach().double() if self.mixed else None
+
+    def menu(self) -> Menu:
+        """The current menu (hard lotteries from the flow, prices, a la carte prices if any)."""
+        return self.params.menu(self.item_prices)
+
+    def outside(self, batch: Valuation) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(utility [B], payment [B])`` of the outside option (``None, None`` for the null option)."""
+        if self.item_prices is None:
+            return None, None
+        return batch.demand(self.item_prices)
+
+    # -- initialisation ------------------------------------------------------------
+    def initialise(self, progress: bool = False) -> None:
+        """Data-driven start (module doc): every element a sure bundle, prices by exact coordinate ascent.
+
+        Every element is placed at its start bundle (:meth:`MenuModel.place`); its prices
+        are then optimised (:func:`bundleflow.baselines.optimise_prices`) on the lotteries the
+        model actually produces, on up to 4,000 training bidders, from each of these starts,
+        keeping the one with the highest exact revenue:
+
+        - *grand bundle*: element 0 (the grand bundle) at its best price, the others unsold;
+        - *atom menu* (pure menus, XOR data): the atom-menu baseline's prices on the elements
+          that are its bundles, the others unsold;
+        - *a la carte priced out* (mixed menus): item prices at the cap with either start
+          above, so a mixed menu can start as plain grand bundling or the atom menu.
+
+        Coordinate ascent never lowers revenue, so the start earns at least grand bundling
+        (and the atom menu, item pricing for mixed menus) on that sample whenever the flow
+        reaches their bundles as sure lotteries (``coverage`` in the summary says so).
+        """
+        from bundleflow.baselines.bundling import atom_menu
+        from bundleflow.mechanisms.menu import TIE_TOL, choose
+
+        cfg = self.cfg
+        J = cfg.n_elements
+        primary = init_bundles(self.train.to("cpu"), J, cfg.seed)  # [J, m]
+        self.params.place(primary, self.gen)
+        menu = self.menu()
+        self.coverage = {
+            "grand_bundle_reached": bool((menu.bundles[0] > 0.5).all()),
+            "init_bundles_reached": float((menu.bundles == primary[:, None, :]).all(-1).float().mean()),
+        }
+        sub = self.train.subset(torch.arange(min(len(self.train), 4000), device=self.train.device))
+        ev = expected_values(menu, sub)
+        zero = torch.zeros_like(ev[:, 0], dtype=torch.float64)
+
+        def grand_start(u0, pay0):
+            start = torch.full((J,), self.cap, dtype=torch.float64, device=ev.device)
+            start[0], _ = best_price_given_outside(ev[:, 0] - u0, pay0, self.cap)
+            return start
+
+        u0, pay0 = self.outside(sub)
+        u0, pay0 = (zero, zero) if u0 is None else (u0.double(), pay0.double())
+        starts = [("grand bundle", grand_start(u0, pay0), u0, pay0, None)]
+        seeded = None
+        if isinstance(sub, XORValuation):
+            fit = atom_menu(sub, min(64, J))
+            if len(sub) == len(self.train):  # the run's atom-menu baseline row reuses it
+                self.atom_menu_fit = fit
+            seeded = _seed_from_menu(menu, fit.menu, self.cap)
+        if seeded is not None and not self.mixed:
+            starts.append(("atom menu", seeded.to(ev.device), u0, pay0, None))
+        if self.mixed:  # a la carte priced out: the pure menu's starts, plus whatever a la carte still sells at the cap
+            priced_out = torch.full((self.train.n_items,), self.cap, dtype=torch.float64, device=ev.device)
+            uc, pc = (x.double() for x in sub.demand(priced_out))
+            starts.append(("grand bundle, a la carte priced out", grand_start(uc, pc), uc, pc, priced_out))
+            if seeded is not None:
+                starts.append(("atom menu, a la carte priced out", seeded.to(ev.device), uc, pc, priced_out))
+        rounds = cfg.init_price_rounds
+        tol = TIE_TOL * max(1.0, self.cap)
+        best = None
+        with progress_bar(f"initial prices ({len(starts)} starts x {rounds} rounds x {J} elements)",
+                          len(starts) * rounds * J, enabled=progress) as advance:
+            for label, start, a, b, carte in starts:
+                ascended = optimise_prices(ev, start, self.cap, rounds, a, b, advance) if rounds else start
+                # the ascent's price model is optimistic at exact ties, so the start itself competes too
+                for prices in (start, ascended):
+                    revenue = float(choose(ev, prices, tol, a, b)[1].mean())
+                    if best is None or revenue > best[0]:
+                        best = (revenue, label, prices, carte)
+        revenue, label, prices, carte = best
+        self.coverage["start"] = label
+        self.coverage["start_train_revenue"] = revenue
+        _set_price_logits(self.params.price_logit, prices, self.cap, 1e-4)
+        if carte is not None:
+            _set_price_logits(self.params.item_logit, carte, self.cap, 1e-6)
+
+    # -- one step ------------------------------------------------------------------
+    def tau(self, step: int) -> float:
+        cfg = self.cfg
+        frac = step / max(1, cfg.steps - 1)
+        return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** min(1.0, frac)
+
+    def soft_revenue(self, batch: Valuation, tau: float, estimator: str = "softmax", diagnostics: bool = False):
+        """Relaxed revenue in value-scale units on ``batch``.
+
+        Returns ``(revenue (scalar), bundles [J, D, m], probs [J, D], best [J, D] or None)`` where
+        ``best`` (only with ``diagnostics``) is the largest value over ``batch`` of each support
+        bundle, / scale. Each distinct support bundle is valued once (``V [U, B]``, bundle-major
+        so that gathering the ``J*D`` support points copies whole rows), then
+        ``ev[b, j] = sum_d probs[j, d] * V[inv[j, d], b]`` is one batched matmul.
+        """
+        bundles, probs = self.params.lottery()
+        J, D, m = bundles.shape
+        uniq, inv = unique_rows(bundles.reshape(J * D, m))
+        V = batch.bundle_values(uniq > 0.5, unit=self.scale, dtype=torch.float32)  # [U, B]
+        per_support = V.index_select(0, inv).view(J, D, len(batch))
+        ev = torch.bmm(probs[:, None, :], per_support)[:, 0].T  # [B, J]
+        best = V.amax(1)[inv].view(J, D) if diagnostics else None
+        price = self.params.prices() / self.scale
+        u = ev - price[None]
+        zero = torch.zeros(len(batch), 1, device=u.device)
+        if self.learn_item_prices:  # each atom at item prices is an option, then null
+            cost = batch.atoms.float() @ (self.params.item_prices() / self.scale)  # [B, K]
+            u_out = torch.cat([batch.values.float() / self.scale - cost, zero], 1)
+            pay_out = torch.cat([cost, zero], 1)
+        elif self.mixed:  # fixed item prices: exact a la carte demand
+            u0, pay0 = self.outside(batch)
+            u_out, pay_out = (u0 / self.scale).float()[:, None], (pay0 / self.scale).float()[:, None]
+        else:
+            u_out = pay_out = zero
+        logits = torch.cat([u, u_out], 1) / tau
+        if estimator == "gumbel":  # perturbed choice: logits + Gumbel(0, 1) noise
+            uni = torch.rand(logits.shape, generator=self.gen).to(logits.device).clamp(1e-12, 1 - 1e-12)
+            logits = logits - torch.log(-torch.log(uni))
+        pi = torch.softmax(logits, 1)
+        if estimator in ("straight_through", "gumbel"):  # forward: the hard choice; backward: the softmax's
+            hard = torch.nn.functional.one_hot(logits.argmax(1), logits.shape[1]).to(pi.dtype)
+            pi = hard + pi - pi.detach()
+        rev = ((pi[:, :J] * price[None]).sum(1) + (pi[:, J:] * pay_out).sum(1)).mean()
+        return rev, bundles, probs, best
+
+    def train_step(self) -> float:
+        idx = torch.randint(len(self.train), (min(self.cfg.batch, len(self.train)),), generator=self.gen)
+        batch = self.train.subset(idx.to(self.train.device))
+        rev = self.soft_revenue(batch, self.tau(self.step), self.cfg.estimator)[0]
+        self.opt.zero_grad(set_to_none=True)
+        (-rev).backward()
+        self.opt.step()
+        self.step += 1
+        self.params.on_step(self.step)
+        return float(rev.detach()) * self.scale
+
+    @torch.no_grad()
+    def log_metrics(self, train_soft: float, t0: float) -> StepMetrics:
+        menu = self.menu()
+        out = evaluate_menu(menu, self.val)
+        soft, bundles, probs, best = self.soft_revenue(self.val, self.tau(self.step), diagnostics=True)
+        offered = probs > 1e-3
+        zero = (best <= 0) & offered  # no sampled bidder values this offered bundle
+        if out.revenue > self.best["hard_revenue"]:
+            self.best = {"hard_revenue": out.revenue, "menu": menu.to_tensors(), "step": self.step}
+        return StepMetrics(
+            step=self.step,
+            tau=self.tau(self.step),
+            train_soft_revenue=train_soft,
+            soft_revenue=float(soft) * self.scale,
+            hard_revenue=out.revenue,
+            null_rate=out.null_rate,
+            a_la_carte_rate=out.a_la_carte_rate,
+            elements_used=out.elements_used,
+            mean_bundle_size=float((bundles.sum(-1) * probs).sum(-1).mean()),
+            zero_value_share=float(zero.sum() / offered.sum().clamp_min(1)),
+            max_price=float(menu.prices.max()),
+            seconds=time.perf_counter() - t0,
+        )
+
+    # -- the loop ------------------------------------------------------------------
+    def run(self, t0: float, record: Callable[[float], dict], on_step: Callable[[int, dict | None], None] | None = None) -> bool:
+        """Train until ``cfg.steps`` or until ``cfg.time_budget_s`` seconds after ``t0``.
+
+        ``record(train_soft_revenue)`` is called every ``cfg.log_every`` steps, at the last
+        step and when the budget runs out (it logs, e.g. :meth:`log_metrics`, and returns the
+        logged dict); ``on_step(step, logged or None)`` after every step. Returns whether the
+        time budget stopped training.
+        """
+        cfg = self.cfg
+        while self.step < cfg.steps:
+            soft = self.train_step()
+            over = cfg.time_budget_s > 0 and time.perf_counter() - t0 > cfg.time_budget_s
+            logged = record(soft) if self.step % cfg.log_every == 0 or self.step == cfg.steps or over else None
+            if on_step is not None:
+                on_step(self.step, logged)
+            if over:
+                return True
+        return False
+
+    # -- checkpointing ---------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "params": self.params.state_dict(),
+            "opt": self.opt.state_dict(),
+            "best": self.best,
+            "gen": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "coverage": self.coverage,
+        }
+
+    def load_state(self, st: dict) -> None:
+        self.step = st["step"]
+        self.params.load_state_dict(st["params"])
+        self.opt.load_state_dict(st["opt"])
+        self.best = st["best"]
+        self.gen.set_state(st["gen"])
+        torch.set_rng_state(st["torch_rng"])
+        self.coverage = st.get("coverage", {})
