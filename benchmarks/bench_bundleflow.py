@@ -14,9 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-from bundleflow.config import load_config
-from bundleflow.menu import evaluate_menu
-from bundleflow.runner import make_data, run_training
+from bundleflow.experiments.config import load_config
+from bundleflow.experiments.data import make_data
+from bundleflow.experiments.runner import run_training
+from bundleflow.mechanisms.menu import evaluate_menu
 
 CATS = Path(__file__).resolve().parents[2] / "shared" / "cats"
 OUT = Path("runs/bench")
@@ -39,7 +40,7 @@ def uniform50() -> None:
 
 
 def m2() -> None:
-    from bundleflow.oracles import lp_optimal_mechanism
+    from bundleflow.oracles.lp import lp_optimal_mechanism
 
     for k in (2, 5, 20):
         for j in (4, 64):

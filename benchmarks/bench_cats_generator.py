@@ -13,7 +13,7 @@ import argparse
 import json
 import time
 
-from bundleflow.cats_generator import generate
+from bundleflow.cats.generator import generate
 
 
 def main() -> None:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from bundleflow.baselines import best_price_given_outside, optimise_prices
-from bundleflow.config import load_config
-from bundleflow.flow import train_flow
-from bundleflow.menu import TIE_TOL, choose, expected_values
-from bundleflow.runner import make_data
-from bundleflow.training import MenuTrainer
+from bundleflow.baselines.prices import best_price_given_outside, optimise_prices
+from bundleflow.experiments.config import load_config
+from bundleflow.experiments.data import make_data
+from bundleflow.flow.stage1 import train_flow
+from bundleflow.mechanisms.menu import TIE_TOL, choose, expected_values
+from bundleflow.training.trainer import MenuTrainer
 
 CATS = Path(__file__).resolve().parents[2] / "shared" / "cats"
 

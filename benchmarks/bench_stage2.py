@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from bundleflow.config import load_config
-from bundleflow.device import resolve_device, tune_cpu_allocator
-from bundleflow.flow import BundleFlow
-from bundleflow.generators import uniform_atoms
-from bundleflow.training import MenuTrainer
-from bundleflow.valuations import unique_rows
+from bundleflow.experiments.config import load_config
+from bundleflow.flow.model import BundleFlow
+from bundleflow.training.trainer import MenuTrainer
+from bundleflow.utils.device import resolve_device, tune_cpu_allocator
+from bundleflow.valuations.bundles import unique_rows
+from bundleflow.valuations.generators import uniform_atoms
 
 OUT = Path("runs/bench")
 

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from bundleflow.device import resolve_device
-from bundleflow.generators import uniform_atoms
+from bundleflow.utils.device import resolve_device
+from bundleflow.valuations.generators import uniform_atoms
 
 
 def _time(fn, repeats: int, sync) -> float:
