@@ -1,7 +1,7 @@
 PYTHON ?= python3
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test lint bench clean
 
 install:
 	$(PYTHON) -m pip install $(TORCH_PIN)
@@ -12,6 +12,12 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest tests
+
+# style and types (also run by CI after the tests): ruff lint + format check, mypy on the package
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
 
 bench:
 	$(PYTHON) benchmarks/bench_valuation.py

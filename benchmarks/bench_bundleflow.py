@@ -26,8 +26,23 @@ OUT = Path("runs/bench")
 def _run(name: str, overrides: list[str]) -> dict:
     cfg = load_config(None, overrides)
     s = run_training(cfg, OUT / name, resume=False, progress=False, log=lambda *_: None)
-    row = {"setting": name, **{k: s["learned"][k] for k in ("test_revenue", "test_revenue_se", "final_soft_revenue", "final_hard_revenue_val", "max_price", "price_cap")}}
-    row["gain_over_item_pricing"] = [round(s["learned"][k], 2) for k in ("test_gain_over_item_pricing", "test_gain_over_item_pricing_se")]
+    row = {
+        "setting": name,
+        **{
+            k: s["learned"][k]
+            for k in (
+                "test_revenue",
+                "test_revenue_se",
+                "final_soft_revenue",
+                "final_hard_revenue_val",
+                "max_price",
+                "price_cap",
+            )
+        },
+    }
+    row["gain_over_item_pricing"] = [
+        round(s["learned"][k], 2) for k in ("test_gain_over_item_pricing", "test_gain_over_item_pricing_se")
+    ]
     row["baselines"] = {r["method"]: round(r["test_revenue"], 4) for r in s["baselines"]}
     row["seconds"] = round(s["train_seconds"], 1)
     print(json.dumps(row), flush=True)
@@ -35,8 +50,21 @@ def _run(name: str, overrides: list[str]) -> dict:
 
 
 def uniform50() -> None:
-    _run("uniform50", ["data.n_items=50", "data.n_atoms=20", "data.q=0.46", "data.n_train=8000", "data.n_val=2000",
-                       "data.n_test=10000", "menu.n_elements=128", "menu.n_support=4", "menu.steps=600", "flow.steps=3000"])
+    _run(
+        "uniform50",
+        [
+            "data.n_items=50",
+            "data.n_atoms=20",
+            "data.q=0.46",
+            "data.n_train=8000",
+            "data.n_val=2000",
+            "data.n_test=10000",
+            "menu.n_elements=128",
+            "menu.n_support=4",
+            "menu.steps=600",
+            "flow.steps=3000",
+        ],
+    )
 
 
 def m2() -> None:
@@ -44,20 +72,51 @@ def m2() -> None:
 
     for k in (2, 5, 20):
         for j in (4, 64):
-            ov = ["data.n_items=2", f"data.n_atoms={k}", "data.q=0.5", "data.n_train=300", "data.n_val=300",
-                  "data.n_test=5000", f"menu.n_elements={j}", "menu.n_support=4", "menu.steps=800", "flow.steps=1000"]
+            ov = [
+                "data.n_items=2",
+                f"data.n_atoms={k}",
+                "data.q=0.5",
+                "data.n_train=300",
+                "data.n_val=300",
+                "data.n_test=5000",
+                f"menu.n_elements={j}",
+                "menu.n_support=4",
+                "menu.steps=800",
+                "flow.steps=1000",
+            ]
             _run(f"m2_K{k}_J{j}", ov)
             train, _, test = make_data(load_config(None, ov))
             lp = lp_optimal_mechanism(train)
-            print(json.dumps({"setting": f"m2_K{k}_J{j}", "lp_train": lp.revenue, "lp_menu_test": evaluate_menu(lp.menu, test).revenue}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "setting": f"m2_K{k}_J{j}",
+                        "lp_train": lp.revenue,
+                        "lp_menu_test": evaluate_menu(lp.menu, test).revenue,
+                    }
+                ),
+                flush=True,
+            )
 
 
 def cats(outside: str = "none", steps: int = 600, n_elements: int = 128) -> None:
     tag = ("" if outside == "none" else "_mixed") + ("" if n_elements == 128 else f"_J{n_elements}")
     for name in ("regions_50", "arbitrary_50"):
-        _run(f"cats_{name}{tag}", ["data.kind=file", f"data.path={CATS / (name + '_single.npz')}", "data.n_train=3000",
-                                   "data.n_val=1000", "data.n_test=1000", f"menu.n_elements={n_elements}", "menu.n_support=4",
-                                   f"menu.steps={steps}", "flow.steps=3000", f"menu.outside={outside}"])
+        _run(
+            f"cats_{name}{tag}",
+            [
+                "data.kind=file",
+                f"data.path={CATS / (name + '_single.npz')}",
+                "data.n_train=3000",
+                "data.n_val=1000",
+                "data.n_test=1000",
+                f"menu.n_elements={n_elements}",
+                "menu.n_support=4",
+                f"menu.steps={steps}",
+                "flow.steps=3000",
+                f"menu.outside={outside}",
+            ],
+        )
 
 
 def cats_mixed() -> None:
@@ -66,4 +125,6 @@ def cats_mixed() -> None:
 
 
 if __name__ == "__main__":
-    {"uniform50": uniform50, "m2": m2, "cats": cats, "cats_mixed": cats_mixed}[sys.argv[1] if len(sys.argv) > 1 else "uniform50"]()
+    {"uniform50": uniform50, "m2": m2, "cats": cats, "cats_mixed": cats_mixed}[
+        sys.argv[1] if len(sys.argv) > 1 else "uniform50"
+    ]()

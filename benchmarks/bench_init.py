@@ -35,8 +35,8 @@ def quadratic_reference(ev, prices, cap, rounds):
     tol = TIE_TOL * max(1.0, cap)
     for _ in range(rounds):
         for j in range(ev.shape[1]):
-            others = torch.cat([ev[:, :j], ev[:, j + 1:]], 1)
-            _, pay, util, _ = choose(others, torch.cat([prices[:j], prices[j + 1:]]), tol)
+            others = torch.cat([ev[:, :j], ev[:, j + 1 :]], 1)
+            _, pay, util, _ = choose(others, torch.cat([prices[:j], prices[j + 1 :]]), tol)
             prices[j], _ = best_price_given_outside(ev[:, j] - util, pay, cap)
     return prices
 
@@ -49,8 +49,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--data", default=str(CATS / "regions_50_single.npz"))
     args = ap.parse_args()
-    cfg = load_config(None, ["data.kind=file", f"data.path={args.data}", "data.n_train=3000", "data.n_test=1000",
-                             "device=cpu"])
+    cfg = load_config(
+        None, ["data.kind=file", f"data.path={args.data}", "data.n_train=3000", "data.n_test=1000", "device=cpu"]
+    )
     train, val, _ = make_data(cfg)
     flow = train_flow(train.n_items, steps=300, batch=512, seed=0)  # timing only: flow quality does not matter
     rows = []
@@ -64,8 +65,15 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     by_j = {r["J"]: r["init_seconds"] for r in rows}
     if 5000 in by_j and 512 in by_j:
-        print(json.dumps({"ratio_5000_over_512": round(by_j[5000] / by_j[512], 2), "linear_would_be": round(5000 / 512, 2),
-                          "target_seconds_J5000": 60.0}))
+        print(
+            json.dumps(
+                {
+                    "ratio_5000_over_512": round(by_j[5000] / by_j[512], 2),
+                    "linear_would_be": round(5000 / 512, 2),
+                    "target_seconds_J5000": 60.0,
+                }
+            )
+        )
     # price optimisation alone: incremental vs quadratic reference, same process, same inputs
     for J in [int(x) for x in args.reference_sizes.split(",") if x]:
         mc = cfg.menu.model_copy(update={"n_elements": J, "n_support": args.support, "init_price_rounds": 0})
@@ -80,9 +88,19 @@ def main() -> None:
         t0 = time.perf_counter()
         slow = quadratic_reference(ev, start, trainer.cap, args.rounds)
         t_slow = time.perf_counter() - t0
-        print(json.dumps({"J": J, "B": len(train), "price_seconds_incremental": round(t_fast, 3),
-                          "price_seconds_quadratic": round(t_slow, 3), "speedup": round(t_slow / t_fast, 1),
-                          "same_prices": bool(torch.equal(fast, slow))}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "J": J,
+                    "B": len(train),
+                    "price_seconds_incremental": round(t_fast, 3),
+                    "price_seconds_quadratic": round(t_slow, 3),
+                    "speedup": round(t_slow / t_fast, 1),
+                    "same_prices": bool(torch.equal(fast, slow)),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ OUT = Path("runs/bench")
 def _setup(m: int, J: int, D: int, batch: int, K: int, dev: torch.device) -> MenuTrainer:
     q = min(0.46, 12.0 / m)  # atoms of ~12 items (CATS-like) at large m
     data = uniform_atoms(max(batch, 256), m, K, q, seed=0)
-    cfg = load_config(None, [f"menu.n_elements={J}", f"menu.n_support={D}", f"menu.batch={batch}", "menu.init_price_rounds=0"])
+    cfg = load_config(
+        None, [f"menu.n_elements={J}", f"menu.n_support={D}", f"menu.batch={batch}", "menu.init_price_rounds=0"]
+    )
     torch.manual_seed(0)
     t = MenuTrainer(BundleFlow(m, hidden=128), data, data.subset(torch.arange(64)), cfg.menu, dev)
     with torch.no_grad():  # random support points: many distinct bundles (the expensive case)
@@ -62,22 +64,30 @@ def _split(t: MenuTrainer, method: str, sync) -> dict:
     batch = t.train.subset(torch.randint(len(t.train), (t.cfg.batch,), generator=t.gen).to(t.train.device))
     B = len(batch)
     out = {}
-    sync(); t0 = time.perf_counter()
+    sync()
+    t0 = time.perf_counter()
     bundles, probs = t.params.lottery()
     J, D, m = bundles.shape
-    sync(); out["flow"] = time.perf_counter() - t0; t0 = time.perf_counter()
+    sync()
+    out["flow"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     uniq, inv = unique_rows(bundles.reshape(J * D, m))
     V = batch.bundle_values(uniq > 0.5, unit=t.scale, dtype=torch.float32, method=method)  # [U, B]
-    sync(); out["valuation"] = time.perf_counter() - t0; t0 = time.perf_counter()
+    sync()
+    out["valuation"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     ev = torch.bmm(probs[:, None, :], V.index_select(0, inv).view(J, D, B))[:, 0].T
     price = t.params.prices() / t.scale
     logits = torch.cat([ev - price[None], torch.zeros(B, 1, device=ev.device)], 1) / 0.01
     rev = (torch.softmax(logits, 1)[:, :J] * price[None]).sum(1).mean()
-    sync(); out["relaxation"] = time.perf_counter() - t0; t0 = time.perf_counter()
+    sync()
+    out["relaxation"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     t.opt.zero_grad(set_to_none=True)
     (-rev).backward()
     t.opt.step()
-    sync(); out["backward"] = time.perf_counter() - t0
+    sync()
+    out["backward"] = time.perf_counter() - t0
     out["distinct_bundles"] = int(uniq.shape[0])
     return out
 
@@ -87,10 +97,15 @@ def _median(rows: list[dict]) -> dict:
 
 
 def _train_step_seconds(t: MenuTrainer, sync, repeats: int) -> float:
-    t.train_step(); t.train_step(); sync()  # warm-up (allocator, first touches)
+    t.train_step()
+    t.train_step()
+    sync()  # warm-up (allocator, first touches)
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter(); t.train_step(); sync(); times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        t.train_step()
+        sync()
+        times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
@@ -108,12 +123,22 @@ def iteration(dev: torch.device, repeats: int = 7) -> list[dict]:
     # first, while this process is idle (its busy-waiting OpenMP threads would slow a child down)
     for K in (6, 20) if dev.type == "cpu" else ():
         env = dict(os.environ, BUNDLEFLOW_TUNE_MALLOC="0")
-        r = subprocess.run([sys.executable, __file__, "_step", str(K), "--device", "cpu"], capture_output=True, text=True, env=env)
+        r = subprocess.run(
+            [sys.executable, __file__, "_step", str(K), "--device", "cpu"], capture_output=True, text=True, env=env
+        )
         untuned[K] = json.loads(r.stdout.strip().splitlines()[-1])["train_step_s"] if r.returncode == 0 else None
     results = []
     for K in (6, 20):
         t = _setup(50, 5000, 8, 128, K, dev)
-        row = {"device": str(dev), "threads": torch.get_num_threads(), "m": 50, "J": 5000, "D": 8, "batch": 128, "atoms": K}
+        row = {
+            "device": str(dev),
+            "threads": torch.get_num_threads(),
+            "m": 50,
+            "J": 5000,
+            "D": 8,
+            "batch": 128,
+            "atoms": K,
+        }
         for method in KERNELS:
             _split(t, method, sync)  # warm-up
             parts = _median([_split(t, method, sync) for _ in range(repeats)])
@@ -135,7 +160,11 @@ def _one_scale_point(m: int, J: int, dev: torch.device) -> dict:
     sync = _sync_fn(dev)
     t = _setup(m, J, 8, 128, 6, dev)
     step_s = _train_step_seconds(t, sync, 5)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     return {"m": m, "J": J, "iteration_s": round(step_s, 4), "peak_mib": round(peak, 1), "device": str(dev)}
 
 
@@ -146,7 +175,11 @@ def scale(dev_name: str) -> list[dict]:
             cmd = [sys.executable, __file__, "_point", str(m), str(J), "--device", dev_name]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
-                row = {"m": m, "J": J, "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
+                row = {
+                    "m": m,
+                    "J": J,
+                    "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}",
+                }
             else:
                 row = json.loads(r.stdout.strip().splitlines()[-1])
             print(json.dumps(row), flush=True)
@@ -166,7 +199,10 @@ def scale(dev_name: str) -> list[dict]:
         ax[0].plot([r["J"] for r in pts], [r["iteration_s"] for r in pts], marker="o", label=f"m={m}")
         ax[1].plot([r["J"] for r in pts], [r["peak_mib"] for r in pts], marker="o", label=f"m={m}")
     for a, yl in zip(ax, ("seconds per Stage 2 iteration", "peak memory (MiB)")):
-        a.set_xscale("log"); a.set_xlabel("menu size J"); a.set_ylabel(yl); a.legend()
+        a.set_xscale("log")
+        a.set_xlabel("menu size J")
+        a.set_ylabel(yl)
+        a.legend()
     fig.tight_layout()
     fig.savefig(OUT / "stage2_scale.png", dpi=110)
     return rows
@@ -182,7 +218,11 @@ def main() -> None:
     dev = resolve_device(a.device)
     if a.mode == "_step":  # one train_step timing in a fresh process (e.g. allocator untuned)
         sync = _sync_fn(dev)
-        print(json.dumps({"train_step_s": round(_train_step_seconds(_setup(50, 5000, 8, 128, int(a.args[0]), dev), sync, 7), 5)}))
+        print(
+            json.dumps(
+                {"train_step_s": round(_train_step_seconds(_setup(50, 5000, 8, 128, int(a.args[0]), dev), sync, 7), 5)}
+            )
+        )
         return
     if a.mode == "_point":
         print(json.dumps(_one_scale_point(int(a.args[0]), int(a.args[1]), dev)))

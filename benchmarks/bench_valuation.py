@@ -53,8 +53,10 @@ def main() -> None:
         "shape": [args.bidders, args.bundles, args.items, args.atoms],
     }
     for method in ("table", "bitpack", "matmul"):
-        res[f"{method}_s"] = _time(lambda: v.value(S, method=method), args.repeats, sync)
-    res["table_bundle_values_f32_s"] = _time(lambda: v.bundle_values(S, dtype=torch.float32, method="table"), args.repeats, sync)
+        res[f"{method}_s"] = _time(lambda method=method: v.value(S, method=method), args.repeats, sync)
+    res["table_bundle_values_f32_s"] = _time(
+        lambda: v.bundle_values(S, dtype=torch.float32, method="table"), args.repeats, sync
+    )
     ref = v.value(S, method="bitpack")
     assert torch.equal(ref, v.value(S, method="matmul")) and torch.equal(ref, v.value(S, method="table"))
     res["matmul_over_bitpack"] = res["matmul_s"] / res["bitpack_s"]

@@ -66,7 +66,47 @@ _PUBLIC = {
     "run_training": "bundleflow.experiments",
 }
 
-__all__ = ["__version__", *_PUBLIC]
+__all__ = [
+    "__version__",
+    "BundleflowError",
+    "InputError",
+    "Valuation",
+    "XORValuation",
+    "AdditiveValuation",
+    "UnitDemandValuation",
+    "additive_uniform",
+    "unit_demand_uniform",
+    "uniform_atoms",
+    "bivalued_type_space",
+    "product_type_space",
+    "uniform_grid_type_space",
+    "load_valuations",
+    "Menu",
+    "MenuOutcome",
+    "evaluate_menu",
+    "BundleFlowMenu",
+    "RochetNetMenu",
+    "BundleRochetNetMenu",
+    "BundleFlow",
+    "train_flow",
+    "load_flow",
+    "save_flow",
+    "welfare_bound",
+    "lp_optimal_mechanism",
+    "LPResult",
+    "BaselineResult",
+    "grand_bundling",
+    "item_pricing",
+    "atom_menu",
+    "MenuTrainer",
+    "FitResult",
+    "fit_menu",
+    "MenuConfig",
+    "FlowConfig",
+    "RunConfig",
+    "load_config",
+    "run_training",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -64,7 +64,7 @@ def _guarded(fn):
             raise
         except KeyboardInterrupt:
             err_console.print("interrupted; a run folder continues where it stopped when the command is run again")
-            raise typer.Exit(code=130)
+            raise typer.Exit(code=130) from None
         except Exception as exc:
             if _DEBUG["on"]:
                 raise
@@ -79,9 +79,11 @@ def command(*args, parent: typer.Typer | None = None, **kwargs):
 
 
 _COLUMNS = ("method", "in-sample revenue", "held-out revenue", "fit seconds")
-_CAPTION = ("in-sample: revenue on the training bidders every method was fitted on (learned menus are also "
-            "selected on a validation split); held-out: bidders no method saw. fit seconds: that method's own "
-            "fitting time (Stage 2 training for learned menus).")
+_CAPTION = (
+    "in-sample: revenue on the training bidders every method was fitted on (learned menus are also "
+    "selected on a validation split); held-out: bidders no method saw. fit seconds: that method's own "
+    "fitting time (Stage 2 training for learned menus)."
+)
 
 
 def print_table(t: Table) -> None:
@@ -104,14 +106,21 @@ def _table(title: str, rows: list[dict]) -> Table:
     for i, c in enumerate(_COLUMNS):
         t.add_column(c, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for r in rows:
-        t.add_row(Text(r["method"]), _num(r["train_revenue"], ".4f"), _num(r["test_revenue"], ".4f"), _num(r["seconds"], ".2f"))
+        t.add_row(
+            Text(r["method"]),
+            _num(r["train_revenue"], ".4f"),
+            _num(r["test_revenue"], ".4f"),
+            _num(r["seconds"], ".2f"),
+        )
     return t
 
 
 def _markdown(title: str, rows: list[dict]) -> str:
     lines = [f"### {title}", "", "| " + " | ".join(_COLUMNS) + " |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['method']} | {_num(r['train_revenue'], '.4f')} | {_num(r['test_revenue'], '.4f')} | {_num(r['seconds'], '.2f')} |"
-              for r in rows]
+    lines += [
+        f"| {r['method']} | {_num(r['train_revenue'], '.4f')} | {_num(r['test_revenue'], '.4f')} | {_num(r['seconds'], '.2f')} |"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n\n" + _CAPTION + "\n"
 
 
@@ -119,13 +128,17 @@ def describe_learning(learned: dict) -> str:
     """One line: which start was kept and what the final price polish changed (exact revenues)."""
     cov, pol = learned.get("coverage", {}), learned["polish"]
     start = f"start: {cov['start']} (training revenue {cov['start_train_revenue']:.4f}); " if "start" in cov else ""
-    text = (f"{start}price polish ({pol['rounds']} rounds, {pol['seconds']:.1f} s): training "
-            f"{pol['train_revenue_before']:.4f} -> {pol['train_revenue_after']:.4f}, held-out "
-            f"{pol['test_revenue_before']:.4f} -> {pol['test_revenue_after']:.4f}")
+    text = (
+        f"{start}price polish ({pol['rounds']} rounds, {pol['seconds']:.1f} s): training "
+        f"{pol['train_revenue_before']:.4f} -> {pol['train_revenue_after']:.4f}, held-out "
+        f"{pol['test_revenue_before']:.4f} -> {pol['test_revenue_after']:.4f}"
+    )
     if not pol["kept"]:
-        text += (f"; not kept: the polished prices earned {pol['polished_train_revenue_after']:.4f} on training but "
-                 f"{pol.get('polished_val_revenue_after', float('nan')):.4f} on validation "
-                 f"(vs {pol.get('val_revenue_before', float('nan')):.4f})")
+        text += (
+            f"; not kept: the polished prices earned {pol['polished_train_revenue_after']:.4f} on training but "
+            f"{pol.get('polished_val_revenue_after', float('nan')):.4f} on validation "
+            f"(vs {pol.get('val_revenue_before', float('nan')):.4f})"
+        )
     return text
 
 
@@ -146,15 +159,18 @@ def demo(
     from bundleflow.experiments.runner import run_training
     from bundleflow.oracles.lp import lp_optimal_mechanism
     from bundleflow.utils.files import atomic_write_json, atomic_write_text, writable_dir
+    from bundleflow.valuations.base import Valuation
     from bundleflow.valuations.generators import additive_uniform, uniform_atoms, uniform_grid_type_space
 
     writable_dir(out)
     sections = []
     # 1) uniform atoms, m=3: LP optimum on a 200-type training sample
     console.print("demo 1/3: uniform atoms m=3: baselines and the exact LP optimum on the 200 training types")
-    train = uniform_atoms(200, 3, 5, 0.5, seed=seed)
-    test = uniform_atoms(5000, 3, 5, 0.5, seed=seed + 1)
-    sections.append(("uniform atoms m=3, K=5, q=0.5, U[0,1] (200 train / 5000 held-out)", baseline_rows(train, test, 16, lp=True)))
+    train: Valuation = uniform_atoms(200, 3, 5, 0.5, seed=seed)
+    test: Valuation = uniform_atoms(5000, 3, 5, 0.5, seed=seed + 1)
+    sections.append(
+        ("uniform atoms m=3, K=5, q=0.5, U[0,1] (200 train / 5000 held-out)", baseline_rows(train, test, 16, lp=True))
+    )
     # 2) two additive U[0,1] items: known optimum 0.5491 (Manelli-Vincent)
     console.print("demo 2/3: 2 additive items U[0,1]: baselines, LP on grids, known optimum")
     train = additive_uniform(20000, 2, seed=seed)
@@ -163,28 +179,57 @@ def demo(
     lp6 = lp_optimal_mechanism(*uniform_grid_type_space(2, 6)).revenue
     lp12 = lp_optimal_mechanism(*uniform_grid_type_space(2, 12)).revenue
     rows.insert(-1, {"method": "lp_grid12", "train_revenue": lp12, "test_revenue": None, "seconds": 0.0})
-    rows.insert(-1, {"method": "lp_extrapolated", "train_revenue": 2 * lp12 - lp6, "test_revenue": None, "seconds": 0.0})
+    rows.insert(
+        -1, {"method": "lp_extrapolated", "train_revenue": 2 * lp12 - lp6, "test_revenue": None, "seconds": 0.0}
+    )
     rows.insert(-1, {"method": "known_optimum", "train_revenue": 0.5491, "test_revenue": 0.5491, "seconds": 0.0})
     sections.append(("2 additive items U[0,1] (20000 train / 20000 held-out)", rows))
     # 3) BundleFlow end to end on uniform atoms m=10 (Stage 1 + Stage 2, small budget)
     console.print("demo 3/3: BundleFlow end to end (Stage 1 flow, Stage 2 menu) on uniform atoms m=10")
-    cfg = load_config(None, [f"data.seed={seed}", "data.n_items=10", "data.n_atoms=5", "data.q=0.3",
-                             "data.n_train=3000", "data.n_val=1000", "data.n_test=5000", "flow.steps=800",
-                             "menu.n_elements=32", "menu.steps=300", "menu.log_every=50", "device=cpu"])
+    cfg = load_config(
+        None,
+        [
+            f"data.seed={seed}",
+            "data.n_items=10",
+            "data.n_atoms=5",
+            "data.q=0.3",
+            "data.n_train=3000",
+            "data.n_val=1000",
+            "data.n_test=5000",
+            "flow.steps=800",
+            "menu.n_elements=32",
+            "menu.steps=300",
+            "menu.log_every=50",
+            "device=cpu",
+        ],
+    )
     s = run_training(cfg, out / "bundleflow", resume=False, log=console.print)
     bf = s["learned"]
-    rows = [{"method": "bundleflow", "train_revenue": bf["train_revenue"], "test_revenue": bf["test_revenue"],
-             "seconds": s["stage2_seconds"]}]
+    rows = [
+        {
+            "method": "bundleflow",
+            "train_revenue": bf["train_revenue"],
+            "test_revenue": bf["test_revenue"],
+            "seconds": s["stage2_seconds"],
+        }
+    ]
     rows += s["baselines"]
     sections.append(("BundleFlow, uniform atoms m=10, K=5, q=0.3 (3000 train / 1000 validation / 5000 held-out)", rows))
     for title, rows in sections:
         print_table(_table(title, rows))
     summary = {"seed": seed, "sections": [{"setting": t, "rows": r} for t, r in sections]}
     atomic_write_json(out / "summary.json", summary)
-    atomic_write_json(out / "config.json", {"command": "demo", "seed": seed, "python": sys.version.split()[0], "platform": platform.platform()})
-    report = "# bundleflow demo\n\nRevenue is the exact (hard) evaluation of each mechanism.\n\n" + "\n".join(_markdown(t, r) for t, r in sections)
+    atomic_write_json(
+        out / "config.json",
+        {"command": "demo", "seed": seed, "python": sys.version.split()[0], "platform": platform.platform()},
+    )
+    report = "# bundleflow demo\n\nRevenue is the exact (hard) evaluation of each mechanism.\n\n" + "\n".join(
+        _markdown(t, r) for t, r in sections
+    )
     atomic_write_text(out / "report.md", report)
-    console.print(f"wrote {out}/summary.json and {out}/report.md; BundleFlow run report: {out}/bundleflow/report/index.html")
+    console.print(
+        f"wrote {out}/summary.json and {out}/report.md; BundleFlow run report: {out}/bundleflow/report/index.html"
+    )
 
 
 @command()
@@ -263,8 +308,14 @@ def train(
     summary = run_training(cfg, out, resume=resume, log=console.print)
     bf = summary["learned"]
     name = bf["model"] + ("+item prices" if bf["outside"] == "item_prices" else "")
-    rows = [{"method": name, "train_revenue": bf["train_revenue"], "test_revenue": bf["test_revenue"],
-             "seconds": summary["stage2_seconds"]}]
+    rows = [
+        {
+            "method": name,
+            "train_revenue": bf["train_revenue"],
+            "test_revenue": bf["test_revenue"],
+            "seconds": summary["stage2_seconds"],
+        }
+    ]
     rows += summary["baselines"]
     print_table(_table(f"exact revenue ({summary['n_train']} train / {summary['n_test']} held-out bidders)", rows))
     console.print(describe_learning(bf))
@@ -298,7 +349,9 @@ def evaluate(
 
 @command()
 def bench(
-    out: Path = typer.Option(Path("runs/bench"), help="folder for results.json, results.md, revenue_vs_time.png and run folders"),
+    out: Path = typer.Option(
+        Path("runs/bench"), help="folder for results.json, results.md, revenue_vs_time.png and run folders"
+    ),
     settings: str = typer.Option("", help="comma-separated settings (default: all; see --list)"),
     methods: str = typer.Option("", help="comma-separated methods (default: all)"),
     budget: float = typer.Option(600.0, help="wall-clock budget per learned run, seconds"),
@@ -323,12 +376,20 @@ def bench(
         left = c in ("setting", "method")
         t.add_column(c, justify="left" if left else "right", no_wrap=left)
     for r in res["rows"]:
-        t.add_row(Text(r["setting"]), Text(r["method"]), _num(r["test_revenue"], ".4f"), _num(r["test_revenue_se"], ".4g"),
-                  _num(r["train_seconds"], ".1f"), "" if r["steps"] is None else str(r["steps"]),
-                  "" if r["steps_to_99pct"] is None else str(r["steps_to_99pct"]))
+        t.add_row(
+            Text(r["setting"]),
+            Text(r["method"]),
+            _num(r["test_revenue"], ".4f"),
+            _num(r["test_revenue_se"], ".4g"),
+            _num(r["train_seconds"], ".1f"),
+            "" if r["steps"] is None else str(r["steps"]),
+            "" if r["steps_to_99pct"] is None else str(r["steps_to_99pct"]),
+        )
     print_table(t)
     for c in res["checks"]:
-        console.print(f"check {c['method']} on {c['setting']}: {c['revenue']:.4f} >= {c['at_least']}: {'passed' if c['passed'] else 'FAILED'}")
+        console.print(
+            f"check {c['method']} on {c['setting']}: {c['revenue']:.4f} >= {c['at_least']}: {'passed' if c['passed'] else 'FAILED'}"
+        )
     console.print(f"wrote {out}/results.json, results.md" + (", revenue_vs_time.png" if res.get("plot") else ""))
 
 
@@ -346,7 +407,9 @@ app.add_typer(data_app, name="data")
 
 @command("generate", parent=data_app)
 def data_generate(
-    distribution: str = typer.Argument(..., help="regions, regions-upv, regions-npv, arbitrary, arbitrary-upv, arbitrary-npv"),
+    distribution: str = typer.Argument(
+        ..., help="regions, regions-upv, regions-npv, arbitrary, arbitrary-upv, arbitrary-npv"
+    ),
     out: Path = typer.Option(..., help="npz file to write (the reference files' format)"),
     items: int = typer.Option(50, "--items", "-m", help="number of goods"),
     n: int = typer.Option(5000, help="number of valuations"),
@@ -366,11 +429,26 @@ def data_generate(
     writable_file(out, overwrite=force)
     t0 = time.perf_counter()
     with progress_bar(f"generating {distribution}", n) as advance:
-        v, meta = generate(distribution, items, n, seed=seed, bidders_per_instance=bidders_per_instance, stream=stream,
-                           progress=advance)
+        v, meta = generate(
+            distribution,
+            items,
+            n,
+            seed=seed,
+            bidders_per_instance=bidders_per_instance,
+            stream=stream,
+            progress=advance,
+        )
     extra = {k: meta[k] for k in ("seeds", "seeds2") if k in meta}
-    save_cats_npz(out, v, private_values=meta["private_values"], instance=meta["instance"],
-                  distribution=distribution, seed=seed, generator="bundleflow.cats", **extra)
+    save_cats_npz(
+        out,
+        v,
+        private_values=meta["private_values"],
+        instance=meta["instance"],
+        distribution=distribution,
+        seed=seed,
+        generator="bundleflow.cats",
+        **extra,
+    )
     console.print(f"wrote {n} {distribution} valuations over {items} goods to {out} ({time.perf_counter() - t0:.1f} s)")
 
 
@@ -400,12 +478,18 @@ def data_stats(
             stats[str(f)] = valuation_stats(v, revenue=not no_revenue, progress=advance)
     t = Table(title=Text("valuation statistics"))
     t.add_column("statistic")
-    for f in stats:
-        t.add_column(Text(Path(f).name), justify="right")
+    for name in stats:
+        t.add_column(Text(Path(name).name), justify="right")
     keys = [k for k in next(iter(stats.values())) if k != "item_frequency"]
     for k in keys:
         t.add_row(k, *[f"{s[k]:.4g}" if isinstance(s[k], float) else str(s[k]) for s in stats.values()])
-    t.add_row("item frequency min/mean/max", *[f"{min(s['item_frequency']):.3f}/{sum(s['item_frequency']) / len(s['item_frequency']):.3f}/{max(s['item_frequency']):.3f}" for s in stats.values()])
+    t.add_row(
+        "item frequency min/mean/max",
+        *[
+            f"{min(s['item_frequency']):.3f}/{sum(s['item_frequency']) / len(s['item_frequency']):.3f}/{max(s['item_frequency']):.3f}"
+            for s in stats.values()
+        ],
+    )
     print_table(t)
     if json_out is not None:
         atomic_write_json(json_out, stats)

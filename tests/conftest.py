@@ -13,9 +13,21 @@ def cats_dir():
 
 
 # A train run of a few seconds: m=3 uniform atoms, a 20-step flow, a 4-element menu, 4 steps.
-TINY_TRAIN = ["data.n_items=3", "data.n_atoms=2", "data.n_train=200", "data.n_val=60", "data.n_test=60",
-              "flow.steps=20", "flow.hidden=16", "menu.n_elements=4", "menu.n_support=2", "menu.steps=4",
-              "menu.log_every=2", "menu.batch=64", "device=cpu"]
+TINY_TRAIN = [
+    "data.n_items=3",
+    "data.n_atoms=2",
+    "data.n_train=200",
+    "data.n_val=60",
+    "data.n_test=60",
+    "flow.steps=20",
+    "flow.hidden=16",
+    "menu.n_elements=4",
+    "menu.n_support=2",
+    "menu.steps=4",
+    "menu.log_every=2",
+    "menu.batch=64",
+    "device=cpu",
+]
 
 
 def cli(*args):

@@ -7,16 +7,26 @@ from bundleflow.experiments.bench import run_bench, steps_to_fraction
 
 
 def test_steps_to_fraction():
-    ms = [{"step": 0, "hard_revenue": 0.5}, {"step": 10, "hard_revenue": 0.985}, {"step": 20, "hard_revenue": 0.99},
-          {"step": 30, "hard_revenue": 1.0}]
+    ms = [
+        {"step": 0, "hard_revenue": 0.5},
+        {"step": 10, "hard_revenue": 0.985},
+        {"step": 20, "hard_revenue": 0.99},
+        {"step": 30, "hard_revenue": 1.0},
+    ]
     assert steps_to_fraction(ms) == 20
     assert steps_to_fraction(ms, 0.5) == 0
     assert steps_to_fraction([]) is None
 
 
 def test_quick_bench_writes_results_table_and_plot(tmp_path):
-    res = run_bench(tmp_path, ["uniform_m2"], ["bundleflow", "rochetnet", "grand_bundling", "welfare_bound"],
-                    budget_s=30, quick=True, log=lambda *_: None)
+    res = run_bench(
+        tmp_path,
+        ["uniform_m2"],
+        ["bundleflow", "rochetnet", "grand_bundling", "welfare_bound"],
+        budget_s=30,
+        quick=True,
+        log=lambda *_: None,
+    )
     methods = [r["method"] for r in res["rows"]]
     assert methods == ["bundleflow", "rochetnet", "grand_bundling", "welfare_bound"]
     rows = {r["method"]: r for r in res["rows"]}

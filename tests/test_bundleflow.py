@@ -188,7 +188,9 @@ def test_mixed_bundling_start_earns_at_least_item_pricing():
     # XOR bidders who want one item each (values skewed per item): item pricing beats bundling here
     g = torch.Generator().manual_seed(3)
     atoms = torch.eye(4, dtype=torch.bool)[None].expand(500, 4, 4).clone()
-    values = torch.rand(500, 4, generator=g, dtype=torch.float64) ** 3 * torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    values = torch.rand(500, 4, generator=g, dtype=torch.float64) ** 3 * torch.tensor(
+        [1.0, 2.0, 3.0, 4.0], dtype=torch.float64
+    )
     tr, va = XORValuation(atoms, values).split(400)
     t = MenuTrainer(flow, tr, va, cfg.menu, torch.device("cpu"))
     t.initialise()

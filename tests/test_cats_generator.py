@@ -31,8 +31,11 @@ from bundleflow.errors import InputError
 N_GEN = 1500
 Z_MAX = 4.5
 P_MIN = 1e-4
-FILES = [f"{d}_{m}" for d in ("regions", "regions-upv", "regions-npv", "arbitrary", "arbitrary-upv", "arbitrary-npv")
-         for m in (50, 100, 150)] + ["matching_148", "scheduling_50", "scheduling_100", "scheduling_150"]
+FILES = [
+    f"{d}_{m}"
+    for d in ("regions", "regions-upv", "regions-npv", "arbitrary", "arbitrary-upv", "arbitrary-npv")
+    for m in (50, 100, 150)
+] + ["matching_148", "scheduling_50", "scheduling_100", "scheduling_150"]
 # CATS's matching draws its two cities and start slot with consecutive lrand48() % n calls
 # whose low bits are correlated: in the reference the city pairs are far from uniform
 # (Chicago-JFK 0.38 where independent draws give 0.21). The generator reproduces this by
@@ -78,7 +81,9 @@ def test_generator_matches_reference(cats_dir, name):
     fb = ref.atoms.any(1).numpy().astype(float)
     zs = [_z(fa[:, i], fb[:, i]) for i in range(int(m))]
     worst = int(np.argmax(np.abs(zs)))
-    assert abs(zs[worst]) < Z_MAX + 0.5, f"{name}: item {worst} frequency {fa[:, worst].mean():.3f} vs {fb[:, worst].mean():.3f}"
+    assert abs(zs[worst]) < Z_MAX + 0.5, (
+        f"{name}: item {worst} frequency {fa[:, worst].mean():.3f} vs {fb[:, worst].mean():.3f}"
+    )
     if dist.startswith("regions"):
         side = int(np.sqrt(int(m)))
         off = list(range(side * side, int(m)))
@@ -88,7 +93,9 @@ def test_generator_matches_reference(cats_dir, name):
     if dist in ("regions", "arbitrary"):
         assert abs(meta["private_values"].mean() - 0.5) < 4 * 0.5 / np.sqrt(N_GEN)
     # revenue of the reference's simple mechanisms on both samples
-    fit = ref.subset(torch.arange(min(1000, len(ref))))  # any fixed mechanism will do; fitting on 1000 rows keeps this fast
+    fit = ref.subset(
+        torch.arange(min(1000, len(ref)))
+    )  # any fixed mechanism will do; fitting on 1000 rows keeps this fast
     gb = grand_bundling(fit)
     ip = item_pricing(fit, restarts=0, max_rounds=2, grid=24)
     for mech in (gb, ip):
@@ -151,9 +158,11 @@ def test_matching_city_pairs_match_reference(cats_dir):
     assert abs(_z(c, b)) > 2 * Z_MAX
 
 
-EXACT_FILES = [f"{d}_{m}" for d in ("regions", "regions-upv", "regions-npv", "arbitrary", "arbitrary-upv", "arbitrary-npv")
-               for m in (50, 100, 150)] + ["matching_48", "matching_100", "matching_148", "scheduling_50",
-                                           "scheduling_100", "scheduling_150"]
+EXACT_FILES = [
+    f"{d}_{m}"
+    for d in ("regions", "regions-upv", "regions-npv", "arbitrary", "arbitrary-upv", "arbitrary-npv")
+    for m in (50, 100, 150)
+] + ["matching_48", "matching_100", "matching_148", "scheduling_50", "scheduling_100", "scheduling_150"]
 
 
 @pytest.mark.parametrize("name", EXACT_FILES)
@@ -168,9 +177,15 @@ def test_rand48_stream_regenerates_reference_rows_exactly(cats_dir, name):
     dist, m = str(d["distribution"]), int(d["n_items"])
     gen, _ = generate(dist, m, n, cats_seeds=(d["seeds"][:n], d["seeds2"][:n]))
     for i in range(n):
-        ref = sorted((tuple(np.flatnonzero(d["atoms"][i, k])), float(d["values"][i, k])) for k in range(d["n_atoms"][i]))
+        ref = sorted(
+            (tuple(np.flatnonzero(d["atoms"][i, k])), float(d["values"][i, k])) for k in range(d["n_atoms"][i])
+        )
         real = (gen.values[i] > 0) | gen.atoms[i].any(-1)
-        got = sorted((tuple(np.flatnonzero(gen.atoms[i, k].numpy())), float(gen.values[i, k])) for k in range(len(real)) if real[k])
+        got = sorted(
+            (tuple(np.flatnonzero(gen.atoms[i, k].numpy())), float(gen.values[i, k]))
+            for k in range(len(real))
+            if real[k]
+        )
         assert [a for a, _ in got] == [a for a, _ in ref], f"{name} row {i}: atoms differ"
         for (_, vg), (_, vr) in zip(got, ref):
             # CATS prints 6 significant digits (relative rounding <= 5e-6), the npz stores float32
@@ -188,8 +203,13 @@ def test_paths_runs_regenerate_reference_instances_exactly(cats_dir):
     d = np.load(path)
     for k in range(5):
         rows = np.flatnonzero(d["instance"] == k)
-        ref = sorted((tuple(sorted(tuple(np.flatnonzero(d["atoms"][r, a])) for a in range(d["n_atoms"][r]))),
-                      float(d["values"][r, 0])) for r in rows)
+        ref = sorted(
+            (
+                tuple(sorted(tuple(np.flatnonzero(d["atoms"][r, a])) for a in range(d["n_atoms"][r]))),
+                float(d["values"][r, 0]),
+            )
+            for r in rows
+        )
         bidders, n_goods = paths_instance(int(d["seeds"][k]), 50, 50, int(d["seeds2"][k]))
         assert n_goods == 50
         got = sorted((tuple(sorted(tuple(sorted(s)) for s, _ in b)), b[0][1]) for b in bidders)
@@ -212,11 +232,14 @@ def test_paths_generator_matches_reference_statistics(cats_dir):
         stats = _per_bidder(v)
         runs = np.unique(inst)
         return {k: np.array([x[inst == r].mean() for r in runs]) for k, x in stats.items()} | {
-            "bidders_per_run": np.bincount(inst)[runs].astype(float)}
+            "bidders_per_run": np.bincount(inst)[runs].astype(float)
+        }
 
     a, b = per_run(gen, meta["instance"]), per_run(ref, ref_inst)
     for key in a:
         if key == "bidders_per_run":
             a[key] = a[key][:-1]  # the last generated run is cut at n_valuations
         z = _z(a[key], b[key])
-        assert abs(z) < Z_MAX, f"paths: per-run mean {key} {a[key].mean():.4g} vs reference {b[key].mean():.4g} (z = {z:.2f})"
+        assert abs(z) < Z_MAX, (
+            f"paths: per-run mean {key} {a[key].mean():.4g} vs reference {b[key].mean():.4g} (z = {z:.2f})"
+        )

@@ -112,7 +112,9 @@ def test_bad_npz(tmp_path):
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.floats(0, 1e6, allow_nan=False), st.sets(st.integers(0, 7), min_size=1, max_size=8), st.integers(-1, 2)),
+        st.tuples(
+            st.floats(0, 1e6, allow_nan=False), st.sets(st.integers(0, 7), min_size=1, max_size=8), st.integers(-1, 2)
+        ),
         min_size=1,
         max_size=12,
     )
@@ -122,7 +124,9 @@ def test_bid_file_property(bids):
     lines = ["goods 8", f"bids {len(bids)}", "dummy 3"]
     for i, (price, goods, bidder) in enumerate(bids):
         dummy = [] if bidder < 0 else [8 + bidder]
-        lines.append("\t".join([str(i), repr(price)] + [str(g) for g in sorted(goods)] + [str(d) for d in dummy] + ["#"]))
+        lines.append(
+            "\t".join([str(i), repr(price)] + [str(g) for g in sorted(goods)] + [str(d) for d in dummy] + ["#"])
+        )
     v = parse_cats_bids("\n".join(lines))
     n_bidders = len({b for _, _, b in bids if b >= 0}) + sum(1 for _, _, b in bids if b < 0)
     assert len(v) == n_bidders

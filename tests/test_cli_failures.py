@@ -87,17 +87,22 @@ def test_demo_out_is_a_file(tmp_path):
 
 def test_output_under_a_file(tmp_path, no_work, cats_dir):
     (tmp_path / "f").write_text("x")
-    assert_one_line_error(cli("baselines", cats_dir / "regions_50_single.npz", "--limit", 50, "--out", tmp_path / "f" / "x.json"), "f")
+    assert_one_line_error(
+        cli("baselines", cats_dir / "regions_50_single.npz", "--limit", 50, "--out", tmp_path / "f" / "x.json"), "f"
+    )
 
 
-@pytest.mark.parametrize("command", [
-    lambda ro: ["train", "--out", ro / "run", *TINY_TRAIN],
-    lambda ro: ["train", "--out", ro, *TINY_TRAIN],
-    lambda ro: ["train-flow", "--items", 3, "--out", ro / "flow.pt"],
-    lambda ro: ["data", "generate", "regions", "--items", 20, "--n", 5, "--out", ro / "r.npz"],
-    lambda ro: ["demo", "--out", ro / "demo"],
-    lambda ro: ["bench", "--quick", "--settings", "uniform_50", "--out", ro / "bench"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda ro: ["train", "--out", ro / "run", *TINY_TRAIN],
+        lambda ro: ["train", "--out", ro, *TINY_TRAIN],
+        lambda ro: ["train-flow", "--items", 3, "--out", ro / "flow.pt"],
+        lambda ro: ["data", "generate", "regions", "--items", 20, "--n", 5, "--out", ro / "r.npz"],
+        lambda ro: ["demo", "--out", ro / "demo"],
+        lambda ro: ["bench", "--quick", "--settings", "uniform_50", "--out", ro / "bench"],
+    ],
+)
 def test_read_only_output_fails_before_work(tmp_path, read_only, no_work, command):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -171,7 +176,8 @@ def test_unexpected_exception_is_one_line_and_debug_shows_it(tmp_path, monkeypat
 def test_real_process_exit_code_and_stderr(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    p = subprocess.run([sys.executable, "-m", "bundleflow.cli", "train", "--out", str(f)], capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "bundleflow.cli", "train", "--out", str(f)], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and p.stderr.startswith("error: ") and "is a file" in p.stderr

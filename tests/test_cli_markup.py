@@ -29,7 +29,9 @@ def test_finished_run_into_bracket_folder(tmp_path):
 
 def test_error_text_keeps_its_brackets(tmp_path):
     menu = tmp_path / "menu.json"
-    menu.write_text(json.dumps({"bundles": [[[1, 0]]], "probs": [[1.0]], "prices": [0.5], "item_prices": [0.1, 0.2, 0.3]}))
+    menu.write_text(
+        json.dumps({"bundles": [[[1, 0]]], "probs": [[1.0]], "prices": [0.5], "item_prices": [0.1, 0.2, 0.3]})
+    )
     data = tmp_path / "v.npz"
     save_cats_npz(data, uniform_atoms(10, 2, 2, 0.5, seed=0))
     assert_one_line_error(cli("evaluate", menu, data), "item_prices must have shape [m] = (2,)")

@@ -27,8 +27,14 @@ def test_progress_callbacks_count_the_work():
     assert len(priced) in (3, 6)  # one call per re-priced element, one or two rounds
     swept = []
     v = uniform_atoms(50, 4, 2, 0.5, seed=0)
-    item_price_ascent(v.atoms, v.values, torch.ones(4, dtype=torch.float64), v.max_value(), max_rounds=1,
-                      progress=lambda n=1: swept.append(n))
+    item_price_ascent(
+        v.atoms,
+        v.values,
+        torch.ones(4, dtype=torch.float64),
+        v.max_value(),
+        max_rounds=1,
+        progress=lambda n=1: swept.append(n),
+    )
     assert len(swept) == 4  # one call per item and sweep
     steps_in_pricing = []
     item_pricing(v, restarts=1, progress=lambda n=1: steps_in_pricing.append(n))
@@ -37,7 +43,9 @@ def test_progress_callbacks_count_the_work():
 
 def test_identical_supports_are_shown_once_with_their_total_probability():
     bundles = torch.tensor([[[1, 0, 0], [1, 0, 0], [0, 1, 1], [1, 0, 0]]], dtype=torch.float32)
-    menu = Menu(bundles, torch.tensor([[0.2, 0.3, 0.4, 0.1]], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64))
+    menu = Menu(
+        bundles, torch.tensor([[0.2, 0.3, 0.4, 0.1]], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)
+    )
     terms = lottery_terms(menu, 0)
     assert [b for b, _ in terms] == ["{0}", "{1,2}"]
     assert abs(terms[0][1] - 0.6) < 1e-12 and abs(terms[1][1] - 0.4) < 1e-12
@@ -61,10 +69,11 @@ def test_bench_names_are_not_cut_at_80_columns():
 
 
 def test_stage1_diagnostics_in_words():
-    text = describe_diagnostics({"item_accuracy": 0.94, "rounding_accuracy": 0.042, "distinct_share": 1.0,
-                                 "size_hist": [0] * 51})
+    text = describe_diagnostics(
+        {"item_accuracy": 0.94, "rounding_accuracy": 0.042, "distinct_share": 1.0, "size_hist": [0] * 51}
+    )
     assert "item accuracy 0.940" in text and "whole-bundle accuracy 0.042" in text
-    assert f"{0.94 ** 50:.3f}" in text  # what independent item errors predict for m=50
+    assert f"{0.94**50:.3f}" in text  # what independent item errors predict for m=50
 
 
 def test_report_aligns_revenue_numbers_right(tmp_path):
@@ -72,7 +81,7 @@ def test_report_aligns_revenue_numbers_right(tmp_path):
 
     assert cli("train", "--out", tmp_path / "run", *TINY_TRAIN).exit_code == 0
     page = (tmp_path / "run" / "report" / "index.html").read_text()
-    style = page[page.index("<style>"):page.index("</style>")]
+    style = page[page.index("<style>") : page.index("</style>")]
     assert "text-align:right" in style
     left = style.split("{text-align:left}")[0].rsplit("}", 1)[-1]
     assert left.split(",") == ["#revenue-table td:first-child", "#menu-table td:nth-child(2)"]

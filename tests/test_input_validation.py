@@ -34,8 +34,9 @@ def test_negative_menu_price_is_refused(tmp_path):
     assert_one_line_error(cli("evaluate", menu, data), "non-negative", "-1e+06")
 
 
-@pytest.mark.parametrize("override", ["menu.lr=.inf", "menu.lr=.nan", "menu.tau_start=.inf", "menu.tau_end=.nan",
-                                      "menu.time_budget_s=.inf"])
+@pytest.mark.parametrize(
+    "override", ["menu.lr=.inf", "menu.lr=.nan", "menu.tau_start=.inf", "menu.tau_end=.nan", "menu.time_budget_s=.inf"]
+)
 def test_non_finite_hyper_parameters_are_refused(override):
     key = override.split("=")[0]
     with pytest.raises(InputError, match=f"{key}: Input should be a finite number"):

@@ -48,7 +48,9 @@ def test_matches_brute_force_on_small_type_spaces(seed):
     for _ in range(int(torch.randint(2, 6, (1,), generator=g))):
         bid = []
         for _ in range(int(torch.randint(1, 4, (1,), generator=g))):
-            items = {i for i in range(m) if torch.rand(1, generator=g) < 0.5} or {int(torch.randint(m, (1,), generator=g))}
+            items = {i for i in range(m) if torch.rand(1, generator=g) < 0.5} or {
+                int(torch.randint(m, (1,), generator=g))
+            }
             bid.append((items, float(torch.randint(1, 7, (1,), generator=g))))
         bidders.append(bid)
     v = _xor(bidders, m)

@@ -14,8 +14,19 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "bundleflow"
 
 # lowest first; a module may import from its own layer and the layers before it
-LAYERS = ["errors", "utils", "valuations", "cats", "flow", "mechanisms", "oracles", "baselines", "training",
-          "experiments", "cli"]
+LAYERS = [
+    "errors",
+    "utils",
+    "valuations",
+    "cats",
+    "flow",
+    "mechanisms",
+    "oracles",
+    "baselines",
+    "training",
+    "experiments",
+    "cli",
+]
 
 
 def module_name(path: Path) -> str:
@@ -58,8 +69,12 @@ def test_every_module_is_in_a_layer():
 
 
 def test_layers_import_only_downward():
-    bad = [f"{m} -> {t}" for m, ts in GRAPH.items() for t in ts
-           if t != "bundleflow" and LAYERS.index(layer(t)) > LAYERS.index(layer(m))]
+    bad = [
+        f"{m} -> {t}"
+        for m, ts in GRAPH.items()
+        for t in ts
+        if t != "bundleflow" and LAYERS.index(layer(t)) > LAYERS.index(layer(m))
+    ]
     assert not bad, bad
 
 
@@ -77,7 +92,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(n)
         for t in sorted(graph.get(n, ())):
             if state.get(t) == 1:
-                return stack[stack.index(t):] + [t]
+                return stack[stack.index(t) :] + [t]
             if t not in state and (c := visit(t)):
                 return c
         stack.pop()
@@ -142,7 +157,9 @@ def test_public_api_resolves():
         bundleflow.not_a_name  # noqa: B018
 
 
-@pytest.mark.parametrize("package", sorted(m for m in MODULES if (PKG.parent / m.replace(".", "/") / "__init__.py").is_file()))
+@pytest.mark.parametrize(
+    "package", sorted(m for m in MODULES if (PKG.parent / m.replace(".", "/") / "__init__.py").is_file())
+)
 def test_every_package_all_resolves(package):
     mod = importlib.import_module(package)
     names = getattr(mod, "__all__", None)

@@ -60,7 +60,9 @@ def test_chunked_evaluation_matches_small_batches():
         torch.rand(7, generator=g) * 0.5,
     )
     full = evaluate_menu(menu, v)
-    pay = torch.cat([evaluate_menu(menu, v.subset(torch.arange(i, min(1300, i + 100)))).payment for i in range(0, 1300, 100)])
+    pay = torch.cat(
+        [evaluate_menu(menu, v.subset(torch.arange(i, min(1300, i + 100)))).payment for i in range(0, 1300, 100)]
+    )
     torch.testing.assert_close(full.payment, pay)
     assert int(full.sales.sum()) + round(full.null_rate * 1300) == 1300
 

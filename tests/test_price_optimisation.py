@@ -19,8 +19,8 @@ def reference_prices(ev, prices, cap, rounds, outside_util=None, outside_pay=Non
     for _ in range(rounds):
         before = prices.clone()
         for j in range(J):
-            others = torch.cat([ev[:, :j], ev[:, j + 1:]], 1)
-            other_prices = torch.cat([prices[:j], prices[j + 1:]])
+            others = torch.cat([ev[:, :j], ev[:, j + 1 :]], 1)
+            other_prices = torch.cat([prices[:j], prices[j + 1 :]])
             _, pay, util, _ = choose(others, other_prices, tol, outside_util, outside_pay)
             prices[j], _ = best_price_given_outside(ev[:, j] - util, pay, cap)
         if torch.allclose(before, prices, rtol=0, atol=tol):
@@ -40,15 +40,21 @@ def _case(seed: int, ties: bool, outside: bool):
         ev = torch.randint(0, 5, (B, J), generator=g).double()
         start = torch.randint(0, 5, (J,), generator=g).double()
         h = J // 2
-        ev[:, J - h:] = ev[:, :h].clone()  # duplicated elements: identical lotteries
+        ev[:, J - h :] = ev[:, :h].clone()  # duplicated elements: identical lotteries
     else:
         ev = torch.rand(B, J, generator=g, dtype=torch.float64) * 4
         start = torch.rand(J, generator=g, dtype=torch.float64) * 4
     cap = float(ev.max()) if ev.max() > 0 else 1.0
     u0 = pay0 = None
     if outside:  # a la carte outside option: some utility, some payment
-        pay0 = torch.randint(0, 3, (B,), generator=g).double() if ties else torch.rand(B, generator=g, dtype=torch.float64)
-        u0 = torch.randint(0, 2, (B,), generator=g).double() if ties else torch.rand(B, generator=g, dtype=torch.float64) * 0.5
+        pay0 = (
+            torch.randint(0, 3, (B,), generator=g).double() if ties else torch.rand(B, generator=g, dtype=torch.float64)
+        )
+        u0 = (
+            torch.randint(0, 2, (B,), generator=g).double()
+            if ties
+            else torch.rand(B, generator=g, dtype=torch.float64) * 0.5
+        )
     return ev, start, cap, u0, pay0
 
 

@@ -18,16 +18,34 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "additive"
-    cfg = load_config(None, ["data.kind=additive", "data.n_items=2", "data.n_train=500", "data.n_val=300",
-                             "data.n_test=2000", "menu.model=rochetnet", "menu.n_elements=6", "menu.steps=40",
-                             "menu.log_every=10"])
+    cfg = load_config(
+        None,
+        [
+            "data.kind=additive",
+            "data.n_items=2",
+            "data.n_train=500",
+            "data.n_val=300",
+            "data.n_test=2000",
+            "menu.model=rochetnet",
+            "menu.n_elements=6",
+            "menu.steps=40",
+            "menu.log_every=10",
+        ],
+    )
     run_training(cfg, out, resume=False, progress=False, log=lambda *_: None)  # writes the report itself
     return out
 
 
 def test_run_writes_report_with_all_figures(run_dir):
     rep = run_dir / "report"
-    for name in ("index.html", "revenue_curve.png", "bundle_sizes.png", "price_vs_value.png", "revenue_bars.png", "regions.png"):
+    for name in (
+        "index.html",
+        "revenue_curve.png",
+        "bundle_sizes.png",
+        "price_vs_value.png",
+        "revenue_bars.png",
+        "regions.png",
+    ):
         assert (rep / name).is_file(), name
         if name.endswith(".png"):
             assert (rep / name).read_bytes()[:4] == b"\x89PNG"
@@ -67,9 +85,20 @@ def test_report_cli_and_bad_folders(run_dir, tmp_path):
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     page = Path(run_dir / "report" / "index.html").resolve()
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--dump-dom",
+        page.as_uri(),
+    ]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     assert 'id="revenue-table"' in dom and 'id="menu-table"' in dom
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -60,27 +60,55 @@ def test_bundle_rochetnet_weights_are_likelihood_ratios():
 )
 def test_rochetnet_learns_two_item_uniform_menu(tmp_path, kind, low, optimum):
     """Short run; the full known-answer check (>= 0.545 / >= 0.380) lives in `bundleflow bench`."""
-    cfg = load_config(None, [f"data.kind={kind}", "data.n_items=2", "data.n_train=3000", "data.n_val=1000",
-                             "data.n_test=20000", "menu.model=rochetnet", "menu.n_elements=32", "menu.steps=300",
-                             "menu.batch=1024", "menu.log_every=100", "menu.tau_start=0.02", "menu.tau_end=0.002"])
+    cfg = load_config(
+        None,
+        [
+            f"data.kind={kind}",
+            "data.n_items=2",
+            "data.n_train=3000",
+            "data.n_val=1000",
+            "data.n_test=20000",
+            "menu.model=rochetnet",
+            "menu.n_elements=32",
+            "menu.steps=300",
+            "menu.batch=1024",
+            "menu.log_every=100",
+            "menu.tau_start=0.02",
+            "menu.tau_end=0.002",
+        ],
+    )
     s = run_training(cfg, tmp_path / kind, resume=False, progress=False, log=lambda *_: None)
     rev = s["learned"]["test_revenue"]
     assert low <= rev <= optimum + 4 * s["learned"]["test_revenue_se"]
 
 
 def test_bundle_rochetnet_runs_and_resumes_on_xor(tmp_path):
-    ov = ["data.n_items=4", "data.n_atoms=3", "data.n_train=300", "data.n_val=200", "data.n_test=500",
-          "menu.model=bundle_rochetnet", "menu.n_elements=6", "menu.n_support=8", "menu.steps=40",
-          "menu.log_every=20", "menu.resample_every=10"]
+    ov = [
+        "data.n_items=4",
+        "data.n_atoms=3",
+        "data.n_train=300",
+        "data.n_val=200",
+        "data.n_test=500",
+        "menu.model=bundle_rochetnet",
+        "menu.n_elements=6",
+        "menu.n_support=8",
+        "menu.steps=40",
+        "menu.log_every=20",
+        "menu.resample_every=10",
+    ]
     a = run_training(load_config(None, ov), tmp_path / "a", resume=False, progress=False, log=lambda *_: None)
     assert a["learned"]["model"] == "bundle_rochetnet"
-    assert a["learned"]["test_revenue"] >= 0.9 * max(r["test_revenue"] for r in a["baselines"] if r["method"] == "grand_bundling")
+    assert a["learned"]["test_revenue"] >= 0.9 * max(
+        r["test_revenue"] for r in a["baselines"] if r["method"] == "grand_bundling"
+    )
     # interrupted after 20 steps, then resumed: identical result
     half = load_config(None, ov[:-3] + ["menu.steps=20", "menu.log_every=20", "menu.resample_every=10"])
     run_training(half, tmp_path / "b", resume=False, progress=False, log=lambda *_: None)
     import yaml
 
-    (tmp_path / "b" / "config.yaml").write_text(yaml.safe_dump(load_config(None, ov).model_dump(mode="json"), sort_keys=False))
+    (tmp_path / "b" / "config.yaml").write_text(
+        yaml.safe_dump(load_config(None, ov).model_dump(mode="json"), sort_keys=False)
+    )
     b = run_training(load_config(None, ov), tmp_path / "b", resume=True, progress=False, log=lambda *_: None)
     assert b["learned"]["test_revenue"] == pytest.approx(a["learned"]["test_revenue"], abs=1e-9)
 

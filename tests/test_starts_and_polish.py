@@ -63,11 +63,16 @@ def train_like_the_runner(model, train, overrides, steps: int = 60):
 CASES = [(0, 2, 2), (3, 3, 2), (7, 3, 3), (20, 2, 4), (25, 3, 3), (38, 2, 4)]
 # Bundle-RochetNet deploys D=4 bundles sampled from a product lottery: on this case none of its
 # elements is the sure bundle {0,1} the optimum sells to type 2, so prices cannot recover it
-BRN_MISSES = pytest.mark.xfail(strict=True, reason="no sure {0,1} among Bundle-RochetNet's sampled supports: 6.0 of 6.33")
+BRN_MISSES = pytest.mark.xfail(
+    strict=True, reason="no sure {0,1} among Bundle-RochetNet's sampled supports: 6.0 of 6.33"
+)
 
 
-@pytest.mark.parametrize("kind,seed,m,n", [(k, *c) for k in ("bundleflow", "bundleflow_mixed") for c in CASES]
-                         + [pytest.param("bundle_rochetnet", *c, marks=BRN_MISSES if c[0] == 25 else ()) for c in CASES])
+@pytest.mark.parametrize(
+    "kind,seed,m,n",
+    [(k, *c) for k in ("bundleflow", "bundleflow_mixed") for c in CASES]
+    + [pytest.param("bundle_rochetnet", *c, marks=BRN_MISSES if c[0] == 25 else ()) for c in CASES],
+)
 def test_learned_menus_within_one_percent_of_the_optimum(kind, seed, m, n):
     types = type_space(seed, m, n)
     optimum = lp_optimal_mechanism(types).revenue
@@ -116,7 +121,9 @@ def test_rochetnet_polish_on_type_spaces(seed, m, n):
 
     types = type_space(seed, m, n)
     train = types.subset(torch.arange(n).repeat(25))
-    _, polish = train_like_the_runner(RochetNetMenu(16, m, train.max_value()), train, ["menu.n_elements=16", "menu.batch=128"])
+    _, polish = train_like_the_runner(
+        RochetNetMenu(16, m, train.max_value()), train, ["menu.n_elements=16", "menu.batch=128"]
+    )
     assert polish["train_revenue_after"] >= polish["train_revenue_before"]
     assert evaluate_menu(polish["menu"], types).revenue >= 0.94 * lp_optimal_mechanism(types).revenue
 

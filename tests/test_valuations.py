@@ -62,7 +62,7 @@ def test_table_kernel_matches_bitpack(K, m):
     values[2] = 7.0  # all atoms of bidder 2 equally valued
     S = torch.from_numpy(rng.random((A, m)) < 0.8)
     S[0], S[1] = True, False
-    S[2:2 + K] = torch.from_numpy(atoms[3])  # bundles that are exactly atoms
+    S[2 : 2 + K] = torch.from_numpy(atoms[3])  # bundles that are exactly atoms
     v = XORValuation(atoms, values)
     ref = v.value(S, method="bitpack")
     assert torch.equal(v.value(S, method="table"), ref)

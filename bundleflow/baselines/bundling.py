@@ -23,8 +23,6 @@ def grand_bundling(valuation: Valuation) -> BaselineResult:
     return BaselineResult("grand_bundling", evaluate_menu(menu, valuation).revenue, menu=menu)
 
 
-
-
 def frequent_atoms(valuation: XORValuation, n: int) -> torch.Tensor:
     """The ``n`` most frequent distinct non-empty atom bundles of ``valuation``, ``[<=n, m]`` float32."""
     if not isinstance(valuation, XORValuation):
@@ -54,7 +52,9 @@ def atom_menu(valuation: XORValuation, n_elements: int = 64, rounds: int = 5) ->
     bundles = torch.cat([grand, atoms], 0)
     cap = valuation.max_value()
     start = torch.full((bundles.shape[0],), cap, dtype=torch.float64)
-    start[0] = grand_bundling(valuation).menu.prices[0]
+    grand_menu = grand_bundling(valuation).menu
+    assert grand_menu is not None
+    start[0] = grand_menu.prices[0]
     ev = expected_values(Menu.deterministic(bundles, start), valuation)
     prices = optimise_prices(ev, start.to(ev.device), cap, rounds)
     menu = Menu.deterministic(bundles, prices.cpu())

@@ -12,7 +12,8 @@ from bundleflow.baselines.result import BaselineResult
 from bundleflow.errors import InputError
 from bundleflow.oracles.optimal_prices import MAX_MILP_CHOICES, optimal_item_prices
 from bundleflow.valuations.base import Valuation
-from bundleflow.valuations.items import UnitDemandValuation
+from bundleflow.valuations.bundles import all_bundles
+from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
 from bundleflow.valuations.xor import XORValuation
 
 
@@ -26,17 +27,35 @@ def _item_price_candidates(valuation: Valuation, n: int) -> torch.Tensor:
 
 def _atom_form(valuation: Valuation) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(atoms [B, K, m] bool, values [B, K] float64)`` for XOR and unit-demand valuations (one
-    atom per item for unit demand), ``None`` for additive ones (item pricing is separable there)."""
+    atom per item for unit demand), ``None`` for additive ones (item pricing is separable there).
+    Any other valuation class with ``m <= MAX_ENUMERATED_ITEMS`` is written as an XOR over all
+    ``2^m`` bundles (exact for every valuation)."""
     if isinstance(valuation, XORValuation):
         return valuation.atoms, valuation.values.to(torch.float64)
     if isinstance(valuation, UnitDemandValuation):
         B, m = valuation.item_values.shape
         eye = torch.eye(m, dtype=torch.bool, device=valuation.device)
         return eye[None].expand(B, m, m), valuation.item_values.to(torch.float64)
-    return None
+    if isinstance(valuation, AdditiveValuation):
+        return None
+    m = valuation.n_items
+    if m > MAX_ENUMERATED_ITEMS:
+        raise InputError(
+            f"item_pricing: {type(valuation).__name__} with m={m} items; other valuation classes than XOR, "
+            f"additive and unit demand are supported up to m={MAX_ENUMERATED_ITEMS} (every bundle as an atom)"
+        )
+    bundles = all_bundles(m, valuation.device)  # [2^m, m]
+    values = valuation.value(bundles).to(torch.float64)  # [B, 2^m]
+    return (bundles > 0.5)[None].expand(len(valuation), -1, -1), values
 
 
-def _best_in_interval(thr: torch.Tensor, inside: torch.Tensor, outside: torch.Tensor, cap: float) -> tuple[float, float]:
+# Largest m for which item pricing of a general valuation class enumerates every bundle as an atom.
+MAX_ENUMERATED_ITEMS = 8
+
+
+def _best_in_interval(
+    thr: torch.Tensor, inside: torch.Tensor, outside: torch.Tensor, cap: float
+) -> tuple[float, float]:
     """Maximise ``R(x) = sum_b [x + inside_b if x <= thr_b else outside_b]`` over ``x in [0, cap]``.
 
     ``R`` rises with slope ``#{thr >= x}`` between breakpoints and drops at each ``thr_b``, so
@@ -60,8 +79,9 @@ def _revenue_at(x: float, thr, inside, outside) -> float:
     return float(torch.where(thr >= x, x + inside, outside).sum())
 
 
-def item_price_ascent(atoms: torch.Tensor, values: torch.Tensor, prices: torch.Tensor, cap: float,
-                      max_rounds: int = 50, progress=None) -> torch.Tensor:
+def item_price_ascent(
+    atoms: torch.Tensor, values: torch.Tensor, prices: torch.Tensor, cap: float, max_rounds: int = 50, progress=None
+) -> torch.Tensor:
     """Exact coordinate ascent on item prices for bidders with atom (XOR) valuations.
 
     Bidder ``b`` buys her utility-maximising atom at the sum of its item prices, or nothing
@@ -122,8 +142,9 @@ def _value_share_prices(valuation: Valuation, atoms: torch.Tensor, values: torch
     return float(scales[int(pay.mean(1).argmax())]) * base
 
 
-def item_pricing(valuation: Valuation, restarts: int = 4, seed: int = 0, grid: int = 48, max_rounds: int = 50,
-                 progress=None) -> BaselineResult:
+def item_pricing(
+    valuation: Valuation, restarts: int = 4, seed: int = 0, grid: int = 48, max_rounds: int = 50, progress=None
+) -> BaselineResult:
     """Item prices by exact coordinate ascent (:func:`item_price_ascent`) on ``valuation``.
 
     Starts: the best uniform price (``grid`` log-spaced candidates), the value-share prices
@@ -143,17 +164,21 @@ def item_pricing(valuation: Valuation, restarts: int = 4, seed: int = 0, grid: i
     cap = valuation.max_value()
     form = _atom_form(valuation)
     if form is None:  # additive: one exact posted price per item
+        assert isinstance(valuation, AdditiveValuation)  # _atom_form returns None for those only
         vals = valuation.item_values.to(torch.float64)
         zero = torch.zeros(len(valuation), dtype=torch.float64, device=dev)
-        starts = [torch.tensor([best_price_given_outside(vals[:, i], zero, cap)[0] for i in range(m)], dtype=torch.float64)]
+        starts = [
+            torch.tensor([best_price_given_outside(vals[:, i], zero, cap)[0] for i in range(m)], dtype=torch.float64)
+        ]
     else:
         cand = _item_price_candidates(valuation, grid).to(dev)
         _, pay = valuation.demand(cand[:, None].expand(-1, m))
         uniform = torch.full((m,), float(cand[int(pay.mean(1).argmax())]), dtype=torch.float64, device=dev)
         share = _value_share_prices(valuation, *form)
         g = torch.Generator().manual_seed(seed)
-        starts = [uniform, share] + [share * (0.7 + 0.6 * torch.rand(m, generator=g, dtype=torch.float64)).to(dev)
-                                     for _ in range(restarts)]
+        starts = [uniform, share] + [
+            share * (0.7 + 0.6 * torch.rand(m, generator=g, dtype=torch.float64)).to(dev) for _ in range(restarts)
+        ]
         # few items: coordinate ascent's local optima are few but sharp; add broad random starts
         # (each price U[0, its item's largest atom value]), cheap at this size
         n_broad = 16 if m <= 6 else 0
@@ -168,6 +193,5 @@ def item_pricing(valuation: Valuation, restarts: int = 4, seed: int = 0, grid: i
         rev = float(valuation.demand(p.to(dev))[1].mean())
         if rev > best_rev:
             best_rev, best_p = rev, p
+    assert best_p is not None  # starts is never empty
     return BaselineResult("item_pricing", best_rev, item_prices=best_p.cpu())
-
-

@@ -45,9 +45,15 @@ def best_price_given_outside(threshold: torch.Tensor, outside_pay: torch.Tensor,
     return float(cap), rev_cap
 
 
-def optimise_prices(ev: torch.Tensor, prices: torch.Tensor, cap: float, rounds: int = 5,
-                    outside_util: torch.Tensor | None = None, outside_pay: torch.Tensor | None = None,
-                    progress=None) -> torch.Tensor:
+def optimise_prices(
+    ev: torch.Tensor,
+    prices: torch.Tensor,
+    cap: float,
+    rounds: int = 5,
+    outside_util: torch.Tensor | None = None,
+    outside_pay: torch.Tensor | None = None,
+    progress=None,
+) -> torch.Tensor:
     """Coordinate ascent on the prices of a menu with fixed lotteries.
 
     Args:
@@ -142,5 +148,3 @@ def polish_prices(menu: Menu, valuation: Valuation, cap: float, rounds: int = 3,
 
 # ----------------------------------------------------------------------------------------
 # baselines
-
-

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bundleflow.errors import InputError
 from bundleflow.mechanisms.menu import Menu, evaluate_menu
 from bundleflow.valuations.base import Valuation
 
@@ -23,6 +24,8 @@ class BaselineResult:
         """``[B]`` exact payment of every bidder of ``valuation`` (float64, CPU)."""
         if self.menu is not None:
             return evaluate_menu(self.menu, valuation).payment.double()
+        if self.item_prices is None:
+            raise InputError(f"{self.name}: a baseline needs a menu or item prices")
         _, pay = valuation.demand(self.item_prices.to(valuation.device))
         return pay.double().cpu()
 
@@ -34,5 +37,3 @@ class BaselineResult:
         """``(revenue, standard error)`` on ``valuation``."""
         pay = self.payments(valuation)
         return float(pay.mean()), float(pay.std() / len(pay) ** 0.5) if len(pay) > 1 else 0.0
-
-

@@ -71,10 +71,17 @@ from bundleflow.cats.scheduling import _Scheduling
 from bundleflow.errors import InputError
 from bundleflow.valuations.xor import XORValuation
 
-DISTRIBUTIONS = ("regions", "regions-upv", "regions-npv", "arbitrary", "arbitrary-upv", "arbitrary-npv",
-                 "matching", "scheduling", "paths")
-
-
+DISTRIBUTIONS = (
+    "regions",
+    "regions-upv",
+    "regions-npv",
+    "arbitrary",
+    "arbitrary-upv",
+    "arbitrary-npv",
+    "matching",
+    "scheduling",
+    "paths",
+)
 
 
 def _to_valuation(rows: list[list[tuple[frozenset, float]]], n_items: int) -> XORValuation:
@@ -137,14 +144,19 @@ def generate(
     if cats_seeds is not None:
         seeds, seeds2 = (np.asarray(x).reshape(-1) for x in cats_seeds)
         if len(seeds) != n_valuations or len(seeds2) != n_valuations:
-            raise InputError(f"cats_seeds must hold {n_valuations} seeds and seeds2, got {len(seeds)} and {len(seeds2)}")
+            raise InputError(
+                f"cats_seeds must hold {n_valuations} seeds and seeds2, got {len(seeds)} and {len(seeds2)}"
+            )
         if bidders_per_instance != 1:
             raise InputError("cats_seeds reproduces single-bidder runs: bidders_per_instance must be 1")
     shared = _NumpyStream(np.random.default_rng(seed)) if stream == "numpy" else Rand48Stream(seed, seed + 1)
-    rows, pv, inst = [], [], []
+    rows: list[list[tuple[frozenset, float]]] = []
+    pv: list = []
+    inst: list[int] = []
     k = 0
     while len(rows) < n_valuations:
         rng = shared if cats_seeds is None else Rand48Stream(seeds[len(rows)], seeds2[len(rows)])
+        ins: _Matching | _Scheduling | _Instance
         if distribution == "matching":
             ins = _Matching(n_items, rng)
         elif distribution == "scheduling":
@@ -159,8 +171,13 @@ def generate(
                 progress(1)
         k += 1
     val = _to_valuation(rows, n_items)
-    meta = {"private_values": np.asarray(pv, np.int8), "instance": np.asarray(inst, np.int32),
-            "distribution": distribution, "n_items": n_items, "seed": seed}
+    meta = {
+        "private_values": np.asarray(pv, np.int8),
+        "instance": np.asarray(inst, np.int32),
+        "distribution": distribution,
+        "n_items": n_items,
+        "seed": seed,
+    }
     if cats_seeds is not None:
         meta["seeds"], meta["seeds2"] = np.asarray(seeds, np.int64), np.asarray(seeds2, np.int64)
     return val, meta
@@ -175,15 +192,22 @@ def _generate_paths(n_items: int, n_valuations: int, seed: int, cats_seeds) -> t
     """
     from bundleflow.cats.paths import paths_instance
 
+    seeds: np.ndarray = np.zeros(0, dtype=np.int64)
+    seeds2: np.ndarray = seeds
     if cats_seeds is not None:
         seeds, seeds2 = (np.asarray(x).reshape(-1) for x in cats_seeds)
     else:
         sr = np.random.default_rng(seed)
-        seeds = seeds2 = None
-    rows, inst, used_seeds = [], [], []
+    rows: list[list[tuple[frozenset, float]]] = []
+    inst: list[int] = []
+    used_seeds: list[tuple[int, int]] = []
     k = 0
     while (cats_seeds is None and len(rows) < n_valuations) or (cats_seeds is not None and k < len(seeds)):
-        s1, s2 = (int(seeds[k]), int(seeds2[k])) if cats_seeds is not None else (int(sr.integers(1, 2**31)), int(sr.integers(1, 2**31)))
+        s1, s2 = (
+            (int(seeds[k]), int(seeds2[k]))
+            if cats_seeds is not None
+            else (int(sr.integers(1, 2**31)), int(sr.integers(1, 2**31)))
+        )
         bidders, n_goods = paths_instance(s1, n_items, n_items, s2)
         k += 1
         if n_goods != n_items:
@@ -194,7 +218,13 @@ def _generate_paths(n_items: int, n_valuations: int, seed: int, cats_seeds) -> t
     if cats_seeds is None:
         rows, inst = rows[:n_valuations], inst[:n_valuations]
     val = _to_valuation(rows, n_items)
-    meta = {"private_values": np.full(len(rows), -1, np.int8), "instance": np.asarray(inst, np.int32),
-            "distribution": "paths", "n_items": n_items, "seed": seed,
-            "seeds": np.asarray([a for a, _ in used_seeds], np.int64), "seeds2": np.asarray([b for _, b in used_seeds], np.int64)}
+    meta = {
+        "private_values": np.full(len(rows), -1, np.int8),
+        "instance": np.asarray(inst, np.int32),
+        "distribution": "paths",
+        "n_items": n_items,
+        "seed": seed,
+        "seeds": np.asarray([a for a, _ in used_seeds], np.int64),
+        "seeds2": np.asarray([b for _, b in used_seeds], np.int64),
+    }
     return val, meta

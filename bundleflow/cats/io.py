@@ -53,11 +53,14 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
         arrays = {k: data[k] for k in data.files}
     except ValueError as exc:
         if "Object arrays" in str(exc):  # numpy's hint would suggest unpickling: refused
-            raise InputError(f"{path}: refused: holds Python object arrays (loading them could run code); "
-                             "a CATS npz holds numeric arrays only") from None
+            raise InputError(
+                f"{path}: refused: holds Python object arrays (loading them could run code); "
+                "a CATS npz holds numeric arrays only"
+            ) from None
         if "allow_pickle" in str(exc):  # not a zip archive: numpy took it for a pickle
-            raise InputError(f"{path}: not a readable npz file (not a zip archive of arrays; pickles are never "
-                             "loaded)") from None
+            raise InputError(
+                f"{path}: not a readable npz file (not a zip archive of arrays; pickles are never loaded)"
+            ) from None
         raise InputError(f"{path}: not a readable npz file ({exc})") from exc
     except Exception as exc:
         raise InputError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
@@ -68,7 +71,10 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
     for key, arr in (("atoms", atoms), ("values", values), ("n_atoms", n_atoms)):
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise InputError(f"{path}: '{key}' must be numeric, got dtype {arr.dtype}")
-    if not (np.issubdtype(n_atoms.dtype, np.integer) or (np.isfinite(n_atoms).all() and (n_atoms == np.round(n_atoms)).all())):
+    if not (
+        np.issubdtype(n_atoms.dtype, np.integer)
+        or (np.isfinite(n_atoms).all() and (n_atoms == np.round(n_atoms)).all())
+    ):
         raise InputError(f"{path}: 'n_atoms' must hold whole numbers")
     n_atoms = n_atoms.astype(np.int64)
     if atoms.ndim != 3:
@@ -87,8 +93,10 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
     if (values < 0).any():
         raise InputError(f"{path}: 'values' contains negative entries")
     if (values > MAX_VALUE).any():
-        raise InputError(f"{path}: 'values' up to {MAX_VALUE:g} are supported (training computes in float32), "
-                         f"the largest is {values.max():.6g}; rescale the values")
+        raise InputError(
+            f"{path}: 'values' up to {MAX_VALUE:g} are supported (training computes in float32), "
+            f"the largest is {values.max():.6g}; rescale the values"
+        )
     k = atoms.shape[1]
     if (n_atoms < 0).any() or (n_atoms > k).any():
         raise InputError(f"{path}: 'n_atoms' must lie in [0, {k}]")
@@ -116,7 +124,7 @@ def save_cats_npz(path: str | Path, valuation: XORValuation, **metadata) -> Path
     atoms = np.take_along_axis(atoms, order[:, :, None], axis=1)
     values = np.take_along_axis(values, order, axis=1)
     n_atoms = real.sum(1).astype(np.int32)
-    extra = {k: np.asarray(v) for k, v in metadata.items()}
+    extra: dict = {k: np.asarray(v) for k, v in metadata.items()}
     extra.setdefault("n_items", np.asarray(valuation.n_items))
 
     def _w(tmp: str) -> None:

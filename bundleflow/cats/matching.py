@@ -43,5 +43,3 @@ class _Matching:
                 v = mult * (self.cost[c1] + self.cost[c2]) * 0.9**delay * 0.75**late
                 atoms.append((frozenset({(takeoff - 1) * 4 + c1, (land - 1) * 4 + c2}), float(v)))
         return _remove_dominated(atoms)
-
-

@@ -23,8 +23,17 @@ INF = 500000.0
 
 
 class _PathsRun:
-    def __init__(self, rng, num_goods: int, num_bids: int, initial_connections: int = 2, edge_density: float = 3.0,
-                 building_penalty: float = 1.7, shipping_cost_factor: float = 1.5, max_bid_set_size: int = 5):
+    def __init__(
+        self,
+        rng,
+        num_goods: int,
+        num_bids: int,
+        initial_connections: int = 2,
+        edge_density: float = 3.0,
+        building_penalty: float = 1.7,
+        shipping_cost_factor: float = 1.5,
+        max_bid_set_size: int = 5,
+    ):
         self.rng, self.G, self.B = rng, num_goods, num_bids
         self.conn, self.density, self.bp = initial_connections, edge_density, building_penalty
         self.ship, self.maxbids = shipping_cost_factor, max_bid_set_size
@@ -45,7 +54,7 @@ class _PathsRun:
             self.y[i] = self.rng.random()
         self.edges = [[0.0] * n for _ in range(n)]
         self.good = [[-1] * n for _ in range(n)]
-        self.adj = [[] for _ in range(n)]
+        self.adj: list[list[int]] = [[] for _ in range(n)]
         self.ends: list[tuple[int, int]] = []  # good -> (city, city)
         self.num_edges = 0
 
@@ -98,7 +107,7 @@ class _PathsRun:
                     k += 1
                 if k < self.conn:
                     best.insert(k, (dj, j))
-                    del best[self.conn:]
+                    del best[self.conn :]
             for _, j in best:
                 self.build(i, j)
 
@@ -170,7 +179,7 @@ class _PathsRun:
                     break
             dfac = rng.random() * (self.ship - 1) + 1
             self.maxcost = dfac * self.dist(c1, c2)
-            self.best = []
+            self.best: list[tuple[list[int], float]] = []
             for h in range(self.n):  # neighbours nearest to the destination first (stable)
                 self.adj[h].sort(key=lambda c: self.dist(c2, c))
             self._find([c1], 0.0, c2)

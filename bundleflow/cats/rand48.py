@@ -79,5 +79,3 @@ class Rand48Stream:
         fac = math.sqrt(-2.0 * math.log(rsq) / rsq)
         self.cached = v1 * fac
         return v2 * fac * sigma + mu
-
-

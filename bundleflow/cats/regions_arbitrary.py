@@ -26,8 +26,6 @@ class CatsParams:
     normal_stdev: float = 30.0
 
 
-
-
 def _first_reaching(cum: np.ndarray, u: float, pn: np.ndarray) -> int:
     """CATS's inverse-CDF loop: the first index ``i`` with ``u <= cum[i]``; past the end
     (rounding), CATS takes the last good whose weight ``pn`` is non-zero."""
@@ -131,38 +129,38 @@ class _Instance:
     def bidder(self) -> list[tuple[frozenset, float]]:
         """One bidder's XOR atoms ``[(goods, value), ...]``."""
         prm, rng = self.prm, self.rng
+
+        def value(S: list[int], p) -> float:
+            total = 0.0
+            for g in S:
+                total += p[g] + self.c[g]
+            return total + len(S) ** (1 + prm.additivity)
+
         while True:
             p, pn = self._private_values()
             first = _first_reaching(np.cumsum(pn), rng.random(), pn)
             b = self._grow([first], pn, None)
-
-            def value(S: list[int]) -> float:
-                total = 0.0
-                for g in S:
-                    total += p[g] + self.c[g]
-                return total + len(S) ** (1 + prm.additivity)
-
-            vb = value(b)
+            vb = value(b, p)
             if vb > 0:
                 break
         cb = float(self.c[b].sum())
         budget, resale = prm.budget_factor * vb, prm.resale_factor * cb
-        subs = []
+        subs: list[tuple[frozenset, float, float]] = []
         for g in b:
             s = self._grow([g], pn, len(b))
-            subs.append((frozenset(s), value(s), float(self.c[s].sum())))
+            subs.append((frozenset(s), value(s, p), float(self.c[s].sum())))
         B = frozenset(b)
         ok = lambda s: 0 <= s[1] <= budget and s[2] >= resale and s[0] != B  # noqa: E731
         atoms = [(B, vb)]
         if any(ok(s) for s in subs):
             subs.sort(key=lambda s: -s[1])  # stable, like a value-descending sort
             seen: list[frozenset] = []
-            for s in subs:
+            for sub in subs:
                 if len(atoms) - 1 >= prm.max_substitutable_bids:
                     break
-                if ok(s) and s[0] not in seen:
-                    atoms.append((s[0], s[1]))
-                seen.append(s[0])
+                if ok(sub) and sub[0] not in seen:
+                    atoms.append((sub[0], sub[1]))
+                seen.append(sub[0])
         return _remove_dominated(atoms)
 
 
@@ -203,5 +201,3 @@ def _remove_dominated(atoms: list[tuple[frozenset, float]]) -> list[tuple[frozen
         t += check(1)
         t += 1
     return L
-
-

@@ -35,5 +35,3 @@ class _Scheduling:
             if rng.random() > 0.7:
                 break
         return _remove_dominated(atoms)
-
-

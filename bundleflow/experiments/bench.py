@@ -34,15 +34,21 @@ KNOWN_OPTIMUM = {"additive_2": 0.5491, "unit_demand_2": 0.3843}
 # known-answer checks: (setting, method) -> least acceptable held-out revenue
 CHECKS = {("additive_2", "rochetnet"): 0.545, ("unit_demand_2", "rochetnet"): 0.380}
 
-_TWO_ITEM_MENU = ["menu.n_elements=128", "menu.steps=3000", "menu.batch=4096", "menu.log_every=250",
-                  "menu.tau_start=0.02", "menu.tau_end=0.001"]
+_TWO_ITEM_MENU = [
+    "menu.n_elements=128",
+    "menu.steps=3000",
+    "menu.batch=4096",
+    "menu.log_every=250",
+    "menu.tau_start=0.02",
+    "menu.tau_end=0.001",
+]
 
 
 def _data_path(overrides: list[str]) -> Path | None:
     """The ``data.path`` of a setting's overrides (``None`` for generated data)."""
     for o in overrides:
         if o.startswith("data.path="):
-            return Path(o[len("data.path="):])
+            return Path(o[len("data.path=") :])
     return None
 
 
@@ -57,22 +63,69 @@ def settings(cats_dir: Path | None = None) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for dist in ("regions", "arbitrary"):
         for m in (50, 100, 150):
-            out[f"cats_{dist}_{m}"] = ["data.kind=file", f"data.path={cats_dir / f'{dist}_{m}_single.npz'}",
-                                       "data.n_train=3000", "data.n_val=1000", "data.n_test=1000",
-                                       "menu.n_elements=128", "menu.n_support=4", "menu.steps=2000", "flow.steps=3000"]
-    out["uniform_m50"] = ["data.n_items=50", "data.n_atoms=20", "data.q=0.46", "data.n_train=8000", "data.n_val=2000",
-                          "data.n_test=10000", "menu.n_elements=128", "menu.steps=600", "flow.steps=3000"]
-    out["uniform_m2"] = ["data.n_items=2", "data.n_atoms=5", "data.q=0.5", "data.n_train=300", "data.n_val=300",
-                         "data.n_test=5000", "menu.n_elements=16", "menu.steps=800", "flow.steps=1000"]
-    out["additive_2"] = ["data.kind=additive", "data.n_items=2", "data.n_train=20000", "data.n_val=5000",
-                         "data.n_test=100000", "flow.steps=1000"] + _TWO_ITEM_MENU
-    out["unit_demand_2"] = ["data.kind=unit_demand", "data.n_items=2", "data.n_train=20000", "data.n_val=5000",
-                            "data.n_test=100000", "flow.steps=1000"] + _TWO_ITEM_MENU
+            out[f"cats_{dist}_{m}"] = [
+                "data.kind=file",
+                f"data.path={cats_dir / f'{dist}_{m}_single.npz'}",
+                "data.n_train=3000",
+                "data.n_val=1000",
+                "data.n_test=1000",
+                "menu.n_elements=128",
+                "menu.n_support=4",
+                "menu.steps=2000",
+                "flow.steps=3000",
+            ]
+    out["uniform_m50"] = [
+        "data.n_items=50",
+        "data.n_atoms=20",
+        "data.q=0.46",
+        "data.n_train=8000",
+        "data.n_val=2000",
+        "data.n_test=10000",
+        "menu.n_elements=128",
+        "menu.steps=600",
+        "flow.steps=3000",
+    ]
+    out["uniform_m2"] = [
+        "data.n_items=2",
+        "data.n_atoms=5",
+        "data.q=0.5",
+        "data.n_train=300",
+        "data.n_val=300",
+        "data.n_test=5000",
+        "menu.n_elements=16",
+        "menu.steps=800",
+        "flow.steps=1000",
+    ]
+    out["additive_2"] = [
+        "data.kind=additive",
+        "data.n_items=2",
+        "data.n_train=20000",
+        "data.n_val=5000",
+        "data.n_test=100000",
+        "flow.steps=1000",
+    ] + _TWO_ITEM_MENU
+    out["unit_demand_2"] = [
+        "data.kind=unit_demand",
+        "data.n_items=2",
+        "data.n_train=20000",
+        "data.n_val=5000",
+        "data.n_test=100000",
+        "flow.steps=1000",
+    ] + _TWO_ITEM_MENU
     return out
 
 
-QUICK = ["data.n_train=300", "data.n_val=200", "data.n_test=500", "menu.steps=30", "menu.log_every=10",
-         "menu.n_elements=8", "menu.batch=128", "flow.steps=50", "flow.hidden=16"]
+QUICK = [
+    "data.n_train=300",
+    "data.n_val=200",
+    "data.n_test=500",
+    "menu.steps=30",
+    "menu.log_every=10",
+    "menu.n_elements=8",
+    "menu.batch=128",
+    "flow.steps=50",
+    "flow.hidden=16",
+]
 
 
 def steps_to_fraction(metrics: list[dict], frac: float = 0.99) -> int | None:
@@ -125,8 +178,10 @@ def run_bench(
         if path is not None and not quick and not path.is_file():
             missing[name] = path
     if missing and (explicit or cats_dir is not None):
-        raise InputError(f"missing CATS reference file(s): {', '.join(str(p) for p in missing.values())}; "
-                         "pass --cats-dir with the folder that holds them")
+        raise InputError(
+            f"missing CATS reference file(s): {', '.join(str(p) for p in missing.values())}; "
+            "pass --cats-dir with the folder that holds them"
+        )
     for name, path in missing.items():  # default run without the shared data: say so, run the rest
         log(f"skip {name}: {path} not found")
     setting_names = [n for n in setting_names if n not in missing]
@@ -143,34 +198,70 @@ def run_bench(
             mcfg = load_config(None, ov + LEARNED_OVERRIDES[method] + [f"menu.time_budget_s={budget_s}"])
             log(f"{name}: training {method} (budget {budget_s:g} s)")
             t0 = time.perf_counter()
-            s = run_training(mcfg, out / name / method, resume=False, progress=False, log=lambda *_: None,
-                             write_report_at_end=not quick)
+            run = run_training(
+                mcfg,
+                out / name / method,
+                resume=False,
+                progress=False,
+                log=lambda *_: None,
+                write_report_at_end=not quick,
+            )
             wall = time.perf_counter() - t0
             metrics = _read_metrics(out / name / method / "metrics.jsonl")
             curves[name][method] = [(m["seconds"], m["hard_revenue"]) for m in metrics]
-            L = s["learned"]
-            rows.append({"setting": name, "method": method, "test_revenue": L["test_revenue"],
-                         "test_revenue_se": L["test_revenue_se"], "train_seconds": s["train_seconds"],
-                         "wall_seconds": wall, "steps": L["steps_done"],
-                         "steps_to_99pct": steps_to_fraction(metrics), "stopped_by_time_budget": L["stopped_by_time_budget"]})
+            L = run["learned"]
+            rows.append(
+                {
+                    "setting": name,
+                    "method": method,
+                    "test_revenue": L["test_revenue"],
+                    "test_revenue_se": L["test_revenue_se"],
+                    "train_seconds": run["train_seconds"],
+                    "wall_seconds": wall,
+                    "steps": L["steps_done"],
+                    "steps_to_99pct": steps_to_fraction(metrics),
+                    "stopped_by_time_budget": L["stopped_by_time_budget"],
+                }
+            )
         wanted = [m for m in methods if m in BASELINES]
         if wanted:
             lp = "lp_optimum" in wanted and train.n_items <= 3 and len(train) <= 400
             for r in baseline_rows(train, test, atom_menu_size=min(64, cfg.menu.n_elements), lp=lp):
                 if r["method"] in wanted:
-                    rows.append({"setting": name, "method": r["method"], "test_revenue": r["test_revenue"],
-                                 "test_revenue_se": r.get("test_revenue_se"), "train_seconds": r["seconds"],
-                                 "wall_seconds": r["seconds"], "steps": None, "steps_to_99pct": None,
-                                 "stopped_by_time_budget": False})
+                    rows.append(
+                        {
+                            "setting": name,
+                            "method": r["method"],
+                            "test_revenue": r["test_revenue"],
+                            "test_revenue_se": r.get("test_revenue_se"),
+                            "train_seconds": r["seconds"],
+                            "wall_seconds": r["seconds"],
+                            "steps": None,
+                            "steps_to_99pct": None,
+                            "stopped_by_time_budget": False,
+                        }
+                    )
         if name in KNOWN_OPTIMUM:
-            rows.append({"setting": name, "method": "known_optimum", "test_revenue": KNOWN_OPTIMUM[name],
-                         "test_revenue_se": 0.0, "train_seconds": 0.0, "wall_seconds": 0.0, "steps": None,
-                         "steps_to_99pct": None, "stopped_by_time_budget": False})
+            rows.append(
+                {
+                    "setting": name,
+                    "method": "known_optimum",
+                    "test_revenue": KNOWN_OPTIMUM[name],
+                    "test_revenue_se": 0.0,
+                    "train_seconds": 0.0,
+                    "wall_seconds": 0.0,
+                    "steps": None,
+                    "steps_to_99pct": None,
+                    "stopped_by_time_budget": False,
+                }
+            )
     checks = []
     for (setting, method), least in CHECKS.items():
         got = [r["test_revenue"] for r in rows if r["setting"] == setting and r["method"] == method]
         if got and not quick:
-            checks.append({"setting": setting, "method": method, "revenue": got[0], "at_least": least, "passed": got[0] >= least})
+            checks.append(
+                {"setting": setting, "method": method, "revenue": got[0], "at_least": least, "passed": got[0] >= least}
+            )
     results = {"budget_s": budget_s, "quick": quick, "rows": rows, "checks": checks}
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown(results))
@@ -179,15 +270,23 @@ def run_bench(
 
 
 def markdown(results: dict) -> str:
-    lines = ["| setting | method | held-out revenue | ± s.e. | train s | steps | steps to 99% |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| setting | method | held-out revenue | ± s.e. | train s | steps | steps to 99% |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results["rows"]:
         se = "" if r["test_revenue_se"] is None else f"{r['test_revenue_se']:.4g}"
         steps = "" if r["steps"] is None else str(r["steps"])
         s99 = "" if r["steps_to_99pct"] is None else str(r["steps_to_99pct"])
-        lines.append(f"| {r['setting']} | {r['method']} | {r['test_revenue']:.4f} | {se} | {r['train_seconds']:.1f} | {steps} | {s99} |")
+        lines.append(
+            f"| {r['setting']} | {r['method']} | {r['test_revenue']:.4f} | {se} | {r['train_seconds']:.1f} | {steps} | {s99} |"
+        )
     if results["checks"]:
         lines += ["", "| known-answer check | revenue | at least | passed |", "|---|---:|---:|---|"]
-        lines += [f"| {c['method']} on {c['setting']} | {c['revenue']:.4f} | {c['at_least']} | {'yes' if c['passed'] else 'NO'} |" for c in results["checks"]]
+        lines += [
+            f"| {c['method']} on {c['setting']} | {c['revenue']:.4f} | {c['at_least']} | {'yes' if c['passed'] else 'NO'} |"
+            for c in results["checks"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -216,7 +315,7 @@ def plot_revenue_vs_time(curves: dict, rows: list[dict], path: Path) -> bool:
         ax.set_xlabel("training seconds")
         ax.set_ylabel("revenue (validation, exact)")
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))

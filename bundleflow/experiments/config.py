@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,7 +26,7 @@ _GENERATOR_FIELDS = {"n_items", "n_atoms", "q", "low", "high"}  # describe gener
 
 class DataConfig(_Strict):
     kind: Literal["uniform_atoms", "additive", "unit_demand", "file"] = "uniform_atoms"
-    path: Optional[str] = None  # for kind=file: CATS npz or bid text file
+    path: str | None = None  # for kind=file: CATS npz or bid text file
     n_items: int = Field(10, ge=1)
     n_atoms: int = Field(5, ge=1)
     q: float = Field(0.5, ge=0.0, le=1.0)
@@ -46,11 +46,16 @@ class DataConfig(_Strict):
         if self.kind != "file" and self.path:
             raise ValueError(f"data.path is only read with data.kind=file (kind is {self.kind})")
         if self.kind == "file":
-            generated = sorted(k for k in self.model_fields_set & _GENERATOR_FIELDS
-                               if getattr(self, k) != type(self).model_fields[k].default)
+            generated = sorted(
+                k
+                for k in self.model_fields_set & _GENERATOR_FIELDS
+                if getattr(self, k) != type(self).model_fields[k].default
+            )
             if generated:
-                raise ValueError(f"data.kind=file takes the items and values from the file; remove "
-                                 f"{', '.join('data.' + k for k in generated)}")
+                raise ValueError(
+                    f"data.kind=file takes the items and values from the file; remove "
+                    f"{', '.join('data.' + k for k in generated)}"
+                )
         return self
 
 
@@ -61,7 +66,7 @@ class FlowConfig(_Strict):
     batch: int = Field(512, ge=1)
     lr: float = Field(3e-3, gt=0)
     seed: int = 0
-    checkpoint: Optional[str] = None  # reuse a saved Stage 1 flow instead of training one
+    checkpoint: str | None = None  # reuse a saved Stage 1 flow instead of training one
 
 
 class MenuConfig(_Strict):
@@ -151,7 +156,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         problems = []
         for e in exc.errors():
             where = ".".join(str(x) for x in e["loc"])
-            got = f" (got {e['input']!r})" if e["type"] not in ("value_error", "missing") and not isinstance(e["input"], dict) else ""
+            got = (
+                f" (got {e['input']!r})"
+                if e["type"] not in ("value_error", "missing") and not isinstance(e["input"], dict)
+                else ""
+            )
             msg = e["msg"].removeprefix("Value error, ")
             problems.append(f"{where}: {msg}{got}" if where else f"{msg}{got}")
         raise InputError("invalid config: " + "; ".join(problems)) from exc

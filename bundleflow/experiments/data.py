@@ -6,16 +6,19 @@ import torch
 
 from bundleflow.errors import InputError
 from bundleflow.experiments.config import RunConfig
+from bundleflow.valuations.base import Valuation
 
 
 def make_data(cfg: RunConfig):
     """``(train, val, test)`` valuations for ``cfg.data``."""
-    from bundleflow.valuations import generators as gen
     from bundleflow.cats.io import load_valuations
+    from bundleflow.valuations import generators as gen
 
     d = cfg.data
     n = d.n_train + d.n_val + d.n_test
+    v: Valuation
     if d.kind == "file":
+        assert d.path is not None  # the config requires data.path for kind=file
         v = load_valuations(d.path)
         if len(v) < n:
             raise InputError(f"{d.path}: {len(v)} rows, but n_train+n_val+n_test = {n}")
@@ -28,5 +31,8 @@ def make_data(cfg: RunConfig):
     else:
         v = gen.unit_demand_uniform(n, d.n_items, d.low, d.high, seed=d.seed)
     idx = torch.arange(n)
-    return v.subset(idx[: d.n_train]), v.subset(idx[d.n_train : d.n_train + d.n_val]), v.subset(idx[d.n_train + d.n_val :])
-
+    return (
+        v.subset(idx[: d.n_train]),
+        v.subset(idx[d.n_train : d.n_train + d.n_val]),
+        v.subset(idx[d.n_train + d.n_val :]),
+    )

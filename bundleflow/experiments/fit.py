@@ -88,8 +88,17 @@ def fit_menu(
     if mc.model == "bundleflow" and flow is None:
         f = _config(FlowConfig, flow_config, "flow_config")
         with progress_bar(f"stage 1 flow (m={train.n_items})", f.steps, enabled=progress) as advance:
-            flow = train_flow(train.n_items, f.steps, f.batch, f.lr, f.hidden, f.n_quad, f.seed, dev,
-                              callback=lambda i, loss: advance(1))
+            flow = train_flow(
+                train.n_items,
+                f.steps,
+                f.batch,
+                f.lr,
+                f.hidden,
+                f.n_quad,
+                f.seed,
+                dev,
+                callback=lambda i, loss: advance(1),
+            )
     trainer = MenuTrainer(menu_model(mc, train, flow), train, val, mc, dev)
     trainer.initialise(progress=progress)
     t1 = time.perf_counter()
@@ -103,5 +112,12 @@ def fit_menu(
         trainer.run(t1, record, lambda step, logged: advance(1))
     best = Menu.from_dict(trainer.best["menu"])
     polish = polish_menu(best, train, None, trainer.cap, mc.polish_rounds, progress, val=val)
-    return FitResult(menu=polish["menu"], val_revenue=polish["val_revenue_after"], start_revenue=history[0]["hard_revenue"],
-                     history=history, trainer=trainer, flow=flow, seconds=time.perf_counter() - t0)
+    return FitResult(
+        menu=polish["menu"],
+        val_revenue=polish["val_revenue_after"],
+        start_revenue=history[0]["hard_revenue"],
+        history=history,
+        trainer=trainer,
+        flow=flow,
+        seconds=time.perf_counter() - t0,
+    )

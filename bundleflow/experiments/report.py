@@ -89,13 +89,17 @@ def _start_and_polish(learned: dict) -> str:
     if "start" in cov:
         parts.append(f"Start kept: {html.escape(cov['start'])} (training revenue {cov['start_train_revenue']:.4f}).")
     if pol:
-        parts.append(f"Final price polish ({pol['rounds']} rounds): training revenue "
-                     f"{pol['train_revenue_before']:.4f} &rarr; {pol['train_revenue_after']:.4f}, held-out "
-                     f"{pol['test_revenue_before']:.4f} &rarr; {pol['test_revenue_after']:.4f}.")
+        parts.append(
+            f"Final price polish ({pol['rounds']} rounds): training revenue "
+            f"{pol['train_revenue_before']:.4f} &rarr; {pol['train_revenue_after']:.4f}, held-out "
+            f"{pol['test_revenue_before']:.4f} &rarr; {pol['test_revenue_after']:.4f}."
+        )
         if not pol["kept"]:
-            parts.append(f"Not kept: the polished prices earned {pol['polished_train_revenue_after']:.4f} on training "
-                         f"but less on validation ({pol.get('polished_val_revenue_after', float('nan')):.4f} vs "
-                         f"{pol.get('val_revenue_before', float('nan')):.4f}).")
+            parts.append(
+                f"Not kept: the polished prices earned {pol['polished_train_revenue_after']:.4f} on training "
+                f"but less on validation ({pol.get('polished_val_revenue_after', float('nan')):.4f} vs "
+                f"{pol.get('val_revenue_before', float('nan')):.4f})."
+            )
     return f'<p id="polish">{" ".join(parts)}</p>' if parts else ""
 
 
@@ -135,44 +139,66 @@ def write_report(run_dir: str | Path) -> Path:
     ax.plot(steps, [m["soft_revenue"] for m in metrics], label="soft (relaxed, validation)")
     ax.plot(steps, [m["hard_revenue"] for m in metrics], label="hard (exact, validation)")
     ax.set_xlabel("step"), ax.set_ylabel("revenue"), ax.legend(), ax.set_title("revenue during training")
-    _save(fig, rep / "revenue_curve.png"); pngs["revenue_curve"] = "soft vs hard revenue"
+    _save(fig, rep / "revenue_curve.png")
+    pngs["revenue_curve"] = "soft vs hard revenue"
 
     # 2. bundle sizes of the offered lotteries (probability-weighted), and of the bundles sold
     sizes = menu.bundles.sum(-1)  # [J, D]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     m = menu.n_items
     bins = torch.arange(m + 2).double() - 0.5
-    ax.hist(sizes.flatten().numpy(), bins=bins.numpy(), weights=menu.probs.flatten().numpy(), alpha=0.6, label="offered (per element)")
+    ax.hist(
+        sizes.flatten().numpy(),
+        bins=bins.numpy(),
+        weights=menu.probs.flatten().numpy(),
+        alpha=0.6,
+        label="offered (per element)",
+    )
     sold = out.choice[out.choice >= 0]
     if len(sold):
         w = (menu.probs[sold]).flatten().numpy() / len(sold) * menu.n_elements
         ax.hist(sizes[sold].flatten().numpy(), bins=bins.numpy(), weights=w, alpha=0.6, label="sold (scaled)")
     ax.set_xlabel("bundle size"), ax.set_ylabel("elements"), ax.legend(), ax.set_title("bundle sizes")
-    _save(fig, rep / "bundle_sizes.png"); pngs["bundle_sizes"] = "bundle-size histogram"
+    _save(fig, rep / "bundle_sizes.png")
+    pngs["bundle_sizes"] = "bundle-size histogram"
 
     # 3. price vs expected value
     fig, ax = plt.subplots(figsize=(6, 3.6))
     mean_ev = ev.mean(0).cpu()
     share = out.sales.double() / len(test)
     up = torch.argsort(share)  # most chosen drawn last (on top); size grows with the share
-    sc = ax.scatter(mean_ev[up].numpy(), menu.prices[up].numpy(), c=share[up].numpy(), cmap="viridis",
-                    s=(12 + 200 * share[up]).numpy(), edgecolors="k", linewidths=0.3)
+    sc = ax.scatter(
+        mean_ev[up].numpy(),
+        menu.prices[up].numpy(),
+        c=share[up].numpy(),
+        cmap="viridis",
+        s=(12 + 200 * share[up]).numpy(),
+        edgecolors="k",
+        linewidths=0.3,
+    )
     hi = float(max(mean_ev.max(), menu.prices.max()))
     ax.plot([0, hi], [0, hi], ls="--", lw=0.8, color="grey")
     fig.colorbar(sc, label="share choosing")
     ax.set_xlabel("mean expected value over held-out bidders"), ax.set_ylabel("price"), ax.set_title("price vs value")
-    _save(fig, rep / "price_vs_value.png"); pngs["price_vs_value"] = "price vs expected bundle value"
+    _save(fig, rep / "price_vs_value.png")
+    pngs["price_vs_value"] = "price vs expected bundle value"
 
     # 4. revenue bars
     L = summary["learned"]
     rows = [(L.get("model", "learned"), L["test_revenue"], L.get("test_revenue_se", 0.0))]
     rows += [(r["method"], r["test_revenue"], r.get("test_revenue_se", 0.0)) for r in summary["baselines"]]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.bar([r[0] for r in rows], [r[1] for r in rows], yerr=[r[2] or 0 for r in rows], color=["C0"] + ["C7"] * (len(rows) - 1))
+    ax.bar(
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        yerr=[r[2] or 0 for r in rows],
+        color=["C0"] + ["C7"] * (len(rows) - 1),
+    )
     ax.set_ylabel("held-out revenue (exact)"), ax.set_title("revenue vs baselines")
     ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
-    _save(fig, rep / "revenue_bars.png"); pngs["revenue_bars"] = "revenue against baselines"
+    _save(fig, rep / "revenue_bars.png")
+    pngs["revenue_bars"] = "revenue against baselines"
 
     # 5. choice regions for two-item item valuations
     if m <= 2 and cfg.data.kind in ("additive", "unit_demand"):
@@ -186,14 +212,21 @@ def write_report(run_dir: str | Path) -> Path:
         res = evaluate_menu(menu, cls(grid))
         fig, ax = plt.subplots(figsize=(4.6, 4))
         if m == 2:
-            img = ax.imshow(res.choice.view(n, n).T.numpy(), origin="lower", extent=(lo, hi, lo, hi), cmap="tab20", interpolation="nearest")
+            img = ax.imshow(
+                res.choice.view(n, n).T.numpy(),
+                origin="lower",
+                extent=(lo, hi, lo, hi),
+                cmap="tab20",
+                interpolation="nearest",
+            )
             ax.set_xlabel("value of item 0"), ax.set_ylabel("value of item 1")
         else:
             img = ax.scatter(g.numpy(), res.payment.numpy(), c=res.choice.numpy(), cmap="tab20", s=6)
             ax.set_xlabel("value"), ax.set_ylabel("payment")
         fig.colorbar(img, label="chosen element (-1 = nothing)")
         ax.set_title("choice regions")
-        _save(fig, rep / "regions.png"); pngs["regions"] = "allocation regions in value space"
+        _save(fig, rep / "regions.png")
+        pngs["regions"] = "allocation regions in value space"
 
     # the page
     order = torch.argsort(out.sales, descending=True)
@@ -203,9 +236,13 @@ def write_report(run_dir: str | Path) -> Path:
         who = out.choice == j
         mu = f"{float(util[who, j].mean()):.4g}" if who.any() else ""
         lot = "; ".join(f"{b} w.p. {p:.3f}" for b, p in lottery_terms(menu, j))
-        trs.append(f"<tr><td>{j}</td><td>{html.escape(lot)}</td><td>{float(menu.prices[j]):.4g}</td>"
-                   f"<td>{float(share[j]):.3f}</td><td>{mu}</td></tr>")
-    rev_rows = "".join(f"<tr><td>{html.escape(r[0])}</td><td>{r[1]:.4f}</td><td>{(r[2] or 0):.4f}</td></tr>" for r in rows)
+        trs.append(
+            f"<tr><td>{j}</td><td>{html.escape(lot)}</td><td>{float(menu.prices[j]):.4g}</td>"
+            f"<td>{float(share[j]):.3f}</td><td>{mu}</td></tr>"
+        )
+    rev_rows = "".join(
+        f"<tr><td>{html.escape(r[0])}</td><td>{r[1]:.4f}</td><td>{(r[2] or 0):.4f}</td></tr>" for r in rows
+    )
     imgs = "".join(
         f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{base64.b64encode((rep / (k + ".png")).read_bytes()).decode()}">'
         f"<figcaption>{html.escape(t)} ({k}.png)</figcaption></figure>"

@@ -13,13 +13,11 @@ import yaml
 
 from bundleflow.errors import InputError
 from bundleflow.experiments.config import MenuConfig, RunConfig
+from bundleflow.experiments.data import make_data
 from bundleflow.flow.model import BundleFlow
 from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.mechanisms.rochetnet import BundleRochetNetMenu, RochetNetMenu
-from bundleflow.valuations.base import Valuation
-from bundleflow.valuations.items import UnitDemandValuation
-from bundleflow.experiments.data import make_data
 from bundleflow.utils.device import resolve_device
 from bundleflow.utils.files import (
     atomic_write,
@@ -31,6 +29,8 @@ from bundleflow.utils.files import (
     writable_dir,
 )
 from bundleflow.utils.progress import progress_bar
+from bundleflow.valuations.base import Valuation
+from bundleflow.valuations.items import UnitDemandValuation
 
 
 def get_flow(cfg: RunConfig, n_items: int, out: Path, device, log=print, progress: bool = True, reuse: bool = True):
@@ -48,8 +48,9 @@ def get_flow(cfg: RunConfig, n_items: int, out: Path, device, log=print, progres
     f = cfg.flow
     t0 = time.perf_counter()
     with progress_bar(f"stage 1 flow (m={n_items})", f.steps, enabled=progress) as advance:
-        flow = train_flow(n_items, f.steps, f.batch, f.lr, f.hidden, f.n_quad, f.seed, device,
-                          callback=lambda i, loss: advance(1))
+        flow = train_flow(
+            n_items, f.steps, f.batch, f.lr, f.hidden, f.n_quad, f.seed, device, callback=lambda i, loss: advance(1)
+        )
     diag = flow_diagnostics(flow)
     diag["train_seconds"] = time.perf_counter() - t0
     save_flow(path, flow, diag)
@@ -90,7 +91,9 @@ def run_lock(out: Path):
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            raise InputError(f"{out}: another bundleflow process is writing to this run folder; wait for it or use another --out") from exc
+            raise InputError(
+                f"{out}: another bundleflow process is writing to this run folder; wait for it or use another --out"
+            ) from exc
         yield
     finally:
         fh.close()
@@ -117,7 +120,9 @@ def read_metrics(path: Path, up_to_step: int) -> list[str]:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             if i == len(lines) - 1:
                 break  # torn last line
-            raise InputError(f"{path}: line {i + 1} is not a metrics record; move the file away to restart the log") from exc
+            raise InputError(
+                f"{path}: line {i + 1} is not a metrics record; move the file away to restart the log"
+            ) from exc
         if step <= up_to_step:
             kept.append(line)
     return kept
@@ -143,8 +148,9 @@ def polish_menu(menu, train, test, cap: float, rounds: int, progress: bool = Tru
         out["val_revenue_before"] = evaluate_menu(menu, val).revenue
     polished = menu
     if rounds:
-        with progress_bar(f"price polish ({rounds} rounds x {menu.n_elements} elements)", rounds * menu.n_elements,
-                          enabled=progress) as advance:
+        with progress_bar(
+            f"price polish ({rounds} rounds x {menu.n_elements} elements)", rounds * menu.n_elements, enabled=progress
+        ) as advance:
             polished = polish_prices(menu, train, cap, rounds, advance)
     after = {"train_revenue_after": evaluate_menu(polished, train).revenue}
     if test is not None:
@@ -152,7 +158,8 @@ def polish_menu(menu, train, test, cap: float, rounds: int, progress: bool = Tru
     if val is not None:
         after["val_revenue_after"] = evaluate_menu(polished, val).revenue
     kept = after["train_revenue_after"] >= out["train_revenue_before"] and (
-        val is None or after["val_revenue_after"] >= out["val_revenue_before"])
+        val is None or after["val_revenue_after"] >= out["val_revenue_before"]
+    )
     out.update({"polished_" + k: v for k, v in after.items()})  # what the polish reached, kept or not
     if not kept:
         polished = menu
@@ -162,8 +169,14 @@ def polish_menu(menu, train, test, cap: float, rounds: int, progress: bool = Tru
     return out
 
 
-def run_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True, log=print,
-                 write_report_at_end: bool = True) -> dict:
+def run_training(
+    cfg: RunConfig,
+    out: str | Path,
+    resume: bool = True,
+    progress: bool = True,
+    log=print,
+    write_report_at_end: bool = True,
+) -> dict:
     """Train BundleFlow end to end into ``out`` and return the summary dict.
 
     Nothing is written before the inputs validate (data loaded, model built): a failed
@@ -229,12 +242,21 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
     cfgm = cfg.menu
     if not logged_now:
         record(float("nan"))
-    with Progress(TextColumn("stage 2"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not progress) as bar:
+    with Progress(
+        TextColumn("stage 2"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        disable=not progress,
+    ) as bar:
         task = bar.add_task("train", total=cfgm.steps, completed=trainer.step, info="")
 
         def on_step(step: int, m: dict | None) -> None:
             if m is not None:
-                bar.update(task, info=f"soft {m['soft_revenue']:.4g} hard {m['hard_revenue']:.4g} null {m['null_rate']:.2f}")
+                bar.update(
+                    task, info=f"soft {m['soft_revenue']:.4g} hard {m['hard_revenue']:.4g} null {m['null_rate']:.2f}"
+                )
             bar.update(task, completed=step)
 
         stopped_by_budget = trainer.run(t0, record, on_step)
@@ -249,8 +271,11 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
     atomic_write_json(out / "menu.json", best.to_dict())
     fitted: dict = {}
     # baselines the trainer already fitted on this training split are not fitted again
-    prefit = {k: v for k, v in (("item_pricing", trainer.item_pricing_fit), ("atom_menu", trainer.atom_menu_fit))
-              if v is not None}
+    prefit = {
+        k: v
+        for k, v in (("item_pricing", trainer.item_pricing_fit), ("atom_menu", trainer.atom_menu_fit))
+        if v is not None
+    }
     rows = baseline_rows(train, test, atom_menu_size=min(64, cfgm.n_elements), fitted=fitted, prefit=prefit)
     # paired comparison with item pricing on the same held-out bidders
     diff = test_out.payment.double() - fitted["item_pricing"].payments(test)

@@ -63,6 +63,9 @@ class BundleFlow(nn.Module):
         n_quad: Gauss-Legendre nodes for ``E = int_0^1 eta``.
     """
 
+    quad_t: torch.Tensor  # [n_quad] Gauss-Legendre nodes on [0, 1] (buffer)
+    quad_w: torch.Tensor  # [n_quad] their weights (buffer)
+
     def __init__(self, n_items: int, hidden: int = 128, n_quad: int = 16, q_max: float = 12.0):
         super().__init__()
         if n_items < 1 or hidden < 1 or n_quad < 1:
@@ -141,6 +144,10 @@ class BundleFlow(nn.Module):
         return ((pred - (x1 - s0)) ** 2).sum(-1).mean()
 
     def meta(self) -> dict:
-        return {"n_items": self.n_items, "hidden": self.hidden, "n_quad": self.n_quad, "q_max": self.q_max, "domain": self.domain}
-
-
+        return {
+            "n_items": self.n_items,
+            "hidden": self.hidden,
+            "n_quad": self.n_quad,
+            "q_max": self.q_max,
+            "domain": self.domain,
+        }

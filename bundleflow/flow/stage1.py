@@ -32,12 +32,14 @@ def describe_diagnostics(diag: dict) -> str:
     """:func:`flow_diagnostics` in words: what each number measures and how to read it."""
     item, whole = diag["item_accuracy"], diag["rounding_accuracy"]
     m = max(1, len(diag.get("size_hist", [0, 0])) - 1)
-    possible = f" (of {2 ** m} bundles)" if m <= 12 else ""
-    return (f"item accuracy {item:.3f} (share of items a start point s0 rounds to the same side of 1/2 after the "
-            f"flow); whole-bundle accuracy {whole:.3f} (all {m} items at once, about item accuracy^m = "
-            f"{item ** m:.3f} when items err independently); {round(diag['distinct_share'] * 4096)} distinct "
-            f"bundles reached from 4096 random starts{possible}. Stage 2 evaluates whatever bundle the flow reaches exactly, so lower accuracy "
-            "only makes some bundles harder to place, never changes the revenue reported.")
+    possible = f" (of {2**m} bundles)" if m <= 12 else ""
+    return (
+        f"item accuracy {item:.3f} (share of items a start point s0 rounds to the same side of 1/2 after the "
+        f"flow); whole-bundle accuracy {whole:.3f} (all {m} items at once, about item accuracy^m = "
+        f"{item**m:.3f} when items err independently); {round(diag['distinct_share'] * 4096)} distinct "
+        f"bundles reached from 4096 random starts{possible}. Stage 2 evaluates whatever bundle the flow reaches exactly, so lower accuracy "
+        "only makes some bundles harder to place, never changes the revenue reported."
+    )
 
 
 def train_flow(

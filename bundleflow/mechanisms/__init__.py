@@ -13,7 +13,15 @@ Multi-bidder mechanisms go in :mod:`bundleflow.mechanisms.multi`.
 """
 
 from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
-from bundleflow.mechanisms.menu import TIE_TOL, Menu, MenuOutcome, choose, evaluate_menu, expected_values, outside_option
+from bundleflow.mechanisms.menu import (
+    TIE_TOL,
+    Menu,
+    MenuOutcome,
+    choose,
+    evaluate_menu,
+    expected_values,
+    outside_option,
+)
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.mechanisms.rochetnet import BundleRochetNetMenu, RochetNetMenu
 

@@ -45,4 +45,3 @@ class BundleFlowMenu(MenuModel):
         with torch.no_grad():
             self.z.copy_(z.to(self.z.device))
             self.w_logit.zero_()
-

@@ -73,13 +73,17 @@ class Menu:
             raise InputError("menu probs must be finite and non-negative")
         if J and not torch.allclose(p.sum(-1), torch.ones(J, dtype=p.dtype, device=p.device), atol=1e-6):
             raise InputError("menu probs of every element must sum to 1")
-        if J:  # exactly, in float64: a sure bundle's expected value is then its value (float32 softmax sums are 1 +- 1e-7)
+        if (
+            J
+        ):  # exactly, in float64: a sure bundle's expected value is then its value (float32 softmax sums are 1 +- 1e-7)
             p = p / p.sum(-1, keepdim=True)
         if not torch.isfinite(c).all():
             raise InputError("menu prices must be finite (no NaN or inf)")
         if (c < 0).any():
-            raise InputError(f"menu prices must be non-negative (a menu never pays the bidder); "
-                             f"{int((c < 0).sum())} of {J} are negative, the smallest {float(c.min()):.6g}")
+            raise InputError(
+                f"menu prices must be non-negative (a menu never pays the bidder); "
+                f"{int((c < 0).sum())} of {J} are negative, the smallest {float(c.min()):.6g}"
+            )
         if self.item_prices is not None:
             ip = torch.as_tensor(self.item_prices).detach().to(torch.float64)
             if ip.shape != (m,):
@@ -98,14 +102,14 @@ class Menu:
         return int(self.bundles.shape[2])
 
     @classmethod
-    def deterministic(cls, bundles, prices) -> "Menu":
+    def deterministic(cls, bundles, prices) -> Menu:
         """Menu of ``J`` sure bundles ``[J, m]`` with prices ``[J]``."""
         b = torch.as_tensor(bundles).to(torch.float32)
         if b.dim() != 2:
             raise InputError(f"deterministic menu bundles must have shape [J, m], got {tuple(b.shape)}")
         return cls(b[:, None, :], torch.ones(b.shape[0], 1, dtype=torch.float64), torch.as_tensor(prices))
 
-    def to(self, device) -> "Menu":
+    def to(self, device) -> Menu:
         ip = None if self.item_prices is None else self.item_prices.to(device)
         return Menu(self.bundles.to(device), self.probs.to(device), self.prices.to(device), ip)
 
@@ -124,20 +128,25 @@ class Menu:
 
         :meth:`from_dict` reads both forms.
         """
-        d = {"bundles": self.bundles.detach().cpu() > 0.5, "probs": self.probs.detach().cpu().clone(),
-             "prices": self.prices.detach().cpu().clone()}
+        d = {
+            "bundles": self.bundles.detach().cpu() > 0.5,
+            "probs": self.probs.detach().cpu().clone(),
+            "prices": self.prices.detach().cpu().clone(),
+        }
         if self.item_prices is not None:
             d["item_prices"] = self.item_prices.detach().cpu().clone()
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Menu":
+    def from_dict(cls, d: dict) -> Menu:
         try:
             return cls(
                 torch.as_tensor(np.asarray(d["bundles"], dtype=np.float32)),
                 torch.as_tensor(np.asarray(d["probs"], dtype=np.float64)),
                 torch.as_tensor(np.asarray(d["prices"], dtype=np.float64)),
-                None if d.get("item_prices") is None else torch.as_tensor(np.asarray(d["item_prices"], dtype=np.float64)),
+                None
+                if d.get("item_prices") is None
+                else torch.as_tensor(np.asarray(d["item_prices"], dtype=np.float64)),
             )
         except KeyError as exc:
             raise InputError(f"menu file lacks field {exc}") from exc
@@ -270,4 +279,3 @@ def evaluate_menu(menu: Menu, valuation: Valuation, tie_tol: float = TIE_TOL) ->
         n_bidders=B,
         a_la_carte_rate=carte,
     )
-

@@ -76,9 +76,13 @@ class RochetNetMenu(MenuModel):
 class BundleRochetNetMenu(MenuModel):
     """Product lotteries over bundles, estimated and deployed with ``D`` sampled supports."""
 
+    support: torch.Tensor  # [J, D, m] sampled 0/1 supports (buffer)
+    x_sampled: torch.Tensor  # [J, m] product lottery the supports were drawn from (buffer)
     name = "bundle_rochetnet"
 
-    def __init__(self, n_elements: int, n_items: int, n_support: int, cap: float, resample_every: int = 50, seed: int = 0):
+    def __init__(
+        self, n_elements: int, n_items: int, n_support: int, cap: float, resample_every: int = 50, seed: int = 0
+    ):
         super().__init__(n_elements, n_items, cap)
         self.a = nn.Parameter(torch.zeros(n_elements, n_items))
         self.resample_every = max(1, int(resample_every))

@@ -36,8 +36,6 @@ MAX_LP_ITEMS = 10
 MAX_LP_TYPES = 2000
 
 
-
-
 @dataclass
 class LPResult:
     """Exact optimum of the mechanism-design LP.
@@ -109,8 +107,10 @@ def _solve(V: np.ndarray, f: np.ndarray, deterministic: bool = False) -> tuple[n
     # IR rows: -sum_S x_t(S) v_t(S) + p_t <= 0
     ir_rows = np.repeat(np.arange(n), M)
     ir = sp.csr_matrix(
-        (np.concatenate([-V.ravel(), np.ones(n)]),
-         (np.concatenate([ir_rows, np.arange(n)]), np.concatenate([np.arange(nx), nx + np.arange(n)]))),
+        (
+            np.concatenate([-V.ravel(), np.ones(n)]),
+            (np.concatenate([ir_rows, np.arange(n)]), np.concatenate([np.arange(nx), nx + np.arange(n)])),
+        ),
         shape=(n, nx + n),
     )
     # IC rows for ordered pairs (t, s), t != s:
@@ -125,9 +125,7 @@ def _solve(V: np.ndarray, f: np.ndarray, deterministic: bool = False) -> tuple[n
     ic = sp.csr_matrix((vals, (rows, cols)), shape=(len(r), nx + n))
     A_ub = sp.vstack([ir, ic]).tocsr()
     b_ub = np.zeros(A_ub.shape[0])
-    A_eq = sp.csr_matrix(
-        (np.ones(nx), (np.repeat(np.arange(n), M), np.arange(nx))), shape=(n, nx + n)
-    )
+    A_eq = sp.csr_matrix((np.ones(nx), (np.repeat(np.arange(n), M), np.arange(nx))), shape=(n, nx + n))
     b_eq = np.ones(n)
     bounds = [(0.0, 1.0)] * nx + [(None, None)] * n
     if deterministic:
@@ -146,5 +144,3 @@ def _solve(V: np.ndarray, f: np.ndarray, deterministic: bool = False) -> tuple[n
             raise BundleflowError(f"LP oracle: HiGHS did not solve the LP ({res.message})")
     z = res.x
     return z[:nx].reshape(n, M), z[nx:]
-
-

@@ -12,7 +12,9 @@ from bundleflow.oracles.milp import _MILP
 MAX_MILP_CHOICES = 64  # bidders x atoms: the item-pricing MILP has one binary per pair (small type spaces only)
 
 
-def optimal_item_prices(atoms: torch.Tensor, values: torch.Tensor, probs=None, time_limit: float = 60.0) -> tuple[np.ndarray, float]:
+def optimal_item_prices(
+    atoms: torch.Tensor, values: torch.Tensor, probs=None, time_limit: float = 60.0
+) -> tuple[np.ndarray, float]:
     """Revenue-optimal item prices for bidders with atom (XOR) valuations, exactly, by a MILP.
 
     Bidder ``b`` (probability ``f_b``) buys her utility-maximising atom at the sum of its
@@ -54,9 +56,9 @@ def optimal_item_prices(atoms: torch.Tensor, values: torch.Tensor, probs=None, t
             row([(Q + b, 1.0), (Z + b * K + k, M)] + [(j, -c) for j, c in cost], -np.inf, M)
             row([(Q + b, 1.0), (Z + b * K + k, -M)] + [(j, -c) for j, c in cost], -M, np.inf)
     c = np.zeros(n)
-    c[Q:Q + B] = -f
+    c[Q : Q + B] = -f
     integrality = np.zeros(n)
-    integrality[Z:Z + nz] = 1
+    integrality[Z : Z + nz] = 1
     lb = np.zeros(n)
     ub = np.concatenate([np.full(m, cap), np.ones(nz), np.full(B, M), np.full(B, np.inf)])
     x = lp.solve(c, integrality, lb, ub, time_limit, "item-pricing MILP")
@@ -66,8 +68,9 @@ def optimal_item_prices(atoms: torch.Tensor, values: torch.Tensor, probs=None, t
 MAX_PRICE_MILP_CHOICES = 300  # distinct bidders x (elements + 1): one binary each; small type spaces only
 
 
-def optimal_menu_prices(ev: torch.Tensor, cap: float, outside_util=None, outside_pay=None, weights=None,
-                        time_limit: float = 10.0) -> tuple[np.ndarray, float]:
+def optimal_menu_prices(
+    ev: torch.Tensor, cap: float, outside_util=None, outside_pay=None, weights=None, time_limit: float = 10.0
+) -> tuple[np.ndarray, float]:
     """Revenue-optimal prices for a menu with fixed lotteries, exactly, by a MILP.
 
     Bidder ``t`` (weight ``f_t``) values element ``j`` at ``ev[t, j]`` and takes a
@@ -99,19 +102,19 @@ def optimal_menu_prices(ev: torch.Tensor, cap: float, outside_util=None, outside
     lp = _MILP(n)
     row = lp.row
     for t in range(B):
-        z = lambda o: Z + t * O + o  # noqa: E731
-        row([(z(o), 1.0) for o in range(O)], 1.0, 1.0)
+        z = Z + t * O  # bidder t's choice binaries z + o, o = 0 (outside), 1..J
+        row([(z + o, 1.0) for o in range(O)], 1.0, 1.0)
         row([(U + t, 1.0)], u0[t], np.inf)
-        row([(U + t, 1.0), (z(0), M)], -np.inf, u0[t] + M)
-        row([(Q + t, 1.0), (z(0), M)], -np.inf, q0[t] + M)
+        row([(U + t, 1.0), (z, M)], -np.inf, u0[t] + M)
+        row([(Q + t, 1.0), (z, M)], -np.inf, q0[t] + M)
         for j in range(J):
             row([(U + t, 1.0), (P + j, 1.0)], E[t, j], np.inf)
-            row([(U + t, 1.0), (P + j, 1.0), (z(j + 1), M)], -np.inf, E[t, j] + M)
-            row([(Q + t, 1.0), (P + j, -1.0), (z(j + 1), M)], -np.inf, M)
+            row([(U + t, 1.0), (P + j, 1.0), (z + j + 1, M)], -np.inf, E[t, j] + M)
+            row([(Q + t, 1.0), (P + j, -1.0), (z + j + 1, M)], -np.inf, M)
     c = np.zeros(n)
-    c[Q:Q + B] = -f
+    c[Q : Q + B] = -f
     integrality = np.zeros(n)
-    integrality[Z:Z + B * O] = 1
+    integrality[Z : Z + B * O] = 1
     lb = np.concatenate([np.zeros(J), np.zeros(B * O), np.full(B, -M), np.full(B, -M)])
     ub = np.concatenate([np.full(J, cap), np.ones(B * O), np.full(B, M), np.full(B, M)])
     x = lp.solve(c, integrality, lb, ub, time_limit, "menu-price MILP")

@@ -12,5 +12,3 @@ def welfare_bound(valuation: Valuation) -> tuple[float, float]:
     g = valuation.grand_value().double()
     se = float(g.std(unbiased=True) / math.sqrt(len(g))) if len(g) > 1 else 0.0
     return float(g.mean()), se
-
-

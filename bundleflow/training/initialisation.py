@@ -29,7 +29,9 @@ def init_bundles(train: Valuation, n_elements: int, seed: int) -> torch.Tensor:
     cand = torch.cat(out)
     # keep first occurrences, in order
     uniq, inv = torch.unique(cand, dim=0, return_inverse=True)
-    first = torch.full((uniq.shape[0],), cand.shape[0], dtype=torch.long).scatter_reduce(0, inv, torch.arange(cand.shape[0]), "amin")
+    first = torch.full((uniq.shape[0],), cand.shape[0], dtype=torch.long).scatter_reduce(
+        0, inv, torch.arange(cand.shape[0]), "amin"
+    )
     cand = cand[torch.sort(first).values]
     if cand.shape[0] < n_elements:
         g = torch.Generator().manual_seed(seed + 1)
@@ -55,7 +57,7 @@ def _seed_from_menu(menu: Menu, baseline: Menu, cap: float) -> torch.Tensor | No
     element of ``menu`` that is the same sure bundle, ``cap`` (unsold) elsewhere; ``None`` if
     no element matches."""
     sure = (menu.bundles == menu.bundles[:, :1]).all(-1).all(-1)  # all supports one bundle
-    where = {}
+    where: dict[tuple[bool, ...], int] = {}
     for j in torch.nonzero(sure).flatten().tolist():
         where.setdefault(tuple(menu.bundles[j, 0].bool().tolist()), j)
     prices = torch.full((menu.n_elements,), cap, dtype=torch.float64)
@@ -66,4 +68,3 @@ def _seed_from_menu(menu: Menu, baseline: Menu, cap: float) -> torch.Tensor | No
             prices[j] = min(float(baseline.prices[e]), cap)
             hit = True
     return prices if hit else None
-

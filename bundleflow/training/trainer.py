@@ -44,11 +44,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from bundleflow.baselines.items import item_pricing
 from bundleflow.baselines.prices import best_price_given_outside, optimise_prices
+from bundleflow.baselines.result import BaselineResult
 from bundleflow.errors import InputError
 from bundleflow.flow.model import BundleFlow
 from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
@@ -102,14 +104,18 @@ class MenuTrainer:
             raise InputError(f"menu model is for m={model.n_items} items, data has m={train.n_items}")
         self.params = model.to(device)
         self.step = 0
-        self.best = {"hard_revenue": -1.0, "menu": None, "step": -1}
+        self.best: dict[str, Any] = {"hard_revenue": -1.0, "menu": None, "step": -1}
         self.gen = torch.Generator().manual_seed(cfg.seed + 7)
         self.coverage: dict = {}
         self.mixed = cfg.outside == "item_prices"
         self.learn_item_prices = self.mixed and isinstance(self.train, XORValuation)
-        self.item_pricing_fit = item_pricing(self.train) if self.mixed else None  # BaselineResult
-        self.atom_menu_fit = None  # BaselineResult fitted by initialise() on the whole training split, if it was
+        self.item_pricing_fit: BaselineResult | None = None
+        self.atom_menu_fit: BaselineResult | None = (
+            None  # fitted by initialise() on the whole training split, if it was
+        )
         if self.mixed:
+            self.item_pricing_fit = item_pricing(self.train)
+            assert self.item_pricing_fit.item_prices is not None
             _set_price_logits(self.params.item_logit, self.item_pricing_fit.item_prices, self.cap, 1e-6)
         if not self.learn_item_prices:
             self.params.item_logit.requires_grad_(False)
@@ -170,14 +176,18 @@ class MenuTrainer:
             start[0], _ = best_price_given_outside(ev[:, 0] - u0, pay0, self.cap)
             return start
 
-        u0, pay0 = self.outside(sub)
-        u0, pay0 = (zero, zero) if u0 is None else (u0.double(), pay0.double())
-        starts = [("grand bundle", grand_start(u0, pay0), u0, pay0, None)]
+        out_u, out_pay = self.outside(sub)
+        u0, pay0 = (zero, zero) if out_u is None or out_pay is None else (out_u.double(), out_pay.double())
+        # (label, start prices [J], outside utility [B], outside payment [B], a la carte prices [m] or None)
+        starts: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]] = [
+            ("grand bundle", grand_start(u0, pay0), u0, pay0, None)
+        ]
         seeded = None
         if isinstance(sub, XORValuation):
             fit = atom_menu(sub, min(64, J))
             if len(sub) == len(self.train):  # the run's atom-menu baseline row reuses it
                 self.atom_menu_fit = fit
+            assert fit.menu is not None
             seeded = _seed_from_menu(menu, fit.menu, self.cap)
         if seeded is not None and not self.mixed:
             starts.append(("atom menu", seeded.to(ev.device), u0, pay0, None))
@@ -189,9 +199,12 @@ class MenuTrainer:
                 starts.append(("atom menu, a la carte priced out", seeded.to(ev.device), uc, pc, priced_out))
         rounds = cfg.init_price_rounds
         tol = TIE_TOL * max(1.0, self.cap)
-        best = None
-        with progress_bar(f"initial prices ({len(starts)} starts x {rounds} rounds x {J} elements)",
-                          len(starts) * rounds * J, enabled=progress) as advance:
+        best: tuple[float, str, torch.Tensor, torch.Tensor | None] | None = None
+        with progress_bar(
+            f"initial prices ({len(starts)} starts x {rounds} rounds x {J} elements)",
+            len(starts) * rounds * J,
+            enabled=progress,
+        ) as advance:
             for label, start, a, b, carte in starts:
                 ascended = optimise_prices(ev, start, self.cap, rounds, a, b, advance) if rounds else start
                 # the ascent's price model is optimistic at exact ties, so the start itself competes too
@@ -199,6 +212,7 @@ class MenuTrainer:
                     revenue = float(choose(ev, prices, tol, a, b)[1].mean())
                     if best is None or revenue > best[0]:
                         best = (revenue, label, prices, carte)
+        assert best is not None
         revenue, label, prices, carte = best
         self.coverage["start"] = label
         self.coverage["start_train_revenue"] = revenue
@@ -232,11 +246,13 @@ class MenuTrainer:
         u = ev - price[None]
         zero = torch.zeros(len(batch), 1, device=u.device)
         if self.learn_item_prices:  # each atom at item prices is an option, then null
+            assert isinstance(batch, XORValuation)
             cost = batch.atoms.float() @ (self.params.item_prices() / self.scale)  # [B, K]
             u_out = torch.cat([batch.values.float() / self.scale - cost, zero], 1)
             pay_out = torch.cat([cost, zero], 1)
         elif self.mixed:  # fixed item prices: exact a la carte demand
             u0, pay0 = self.outside(batch)
+            assert u0 is not None and pay0 is not None
             u_out, pay_out = (u0 / self.scale).float()[:, None], (pay0 / self.scale).float()[:, None]
         else:
             u_out = pay_out = zero
@@ -287,7 +303,9 @@ class MenuTrainer:
         )
 
     # -- the loop ------------------------------------------------------------------
-    def run(self, t0: float, record: Callable[[float], dict], on_step: Callable[[int, dict | None], None] | None = None) -> bool:
+    def run(
+        self, t0: float, record: Callable[[float], dict], on_step: Callable[[int, dict | None], None] | None = None
+    ) -> bool:
         """Train until ``cfg.steps`` or until ``cfg.time_budget_s`` seconds after ``t0``.
 
         ``record(train_soft_revenue)`` is called every ``cfg.log_every`` steps, at the last

@@ -6,8 +6,8 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None], suffix: str = "") -> Path:
@@ -126,8 +126,10 @@ def load_tensors(path: str | Path, device="cpu", what: str = "checkpoint"):
         return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "global" in str(exc).lower():  # a reference to code (class, function): what unpickling would run
-            raise InputError(f"{path}: refused: the {what} holds Python objects other than tensors, numbers, "
-                             "strings, lists and dicts (loading it could run code)") from None
+            raise InputError(
+                f"{path}: refused: the {what} holds Python objects other than tensors, numbers, "
+                "strings, lists and dicts (loading it could run code)"
+            ) from None
         raise InputError(f"{path}: not a bundleflow {what} (unreadable: {type(exc).__name__})") from None
     except Exception as exc:
         raise InputError(f"{path}: not a bundleflow {what} (unreadable: {type(exc).__name__})") from exc

@@ -43,8 +43,10 @@ def _check_values(x: torch.Tensor, name: str) -> None:
     if (x < 0).any():
         raise InputError(f"{name}: negative values are not allowed (min {float(x.min()):.6g})")
     if (x > MAX_VALUE).any():
-        raise InputError(f"{name}: values up to {MAX_VALUE:g} are supported (training computes in float32), "
-                         f"the largest is {float(x.max()):.6g}; rescale the values")
+        raise InputError(
+            f"{name}: values up to {MAX_VALUE:g} are supported (training computes in float32), "
+            f"the largest is {float(x.max()):.6g}; rescale the values"
+        )
 
 
 def _check_unit(unit) -> float:
@@ -61,8 +63,6 @@ def _as_atoms(atoms) -> torch.Tensor:
     if a.numel() and not ((a == 0) | (a == 1)).all():
         raise InputError("atoms must contain only 0/1 entries")
     return a.to(torch.bool)
-
-
 
 
 class Valuation(ABC):
@@ -105,8 +105,10 @@ class Valuation(ABC):
         p, single = self._prices(item_prices)  # [G, m]
         m = self.n_items
         if m > MAX_DEMAND_ITEMS:
-            raise InputError(f"{type(self).__name__}: demand by enumeration handles m <= {MAX_DEMAND_ITEMS} items, "
-                             f"got m={m}; override Valuation.demand")
+            raise InputError(
+                f"{type(self).__name__}: demand by enumeration handles m <= {MAX_DEMAND_ITEMS} items, "
+                f"got m={m}; override Valuation.demand"
+            )
         k = torch.arange(2**m, device=self.device)
         S = ((k[:, None] >> torch.arange(m, device=self.device)[None, :]) & 1).double()  # [A, m]
         v = self.value(S).double()  # [B, A]
@@ -119,11 +121,11 @@ class Valuation(ABC):
         return (util[0], pay[0]) if single else (util, pay)
 
     @abstractmethod
-    def subset(self, index) -> "Valuation":
+    def subset(self, index) -> Valuation:
         """Rows ``index`` of this batch as a new valuation."""
 
     @abstractmethod
-    def to(self, device) -> "Valuation": ...
+    def to(self, device) -> Valuation: ...
 
     @property
     @abstractmethod
@@ -133,7 +135,7 @@ class Valuation(ABC):
         """Largest value any bidder has for any bundle (price cap of every mechanism)."""
         return float(self.grand_value().max()) if len(self) else 0.0
 
-    def split(self, n_first: int) -> tuple["Valuation", "Valuation"]:
+    def split(self, n_first: int) -> tuple[Valuation, Valuation]:
         """First ``n_first`` rows and the rest (e.g. train / held-out)."""
         if not 0 < n_first < len(self):
             raise InputError(f"split: n_first={n_first} must be in (0, {len(self)})")
@@ -152,5 +154,3 @@ class Valuation(ABC):
         if not torch.isfinite(p).all():
             raise InputError("item_prices contain NaN or infinite entries")
         return p, single
-
-

@@ -17,9 +17,7 @@ def check_bundles(bundles: torch.Tensor, n_items: int) -> torch.Tensor:
     if bundles.dim() != 2:
         raise InputError(f"bundles must have shape [A, m], got {tuple(bundles.shape)}")
     if bundles.shape[1] != n_items:
-        raise InputError(
-            f"bundles have {bundles.shape[1]} items but the valuation has {n_items} items"
-        )
+        raise InputError(f"bundles have {bundles.shape[1]} items but the valuation has {n_items} items")
     if bundles.dtype != torch.bool:
         bf = bundles.to(torch.float32)
         if not ((bf == 0) | (bf == 1)).all():
@@ -38,8 +36,6 @@ def all_bundles(n_items: int, device=None) -> torch.Tensor:
     k = torch.arange(2**n_items, device=device)
     bits = (k[:, None] >> torch.arange(n_items, device=device)[None, :]) & 1
     return bits.to(torch.float32)
-
-
 
 
 def pack_bits(bits: torch.Tensor) -> torch.Tensor:

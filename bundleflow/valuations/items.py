@@ -89,5 +89,3 @@ class UnitDemandValuation(_ItemValuation):
         util = torch.where(buys, best_u.clamp_min(0.0), 0.0)
         pay = torch.where(buys, pay, 0.0)
         return (util[0], pay[0]) if single else (util, pay)
-
-

@@ -38,9 +38,7 @@ class XORValuation(Valuation):
         if atoms.dim() != 3:
             raise InputError(f"atoms must have shape [B, K, m], got {tuple(atoms.shape)}")
         if values.dim() != 2 or values.shape != atoms.shape[:2]:
-            raise InputError(
-                f"values must have shape [B, K] = {tuple(atoms.shape[:2])}, got {tuple(values.shape)}"
-            )
+            raise InputError(f"values must have shape [B, K] = {tuple(atoms.shape[:2])}, got {tuple(values.shape)}")
         if atoms.shape[2] == 0:
             raise InputError("atoms: need at least one item (m >= 1)")
         _check_values(values, "values")
@@ -61,10 +59,10 @@ class XORValuation(Valuation):
     def device(self) -> torch.device:
         return self.values.device
 
-    def to(self, device) -> "XORValuation":
+    def to(self, device) -> XORValuation:
         return XORValuation(self.atoms.to(device), self.values.to(device))
 
-    def subset(self, index) -> "XORValuation":
+    def subset(self, index) -> XORValuation:
         index = torch.as_tensor(index, device=self.device)
         return XORValuation(self.atoms[index], self.values[index])
 
@@ -264,5 +262,3 @@ class XORValuation(Valuation):
         if single:
             return best_u[0], pay[0]
         return best_u, pay
-
-
