@@ -36,7 +36,7 @@ def test_unit_demand_lottery_and_hand_case():
 
 def test_bundle_rochetnet_weights_are_likelihood_ratios():
     br = BundleRochetNetMenu(2, 3, n_support=16, cap=1.0, seed=1)
-    br.place(torch.tensor([[1.0, 0, 1], [1, 1, 1]]), torch.Generator().manual_seed(0))
+    br.place(torch.tensor([[1.0, 0, 1], [1, 1, 1]]), torch.Generator().manual_seed(0), corner=0.9)
     _, p = br.lottery()
     torch.testing.assert_close(p, torch.full((2, 16), 1 / 16))  # at the sampling point: uniform
     with torch.no_grad():

@@ -226,7 +226,7 @@ def run_bench(
         wanted = [m for m in methods if m in BASELINES]
         if wanted:
             lp = "lp_optimum" in wanted and train.n_items <= 3 and len(train) <= 400
-            for r in baseline_rows(train, test, atom_menu_size=min(64, cfg.menu.n_elements), lp=lp):
+            for r in baseline_rows(train, test, atom_menu_size=min(cfg.menu.init_atoms, cfg.menu.n_elements), lp=lp):
                 if r["method"] in wanted:
                     rows.append(
                         {

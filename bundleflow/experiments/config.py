@@ -87,6 +87,12 @@ class MenuConfig(_Strict):
     # stop Stage 2 after this many seconds of training (0 = no limit); used by `bundleflow bench`
     time_budget_s: float = Field(0.0, ge=0)
     init_price_rounds: int = Field(2, ge=0)
+    # the data-driven start: sure bundles placed at 0.5 +- corner / 2 along each item; starting
+    # prices fitted on the first init_sample training bidders; the atom-menu start (and the
+    # run's atom-menu baseline row) uses min(init_atoms, n_elements) frequent atoms
+    corner: float = Field(0.9, gt=0, lt=1)
+    init_sample: int = Field(4000, ge=1)
+    init_atoms: int = Field(64, ge=1)
     # after training: rounds of exact coordinate ascent on the kept menu's prices on the
     # training sample (allocations unchanged; kept only if training revenue does not drop)
     polish_rounds: int = Field(3, ge=0)

@@ -276,7 +276,9 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
         for k, v in (("item_pricing", trainer.item_pricing_fit), ("atom_menu", trainer.atom_menu_fit))
         if v is not None
     }
-    rows = baseline_rows(train, test, atom_menu_size=min(64, cfgm.n_elements), fitted=fitted, prefit=prefit)
+    rows = baseline_rows(
+        train, test, atom_menu_size=min(cfgm.init_atoms, cfgm.n_elements), fitted=fitted, prefit=prefit
+    )
     # paired comparison with item pricing on the same held-out bidders
     diff = test_out.payment.double() - fitted["item_pricing"].payments(test)
     last = read_jsonl(metrics_path)[-1]

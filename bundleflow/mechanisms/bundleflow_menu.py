@@ -38,10 +38,10 @@ class BundleFlowMenu(MenuModel):
         probs = torch.softmax(torch.log_softmax(self.w_logit, -1) + log_det, -1)
         return bundles, probs
 
-    def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
+    def place(self, bundles: torch.Tensor, generator: torch.Generator, corner: float) -> None:
         """All ``D`` support points of element ``j`` at the corner of ``bundles[j]`` (small jitter),
         so the element is that bundle whatever the flow's densities (if the flow rounds it there)."""
-        z = corner_logits(bundles[:, None, :], self.z.shape, generator)
+        z = corner_logits(bundles[:, None, :], self.z.shape, generator, corner)
         with torch.no_grad():
             self.z.copy_(z.to(self.z.device))
             self.w_logit.zero_()

@@ -20,18 +20,19 @@ from torch import nn
 from bundleflow.errors import InputError
 from bundleflow.mechanisms.menu import Menu
 
-CORNER = 0.9  # a sure bundle b is placed at 0.5 + (2b - 1) * CORNER / 2 along each item
+
+def corner_logit(corner: float) -> float:
+    """Logit ``z`` with ``sigmoid(+-z) = 0.5 +- corner / 2``: a sure bundle ``b`` is placed at
+    ``0.5 + (2b - 1) * corner / 2`` along each item (``menu.corner`` in the run config)."""
+    if not 0 < corner < 1:
+        raise InputError(f"corner must be in (0, 1), got {corner}")
+    return math.log((0.5 + corner / 2) / (0.5 - corner / 2))
 
 
-def corner_logit() -> float:
-    """Logit ``z`` with ``sigmoid(+-z) = 0.5 +- CORNER / 2``."""
-    return math.log((0.5 + CORNER / 2) / (0.5 - CORNER / 2))
-
-
-def corner_logits(bundles: torch.Tensor, shape, generator: torch.Generator) -> torch.Tensor:
+def corner_logits(bundles: torch.Tensor, shape, generator: torch.Generator, corner: float) -> torch.Tensor:
     """Logits of shape ``shape`` placing 0/1 ``bundles`` (broadcast to ``shape``) at the cube's
-    corners, ``+-corner_logit()``, with N(0, 0.1^2) jitter drawn from ``generator``."""
-    return (bundles * 2 - 1) * corner_logit() + 0.1 * torch.randn(*shape, generator=generator)
+    corners, ``+-corner_logit(corner)``, with N(0, 0.1^2) jitter drawn from ``generator``."""
+    return (bundles * 2 - 1) * corner_logit(corner) + 0.1 * torch.randn(*shape, generator=generator)
 
 
 class MenuModel(nn.Module):
@@ -62,8 +63,9 @@ class MenuModel(nn.Module):
         """``(bundles [J, D, m] 0/1 float, probs [J, D])``, rows of ``probs`` summing to 1."""
         raise NotImplementedError
 
-    def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
-        """Start element ``j`` (approximately) as the sure bundle ``bundles[j]`` (``[J, m]``)."""
+    def place(self, bundles: torch.Tensor, generator: torch.Generator, corner: float) -> None:
+        """Start element ``j`` (approximately) as the sure bundle ``bundles[j]`` (``[J, m]``), its
+        logits at ``+-corner_logit(corner)``."""
         raise NotImplementedError
 
     def on_step(self, step: int) -> None:

@@ -62,9 +62,9 @@ class RochetNetMenu(MenuModel):
         bundles = (rank[:, None, :] < k[None, :, None]).float()  # [J, m+1, m]
         return bundles, probs / probs.sum(1, keepdim=True)
 
-    def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
+    def place(self, bundles: torch.Tensor, generator: torch.Generator, corner: float) -> None:
         J, m = self.a.shape
-        a = corner_logits(bundles, (J, m), generator)
+        a = corner_logits(bundles, (J, m), generator, corner)
         if self.unit_demand:  # mass on the first item of each bundle (nothing for the empty one)
             a = torch.full((J, m), -4.0) + 0.1 * torch.randn(J, m, generator=generator)
             first = bundles.argmax(1)
@@ -110,8 +110,8 @@ class BundleRochetNetMenu(MenuModel):
         self.support.copy_((u < x[:, None, :]).float())
         self.x_sampled.copy_(x)
 
-    def place(self, bundles: torch.Tensor, generator: torch.Generator) -> None:
-        a = corner_logits(bundles, self.a.shape, generator)
+    def place(self, bundles: torch.Tensor, generator: torch.Generator, corner: float) -> None:
+        a = corner_logits(bundles, self.a.shape, generator, corner)
         with torch.no_grad():
             self.a.copy_(a.to(self.a.device))
         self.resample()

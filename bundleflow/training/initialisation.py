@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from bundleflow.baselines.bundling import frequent_atoms
-from bundleflow.mechanisms.menu import Menu
+from bundleflow.baselines.bundling import atom_menu, frequent_atoms
+from bundleflow.baselines.prices import best_price_given_outside, optimise_prices
+from bundleflow.baselines.result import BaselineResult
+from bundleflow.mechanisms.menu import TIE_TOL, Menu, choose, expected_values
+from bundleflow.mechanisms.model import MenuModel
+from bundleflow.utils.progress import progress_bar
 from bundleflow.valuations.base import Valuation
 from bundleflow.valuations.xor import XORValuation
 
 
-def init_bundles(train: Valuation, n_elements: int, seed: int) -> torch.Tensor:
-    """Grand bundle, then frequent atoms, then unions of a random bidder's atoms: ``[J, m]``."""
+def init_bundles(train: Valuation, n_elements: int, seed: int, n_atoms: int = 64) -> torch.Tensor:
+    """Grand bundle, then frequent atoms (at least the ``min(n_atoms, J)`` of the atom-menu start,
+    and up to ``J / 2``), then unions of a random bidder's atoms: ``[J, m]``."""
     m = train.n_items
     out = [torch.ones(1, m)]
     if isinstance(train, XORValuation):
-        # at least the atom-menu baseline's atoms: the min(64, J) most frequent, the grand bundle first
-        out.append(frequent_atoms(train, max(n_elements // 2, min(64, n_elements))))
+        out.append(frequent_atoms(train, max(n_elements // 2, min(n_atoms, n_elements))))
         g = torch.Generator().manual_seed(seed)
         idx = torch.randint(len(train), (4 * n_elements,), generator=g)
         pick = torch.rand(4 * n_elements, train.n_atoms_max, generator=g) < 0.5
@@ -68,3 +74,98 @@ def _seed_from_menu(menu: Menu, baseline: Menu, cap: float) -> torch.Tensor | No
             prices[j] = min(float(baseline.prices[e]), cap)
             hit = True
     return prices if hit else None
+
+
+def data_driven_start(
+    model: MenuModel,
+    train: Valuation,
+    cfg: Any,
+    cap: float,
+    generator: torch.Generator,
+    mixed: bool,
+    progress: bool = False,
+) -> tuple[dict, BaselineResult | None]:
+    """Data-driven start (module doc): every element a sure bundle, prices by exact coordinate ascent.
+
+    Every element is placed at its start bundle (:meth:`MenuModel.place`); its prices
+    are then optimised (:func:`bundleflow.baselines.optimise_prices`) on the lotteries the
+    model actually produces, on the first ``cfg.init_sample`` training bidders, from each of these starts,
+    keeping the one with the highest exact revenue:
+
+    - *grand bundle*: element 0 (the grand bundle) at its best price, the others unsold;
+    - *atom menu* (pure menus, XOR data): the atom-menu baseline's prices on the elements
+      that are its bundles, the others unsold;
+    - *a la carte priced out* (mixed menus): item prices at the cap with either start
+      above, so a mixed menu can start as plain grand bundling or the atom menu.
+
+    Coordinate ascent never lowers revenue, so the start earns at least grand bundling
+    (and the atom menu, item pricing for mixed menus) on that sample whenever the flow
+    reaches their bundles as sure lotteries (``coverage`` in the summary says so).
+
+    ``cfg`` is the menu config (:class:`bundleflow.experiments.MenuConfig`). Sets ``model``'s
+    supports and prices (and a la carte prices if ``mixed``); returns ``(coverage, atom-menu
+    fit on the whole training split or None)``.
+    """
+    J = cfg.n_elements
+    primary = init_bundles(train.to("cpu"), J, cfg.seed, cfg.init_atoms)  # [J, m]
+    model.place(primary, generator, cfg.corner)
+    item_prices = model.item_prices().detach().double() if mixed else None
+    menu = model.menu(item_prices)
+    coverage: dict = {
+        "grand_bundle_reached": bool((menu.bundles[0] > 0.5).all()),
+        "init_bundles_reached": float((menu.bundles == primary[:, None, :]).all(-1).float().mean()),
+    }
+    sub = train.subset(torch.arange(min(len(train), cfg.init_sample), device=train.device))
+    ev = expected_values(menu, sub)
+    zero = torch.zeros_like(ev[:, 0], dtype=torch.float64)
+
+    def grand_start(u0, pay0):
+        start = torch.full((J,), cap, dtype=torch.float64, device=ev.device)
+        start[0], _ = best_price_given_outside(ev[:, 0] - u0, pay0, cap)
+        return start
+
+    out_u, out_pay = sub.demand(item_prices) if item_prices is not None else (None, None)
+    u0, pay0 = (zero, zero) if out_u is None or out_pay is None else (out_u.double(), out_pay.double())
+    # (label, start prices [J], outside utility [B], outside payment [B], a la carte prices [m] or None)
+    starts: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]] = [
+        ("grand bundle", grand_start(u0, pay0), u0, pay0, None)
+    ]
+    seeded = None
+    atom_menu_fit: BaselineResult | None = None
+    if isinstance(sub, XORValuation):
+        fit = atom_menu(sub, min(cfg.init_atoms, J))
+        if len(sub) == len(train):  # the run's atom-menu baseline row reuses it
+            atom_menu_fit = fit
+        assert fit.menu is not None
+        seeded = _seed_from_menu(menu, fit.menu, cap)
+    if seeded is not None and not mixed:
+        starts.append(("atom menu", seeded.to(ev.device), u0, pay0, None))
+    if mixed:  # a la carte priced out: the pure menu's starts, plus whatever a la carte still sells at the cap
+        priced_out = torch.full((train.n_items,), cap, dtype=torch.float64, device=ev.device)
+        uc, pc = (x.double() for x in sub.demand(priced_out))
+        starts.append(("grand bundle, a la carte priced out", grand_start(uc, pc), uc, pc, priced_out))
+        if seeded is not None:
+            starts.append(("atom menu, a la carte priced out", seeded.to(ev.device), uc, pc, priced_out))
+    rounds = cfg.init_price_rounds
+    tol = TIE_TOL * max(1.0, cap)
+    best: tuple[float, str, torch.Tensor, torch.Tensor | None] | None = None
+    with progress_bar(
+        f"initial prices ({len(starts)} starts x {rounds} rounds x {J} elements)",
+        len(starts) * rounds * J,
+        enabled=progress,
+    ) as advance:
+        for label, start, a, b, carte in starts:
+            ascended = optimise_prices(ev, start, cap, rounds, a, b, advance) if rounds else start
+            # the ascent's price model is optimistic at exact ties, so the start itself competes too
+            for prices in (start, ascended):
+                revenue = float(choose(ev, prices, tol, a, b)[1].mean())
+                if best is None or revenue > best[0]:
+                    best = (revenue, label, prices, carte)
+    assert best is not None
+    revenue, label, prices, carte = best
+    coverage["start"] = label
+    coverage["start_train_revenue"] = revenue
+    _set_price_logits(model.price_logit, prices, cap, 1e-4)
+    if carte is not None:
+        _set_price_logits(model.item_logit, carte, cap, 1e-6)
+    return coverage, atom_menu_fit

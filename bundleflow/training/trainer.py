@@ -49,16 +49,15 @@ from typing import Any
 import torch
 
 from bundleflow.baselines.items import item_pricing
-from bundleflow.baselines.prices import best_price_given_outside, optimise_prices
 from bundleflow.baselines.result import BaselineResult
 from bundleflow.errors import InputError
 from bundleflow.flow.model import BundleFlow
 from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
-from bundleflow.mechanisms.menu import Menu, evaluate_menu, expected_values
+from bundleflow.mechanisms.menu import Menu, evaluate_menu
 from bundleflow.mechanisms.model import MenuModel
-from bundleflow.training.initialisation import _seed_from_menu, _set_price_logits, init_bundles
+from bundleflow.training.initialisation import _set_price_logits, data_driven_start
+from bundleflow.training.relaxation import relaxed_revenue
 from bundleflow.utils.device import tune_cpu_allocator
-from bundleflow.utils.progress import progress_bar
 from bundleflow.valuations.base import Valuation
 from bundleflow.valuations.bundles import unique_rows
 from bundleflow.valuations.xor import XORValuation
@@ -138,87 +137,12 @@ class MenuTrainer:
 
     # -- initialisation ------------------------------------------------------------
     def initialise(self, progress: bool = False) -> None:
-        """Data-driven start (module doc): every element a sure bundle, prices by exact coordinate ascent.
-
-        Every element is placed at its start bundle (:meth:`MenuModel.place`); its prices
-        are then optimised (:func:`bundleflow.baselines.optimise_prices`) on the lotteries the
-        model actually produces, on up to 4,000 training bidders, from each of these starts,
-        keeping the one with the highest exact revenue:
-
-        - *grand bundle*: element 0 (the grand bundle) at its best price, the others unsold;
-        - *atom menu* (pure menus, XOR data): the atom-menu baseline's prices on the elements
-          that are its bundles, the others unsold;
-        - *a la carte priced out* (mixed menus): item prices at the cap with either start
-          above, so a mixed menu can start as plain grand bundling or the atom menu.
-
-        Coordinate ascent never lowers revenue, so the start earns at least grand bundling
-        (and the atom menu, item pricing for mixed menus) on that sample whenever the flow
-        reaches their bundles as sure lotteries (``coverage`` in the summary says so).
-        """
-        from bundleflow.baselines.bundling import atom_menu
-        from bundleflow.mechanisms.menu import TIE_TOL, choose
-
-        cfg = self.cfg
-        J = cfg.n_elements
-        primary = init_bundles(self.train.to("cpu"), J, cfg.seed)  # [J, m]
-        self.params.place(primary, self.gen)
-        menu = self.menu()
-        self.coverage = {
-            "grand_bundle_reached": bool((menu.bundles[0] > 0.5).all()),
-            "init_bundles_reached": float((menu.bundles == primary[:, None, :]).all(-1).float().mean()),
-        }
-        sub = self.train.subset(torch.arange(min(len(self.train), 4000), device=self.train.device))
-        ev = expected_values(menu, sub)
-        zero = torch.zeros_like(ev[:, 0], dtype=torch.float64)
-
-        def grand_start(u0, pay0):
-            start = torch.full((J,), self.cap, dtype=torch.float64, device=ev.device)
-            start[0], _ = best_price_given_outside(ev[:, 0] - u0, pay0, self.cap)
-            return start
-
-        out_u, out_pay = self.outside(sub)
-        u0, pay0 = (zero, zero) if out_u is None or out_pay is None else (out_u.double(), out_pay.double())
-        # (label, start prices [J], outside utility [B], outside payment [B], a la carte prices [m] or None)
-        starts: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]] = [
-            ("grand bundle", grand_start(u0, pay0), u0, pay0, None)
-        ]
-        seeded = None
-        if isinstance(sub, XORValuation):
-            fit = atom_menu(sub, min(64, J))
-            if len(sub) == len(self.train):  # the run's atom-menu baseline row reuses it
-                self.atom_menu_fit = fit
-            assert fit.menu is not None
-            seeded = _seed_from_menu(menu, fit.menu, self.cap)
-        if seeded is not None and not self.mixed:
-            starts.append(("atom menu", seeded.to(ev.device), u0, pay0, None))
-        if self.mixed:  # a la carte priced out: the pure menu's starts, plus whatever a la carte still sells at the cap
-            priced_out = torch.full((self.train.n_items,), self.cap, dtype=torch.float64, device=ev.device)
-            uc, pc = (x.double() for x in sub.demand(priced_out))
-            starts.append(("grand bundle, a la carte priced out", grand_start(uc, pc), uc, pc, priced_out))
-            if seeded is not None:
-                starts.append(("atom menu, a la carte priced out", seeded.to(ev.device), uc, pc, priced_out))
-        rounds = cfg.init_price_rounds
-        tol = TIE_TOL * max(1.0, self.cap)
-        best: tuple[float, str, torch.Tensor, torch.Tensor | None] | None = None
-        with progress_bar(
-            f"initial prices ({len(starts)} starts x {rounds} rounds x {J} elements)",
-            len(starts) * rounds * J,
-            enabled=progress,
-        ) as advance:
-            for label, start, a, b, carte in starts:
-                ascended = optimise_prices(ev, start, self.cap, rounds, a, b, advance) if rounds else start
-                # the ascent's price model is optimistic at exact ties, so the start itself competes too
-                for prices in (start, ascended):
-                    revenue = float(choose(ev, prices, tol, a, b)[1].mean())
-                    if best is None or revenue > best[0]:
-                        best = (revenue, label, prices, carte)
-        assert best is not None
-        revenue, label, prices, carte = best
-        self.coverage["start"] = label
-        self.coverage["start_train_revenue"] = revenue
-        _set_price_logits(self.params.price_logit, prices, self.cap, 1e-4)
-        if carte is not None:
-            _set_price_logits(self.params.item_logit, carte, self.cap, 1e-6)
+        """Data-driven start (:func:`bundleflow.training.initialisation.data_driven_start`)."""
+        self.coverage, fit = data_driven_start(
+            self.params, self.train, self.cfg, self.cap, self.gen, self.mixed, progress
+        )
+        if fit is not None:
+            self.atom_menu_fit = fit
 
     # -- one step ------------------------------------------------------------------
     def tau(self, step: int) -> float:
@@ -256,15 +180,7 @@ class MenuTrainer:
             u_out, pay_out = (u0 / self.scale).float()[:, None], (pay0 / self.scale).float()[:, None]
         else:
             u_out = pay_out = zero
-        logits = torch.cat([u, u_out], 1) / tau
-        if estimator == "gumbel":  # perturbed choice: logits + Gumbel(0, 1) noise
-            uni = torch.rand(logits.shape, generator=self.gen).to(logits.device).clamp(1e-12, 1 - 1e-12)
-            logits = logits - torch.log(-torch.log(uni))
-        pi = torch.softmax(logits, 1)
-        if estimator in ("straight_through", "gumbel"):  # forward: the hard choice; backward: the softmax's
-            hard = torch.nn.functional.one_hot(logits.argmax(1), logits.shape[1]).to(pi.dtype)
-            pi = hard + pi - pi.detach()
-        rev = ((pi[:, :J] * price[None]).sum(1) + (pi[:, J:] * pay_out).sum(1)).mean()
+        rev = relaxed_revenue(u, price, u_out, pay_out, tau, estimator, self.gen)
         return rev, bundles, probs, best
 
     def train_step(self) -> float:
