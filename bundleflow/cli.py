@@ -139,7 +139,9 @@ def describe_learning(learned: dict) -> str:
             f"{pol.get('polished_val_revenue_after', float('nan')):.4f} on validation "
             f"(vs {pol.get('val_revenue_before', float('nan')):.4f})"
         )
-    return text
+    from bundleflow.training.learning import describe
+
+    return text + "\n" + describe(learned.get("learning"))
 
 
 def _limit(limit: int | None) -> int | None:

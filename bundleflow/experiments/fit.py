@@ -17,7 +17,7 @@ from bundleflow.experiments.config import FlowConfig, MenuConfig
 from bundleflow.experiments.runner import menu_model, polish_menu
 from bundleflow.flow.model import BundleFlow
 from bundleflow.flow.stage1 import train_flow
-from bundleflow.mechanisms.menu import Menu
+from bundleflow.mechanisms.menu import Menu, allocation_changed
 from bundleflow.training.trainer import MenuTrainer
 from bundleflow.utils.device import resolve_device
 from bundleflow.utils.progress import progress_bar
@@ -31,12 +31,14 @@ class FitResult:
     ``menu`` is the kept menu (best exact revenue on the validation bidders, prices polished);
     ``val_revenue`` its exact validation revenue; ``history`` the logged
     :class:`~bundleflow.training.StepMetrics` as dicts; ``start_revenue`` the exact validation
-    revenue of the data-driven start (step 0).
+    revenue of the data-driven start (step 0); ``allocations_changed`` the share of the kept
+    menu's elements whose lottery differs from the start's.
     """
 
     menu: Menu
     val_revenue: float
     start_revenue: float
+    allocations_changed: float
     history: list[dict] = field(default_factory=list)
     trainer: MenuTrainer | None = None
     flow: BundleFlow | None = None
@@ -112,8 +114,11 @@ def fit_menu(
         trainer.run(t1, record, lambda step, logged: advance(1))
     best = Menu.from_dict(trainer.best["menu"])
     polish = polish_menu(best, train, None, trainer.cap, mc.polish_rounds, progress, val=val)
+    start = trainer.start_menu()
+    assert start is not None  # set by initialise()
     return FitResult(
         menu=polish["menu"],
+        allocations_changed=float(allocation_changed(best, start).float().mean()),
         val_revenue=polish["val_revenue_after"],
         start_revenue=history[0]["hard_revenue"],
         history=history,

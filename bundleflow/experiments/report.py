@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from bundleflow.errors import InputError
+from bundleflow.training.learning import describe
 from bundleflow.utils.files import atomic_write, atomic_write_text, read_jsonl
 
 REQUIRED = ("config.yaml", "metrics.jsonl", "menu.json", "summary.json")
@@ -100,6 +101,8 @@ def _start_and_polish(learned: dict) -> str:
                 f"but less on validation ({pol.get('polished_val_revenue_after', float('nan')):.4f} vs "
                 f"{pol.get('val_revenue_before', float('nan')):.4f})."
             )
+    if "learning" in learned:
+        parts.append(html.escape(describe(learned["learning"])) + ".")
     return f'<p id="polish">{" ".join(parts)}</p>' if parts else ""
 
 

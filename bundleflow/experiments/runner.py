@@ -193,6 +193,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
 
     from bundleflow.experiments.baseline_table import baseline_rows
     from bundleflow.mechanisms.menu import Menu, evaluate_menu
+    from bundleflow.training.learning import learning_summary, paired_gain
     from bundleflow.training.trainer import MenuTrainer
 
     cfg_path = out / "config.yaml"
@@ -268,6 +269,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
     polish = polish_menu(best, train, test, trainer.cap, cfgm.polish_rounds, progress, val=val)
     best = polish.pop("menu")
     test_out = evaluate_menu(best, test)
+    learning = learning_summary(best, trainer.start, trainer.best["hard_revenue"], test, test_out.payment)
     atomic_write_json(out / "menu.json", best.to_dict())
     fitted: dict = {}
     # baselines the trainer already fitted on this training split are not fitted again
@@ -280,7 +282,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
         train, test, atom_menu_size=min(cfgm.init_atoms, cfgm.n_elements), fitted=fitted, prefit=prefit
     )
     # paired comparison with item pricing on the same held-out bidders
-    diff = test_out.payment.double() - fitted["item_pricing"].payments(test)
+    gain_ip, gain_ip_se = paired_gain(test_out.payment, fitted["item_pricing"].payments(test))
     last = read_jsonl(metrics_path)[-1]
     summary = {
         "learned": {
@@ -291,8 +293,8 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
             "test_elements_used": test_out.elements_used,
             "test_a_la_carte_rate": test_out.a_la_carte_rate,
             "outside": cfgm.outside,
-            "test_gain_over_item_pricing": float(diff.mean()),
-            "test_gain_over_item_pricing_se": float(diff.std() / len(diff) ** 0.5) if len(diff) > 1 else 0.0,
+            "test_gain_over_item_pricing": gain_ip,
+            "test_gain_over_item_pricing_se": gain_ip_se,
             "val_revenue_best": trainer.best["hard_revenue"],
             "best_step": trainer.best["step"],
             "steps_done": trainer.step,
@@ -305,6 +307,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
             "coverage": trainer.coverage,
             "train_revenue": polish["train_revenue_after"],
             "polish": polish,
+            "learning": learning,
         },
         "baselines": rows,
         "n_train": len(train),

@@ -73,9 +73,9 @@ class Menu:
             raise InputError("menu probs must be finite and non-negative")
         if J and not torch.allclose(p.sum(-1), torch.ones(J, dtype=p.dtype, device=p.device), atol=1e-6):
             raise InputError("menu probs of every element must sum to 1")
-        if (
-            J
-        ):  # exactly, in float64: a sure bundle's expected value is then its value (float32 softmax sums are 1 +- 1e-7)
+        # renormalised in float64: a sure bundle's expected value is then exactly its value
+        # (float32 softmax sums are 1 +- 1e-7)
+        if J:
             p = p / p.sum(-1, keepdim=True)
         if not torch.isfinite(c).all():
             raise InputError("menu prices must be finite (no NaN or inf)")
@@ -194,6 +194,27 @@ class MenuOutcome:
             "a_la_carte_rate": self.a_la_carte_rate,
             "n_bidders": self.n_bidders,
         }
+
+
+def allocation_changed(menu: Menu, start: Menu, prob_tol: float = 0.01) -> torch.Tensor:
+    """``[J]`` bool: whether element ``j``'s lottery differs from ``start``'s.
+
+    A support ``d`` differs if its (rounded) bundle differs or its probability moved by more than
+    ``prob_tol``; prices are not compared. Both menus have the same shape ``[J, D, m]``.
+    """
+    if menu.bundles.shape != start.bundles.shape:
+        raise InputError(
+            f"menus of shapes {tuple(menu.bundles.shape)} and {tuple(start.bundles.shape)} cannot be compared"
+        )
+    bundle_moved = (menu.bundles.cpu() != start.bundles.cpu()).any(-1)  # [J, D]
+    prob_moved = (menu.probs.cpu() - start.probs.cpu()).abs() > prob_tol  # [J, D]
+    return (bundle_moved | prob_moved).any(-1)
+
+
+def distinct_bundles(menu: Menu, min_prob: float = 1e-3) -> int:
+    """Number of distinct bundles the menu offers with probability above ``min_prob`` in some element."""
+    offered = menu.bundles[menu.probs > min_prob]  # [N, m]
+    return int(unique_rows(offered)[0].shape[0]) if offered.shape[0] else 0
 
 
 def expected_values(menu: Menu, valuation: Valuation) -> torch.Tensor:

@@ -3,12 +3,21 @@
 - :mod:`.trainer`: :class:`MenuTrainer` (softmax relaxation with the null or a la carte option,
   estimators, logging, checkpoint state).
 - :mod:`.initialisation`: the data-driven start (start bundles, exact starting prices).
+- :mod:`.relaxation`: the relaxed choice and revenue, and the gradient estimators.
+- :mod:`.learning`: whether Stage 2 moved the menu, and what it gained over the start.
 """
 
-from bundleflow.training.initialisation import init_bundles
+from bundleflow.training.initialisation import data_driven_start, init_bundles
+from bundleflow.training.learning import learning_summary, paired_gain
+from bundleflow.training.relaxation import ESTIMATORS, relaxed_revenue
 from bundleflow.training.trainer import MenuTrainer, StepMetrics
 
 __all__ = [
+    "data_driven_start",
+    "learning_summary",
+    "paired_gain",
+    "ESTIMATORS",
+    "relaxed_revenue",
     "MenuTrainer",
     "StepMetrics",
     "init_bundles",

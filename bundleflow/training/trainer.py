@@ -53,7 +53,7 @@ from bundleflow.baselines.result import BaselineResult
 from bundleflow.errors import InputError
 from bundleflow.flow.model import BundleFlow
 from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
-from bundleflow.mechanisms.menu import Menu, evaluate_menu
+from bundleflow.mechanisms.menu import Menu, allocation_changed, distinct_bundles, evaluate_menu
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.training.initialisation import _set_price_logits, data_driven_start
 from bundleflow.training.relaxation import relaxed_revenue
@@ -76,6 +76,9 @@ class StepMetrics:
     mean_bundle_size: float
     zero_value_share: float
     max_price: float
+    allocations_changed: float  # share of elements whose lottery differs from the start's (NaN without a start)
+    distinct_bundles: int  # distinct bundles offered with probability > 1e-3
+    val_gain_over_start: float  # hard_revenue minus the start's exact validation revenue (NaN without a start)
     seconds: float
 
 
@@ -106,6 +109,9 @@ class MenuTrainer:
         self.best: dict[str, Any] = {"hard_revenue": -1.0, "menu": None, "step": -1}
         self.gen = torch.Generator().manual_seed(cfg.seed + 7)
         self.coverage: dict = {}
+        # the step-0 menu (after initialise): {"menu": Menu.to_tensors(), "val_revenue": exact validation revenue}
+        self.start: dict[str, Any] | None = None
+        self._start_menu: Menu | None = None
         self.mixed = cfg.outside == "item_prices"
         self.learn_item_prices = self.mixed and isinstance(self.train, XORValuation)
         self.item_pricing_fit: BaselineResult | None = None
@@ -143,6 +149,15 @@ class MenuTrainer:
         )
         if fit is not None:
             self.atom_menu_fit = fit
+        menu = self.menu()
+        self.start = {"menu": menu.to_tensors(), "val_revenue": evaluate_menu(menu, self.val).revenue}
+        self._start_menu = menu
+
+    def start_menu(self) -> Menu | None:
+        """The menu Stage 2 started from (step 0), or ``None`` if :meth:`initialise` was not run."""
+        if self._start_menu is None and self.start is not None:
+            self._start_menu = Menu.from_dict(self.start["menu"])
+        return self._start_menu
 
     # -- one step ------------------------------------------------------------------
     def tau(self, step: int) -> float:
@@ -201,6 +216,8 @@ class MenuTrainer:
         soft, bundles, probs, best = self.soft_revenue(self.val, self.tau(self.step), diagnostics=True)
         offered = probs > 1e-3
         zero = (best <= 0) & offered  # no sampled bidder values this offered bundle
+        start = self.start_menu()
+        nan = float("nan")
         if out.revenue > self.best["hard_revenue"]:
             self.best = {"hard_revenue": out.revenue, "menu": menu.to_tensors(), "step": self.step}
         return StepMetrics(
@@ -215,6 +232,9 @@ class MenuTrainer:
             mean_bundle_size=float((bundles.sum(-1) * probs).sum(-1).mean()),
             zero_value_share=float(zero.sum() / offered.sum().clamp_min(1)),
             max_price=float(menu.prices.max()),
+            allocations_changed=float(allocation_changed(menu, start).float().mean()) if start is not None else nan,
+            distinct_bundles=distinct_bundles(menu),
+            val_gain_over_start=out.revenue - self.start["val_revenue"] if self.start is not None else nan,
             seconds=time.perf_counter() - t0,
         )
 
@@ -250,6 +270,7 @@ class MenuTrainer:
             "gen": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "coverage": self.coverage,
+            "start": self.start,
         }
 
     def load_state(self, st: dict) -> None:
@@ -260,3 +281,5 @@ class MenuTrainer:
         self.gen.set_state(st["gen"])
         torch.set_rng_state(st["torch_rng"])
         self.coverage = st.get("coverage", {})
+        self.start = st.get("start")  # absent in checkpoints written before it was logged
+        self._start_menu = None
