@@ -219,6 +219,7 @@ def demo(
     sections.append(("BundleFlow, uniform atoms m=10, K=5, q=0.3 (3000 train / 1000 validation / 5000 held-out)", rows))
     for title, rows in sections:
         print_table(_table(title, rows))
+    console.print(f"BundleFlow: {describe_learning(bf)}")
     summary = {"seed": seed, "sections": [{"setting": t, "rows": r} for t, r in sections]}
     atomic_write_json(out / "summary.json", summary)
     atomic_write_json(

@@ -91,6 +91,13 @@ class MenuConfig(_Strict):
     # prices fitted on the first init_sample training bidders; the atom-menu start (and the
     # run's atom-menu baseline row) uses min(init_atoms, n_elements) frequent atoms
     corner: float = Field(0.9, gt=0, lt=1)
+    # where Stage 2 starts (BundleFlow): "data" (the bundles above, priced exactly), "random"
+    # (the paper: support points uniform in [0.05, 0.95]^m) or "mixed" (the first half of the
+    # elements from the data, the rest random); init_spread > 0 gives each data element D - 1
+    # neighbouring supports (its bundle with one item flipped) of that probability each, so
+    # the gradient can move probability between distinct bundles
+    init: Literal["data", "random", "mixed"] = "data"
+    init_spread: float = Field(0.0, ge=0, lt=1)
     init_sample: int = Field(4000, ge=1)
     init_atoms: int = Field(64, ge=1)
     # after training: rounds of exact coordinate ascent on the kept menu's prices on the
@@ -103,6 +110,15 @@ class MenuConfig(_Strict):
     # backward), optionally with Gumbel-perturbed utilities
     estimator: Literal["softmax", "straight_through", "gumbel"] = "softmax"
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _spread(self):
+        if self.init_spread * (self.n_support - 1) >= 1:
+            raise ValueError(
+                f"menu.init_spread * (menu.n_support - 1) must be < 1 (the bundle keeps the rest), "
+                f"got {self.init_spread} * {self.n_support - 1}"
+            )
+        return self
 
 
 class RunConfig(_Strict):

@@ -10,6 +10,9 @@ from bundleflow.errors import InputError
 from bundleflow.flow.model import DOMAIN, BundleFlow
 from bundleflow.mechanisms.model import MenuModel, corner_logits
 
+# the paper's random start: support points uniform in [RANDOM_LOW, 1 - RANDOM_LOW]^m
+RANDOM_LOW = 0.05
+
 
 class BundleFlowMenu(MenuModel):
     """BundleFlow's menu: ``z [J, D, m]`` (support points ``s0 = sigmoid(z)``), weight logits ``[J, D]``.
@@ -45,3 +48,24 @@ class BundleFlowMenu(MenuModel):
         with torch.no_grad():
             self.z.copy_(z.to(self.z.device))
             self.w_logit.zero_()
+
+    def place_lotteries(
+        self, supports: torch.Tensor, probs: torch.Tensor, generator: torch.Generator, corner: float
+    ) -> None:
+        """Support ``d`` of element ``j`` at the corner of ``supports[j, d]`` (small jitter), weights set so
+        that the pushed mixture gives it probability ``probs[j, d]``: ``log w = log probs - log_det``."""
+        z = corner_logits(supports, self.z.shape, generator, corner)
+        with torch.no_grad():
+            self.z.copy_(z.to(self.z.device))
+            _, log_det = self.flow.bundles_and_log_det(self.s0())
+            target = torch.log(probs.to(device=log_det.device, dtype=log_det.dtype).clamp_min(1e-30))
+            self.w_logit.copy_(target - log_det)
+
+    def scatter(self, mask: torch.Tensor, generator: torch.Generator, low: float = RANDOM_LOW) -> None:
+        """The paper's start for the elements in ``mask`` (``[J]`` bool): support points uniform in
+        ``[low, 1 - low]^m``, equal weights."""
+        u = low + (1 - 2 * low) * torch.rand(self.z.shape, generator=generator)
+        mask = mask.to(self.z.device)
+        with torch.no_grad():
+            self.z[mask] = torch.logit(u).to(self.z)[mask]
+            self.w_logit[mask] = 0.0

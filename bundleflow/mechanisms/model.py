@@ -68,6 +68,17 @@ class MenuModel(nn.Module):
         logits at ``+-corner_logit(corner)``."""
         raise NotImplementedError
 
+    def place_lotteries(
+        self, supports: torch.Tensor, probs: torch.Tensor, generator: torch.Generator, corner: float
+    ) -> None:
+        """Start element ``j`` as the lottery over ``supports[j]`` (``[J, D, m]`` 0/1) with
+        probabilities ``probs[j]`` (``[J, D]``), for models that can express it."""
+        raise InputError(f"menu.model={self.name} cannot start from lotteries (menu.init_spread > 0 is for bundleflow)")
+
+    def scatter(self, mask: torch.Tensor, generator: torch.Generator) -> None:
+        """The paper's random start for the elements in ``mask`` (``[J]`` bool)."""
+        raise InputError(f"menu.init=random / mixed is for bundleflow, not menu.model={self.name}")
+
     def on_step(self, step: int) -> None:
         """Hook called after every optimiser step (e.g. to resample supports)."""
 

@@ -58,14 +58,41 @@ def _set_price_logits(logit: torch.Tensor, prices: torch.Tensor, cap: float, mar
     logit.copy_(torch.log(frac / (1 - frac)).to(device=logit.device, dtype=logit.dtype))
 
 
-def _seed_from_menu(menu: Menu, baseline: Menu, cap: float) -> torch.Tensor | None:
+def neighbour_lotteries(
+    bundles: torch.Tensor, n_support: int, spread: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Element ``j``: ``bundles[j]`` with probability ``1 - (D - 1) * spread`` and ``D - 1`` neighbours
+    (``bundles[j]`` with one item flipped, distinct items while there are enough) with ``spread`` each.
+
+    Returns ``(supports [J, D, m], probs [J, D])``.
+    """
+    J, m = bundles.shape
+    D = n_support
+    flip = torch.rand(J, m, generator=generator).argsort(-1)  # a random order of the items per element
+    supports = bundles[:, None, :].repeat(1, D, 1)
+    for d in range(1, D):
+        item = flip[:, (d - 1) % m]
+        supports[torch.arange(J), d, item] = 1 - supports[torch.arange(J), d, item]
+    probs = torch.full((J, D), spread, dtype=torch.float64)
+    probs[:, 0] = 1 - (D - 1) * spread
+    return supports, probs
+
+
+def _seed_from_menu(menu: Menu, baseline: Menu, cap: float, majority: bool = False) -> torch.Tensor | None:
     """``[J]`` prices for ``menu``: the ``baseline`` (deterministic) menu's price on the first
-    element of ``menu`` that is the same sure bundle, ``cap`` (unsold) elsewhere; ``None`` if
-    no element matches."""
-    sure = (menu.bundles == menu.bundles[:, :1]).all(-1).all(-1)  # all supports one bundle
+    element of ``menu`` that is the same sure bundle (with ``majority``: whose most likely bundle
+    it is, with probability at least 1/2), ``cap`` (unsold) elsewhere; ``None`` if no element matches."""
     where: dict[tuple[bool, ...], int] = {}
-    for j in torch.nonzero(sure).flatten().tolist():
-        where.setdefault(tuple(menu.bundles[j, 0].bool().tolist()), j)
+    if majority:
+        main = menu.probs.argmax(-1)  # [J]
+        key = menu.bundles[torch.arange(menu.n_elements), main]  # [J, m]
+        share = (menu.probs * (menu.bundles == key[:, None, :]).all(-1)).sum(-1)  # [J]
+        for j in torch.nonzero(share >= 0.5).flatten().tolist():
+            where.setdefault(tuple(key[j].bool().tolist()), j)
+    else:
+        sure = (menu.bundles == menu.bundles[:, :1]).all(-1).all(-1)  # all supports one bundle
+        for j in torch.nonzero(sure).flatten().tolist():
+            where.setdefault(tuple(menu.bundles[j, 0].bool().tolist()), j)
     prices = torch.full((menu.n_elements,), cap, dtype=torch.float64)
     hit = False
     for e in range(baseline.n_elements):
@@ -108,12 +135,24 @@ def data_driven_start(
     """
     J = cfg.n_elements
     primary = init_bundles(train.to("cpu"), J, cfg.seed, cfg.init_atoms)  # [J, m]
-    model.place(primary, generator, cfg.corner)
+    intended = primary[:, None, :]  # [J, 1 or D, m] the bundles the supports are placed at
+    if cfg.init_spread > 0 and cfg.n_support > 1:
+        intended, probs = neighbour_lotteries(primary, cfg.n_support, cfg.init_spread, generator)
+        model.place_lotteries(intended, probs, generator, cfg.corner)
+    else:
+        model.place(primary, generator, cfg.corner)
+    scattered = torch.zeros(J, dtype=torch.bool)
+    if cfg.init != "data":  # the paper's random start, for all elements or the second half
+        scattered = torch.arange(J) >= (0 if cfg.init == "random" else J // 2)
+        model.scatter(scattered, generator)
     item_prices = model.item_prices().detach().double() if mixed else None
     menu = model.menu(item_prices)
     coverage: dict = {
         "grand_bundle_reached": bool((menu.bundles[0] > 0.5).all()),
-        "init_bundles_reached": float((menu.bundles == primary[:, None, :]).all(-1).float().mean()),
+        # share of the placed supports the flow rounds to the bundle intended (random ones excluded)
+        "init_bundles_reached": float((menu.bundles == intended).all(-1)[~scattered].float().mean())
+        if not scattered.all()
+        else float("nan"),
     }
     sub = train.subset(torch.arange(min(len(train), cfg.init_sample), device=train.device))
     ev = expected_values(menu, sub)
@@ -137,7 +176,7 @@ def data_driven_start(
         if len(sub) == len(train):  # the run's atom-menu baseline row reuses it
             atom_menu_fit = fit
         assert fit.menu is not None
-        seeded = _seed_from_menu(menu, fit.menu, cap)
+        seeded = _seed_from_menu(menu, fit.menu, cap, majority=cfg.init_spread > 0)
     if seeded is not None and not mixed:
         starts.append(("atom menu", seeded.to(ev.device), u0, pay0, None))
     if mixed:  # a la carte priced out: the pure menu's starts, plus whatever a la carte still sells at the cap
