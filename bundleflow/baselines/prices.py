@@ -65,7 +65,7 @@ def optimise_prices(
         progress: optional ``advance(n)`` callback, called once per re-priced element.
 
     Each step sets one price to its exact best response (:func:`best_price_given_outside`)
-    against every bidder's best option among the other elements (:func:`bundleflow.menu.choose`,
+    against every bidder's best option among the other elements (:func:`bundleflow.mechanisms.choose`,
     seller-favourable ties), so the sample revenue never decreases.
 
     Cost: re-pricing element ``j`` needs every bidder's choice without ``j``. It equals her

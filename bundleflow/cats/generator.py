@@ -1,6 +1,6 @@
 """CATS valuations in Python (Leyton-Brown, Pearson, Shoham 2000): regions, arbitrary,
 matching (airport take-off / landing slots), scheduling (job deadlines) and paths
-(:mod:`bundleflow.cats_paths`, transport links; always multi-bidder, as CATS runs it).
+(:mod:`bundleflow.cats.paths`, transport links; always multi-bidder, as CATS runs it).
 
 Implemented from the paper's description of the two spatial / arbitrary-relationship
 distributions and the documented CATS 2.x defaults; checked statistically against the

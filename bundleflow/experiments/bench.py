@@ -2,7 +2,7 @@
 
 ``run_bench`` trains every learned method (BundleFlow, BundleFlow with a la carte item
 prices, RochetNet, Bundle-RochetNet)
-through :func:`bundleflow.runner.run_training` with a wall-clock budget per run, adds
+through :func:`bundleflow.experiments.run_training` with a wall-clock budget per run, adds
 the baselines (grand bundling, item pricing, atom menu), the welfare bound, the LP
 optimum where the training sample is small enough and the known optimum where one
 is known, and writes ``results.json``, ``results.md`` and ``revenue_vs_time.png``.

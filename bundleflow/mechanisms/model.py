@@ -5,8 +5,8 @@ bundles (``lottery() -> (bundles [J, D, m] 0/1, probs [J, D])``, probabilities
 differentiable) with a price ``cap * sigmoid(price_logit[j])`` that never exceeds the
 largest value in the data. Every model also carries a la carte item prices
 ``cap * sigmoid(item_logit)`` used only by mixed-bundling menus. Implementations:
-:class:`bundleflow.training.BundleFlowMenu` (the paper's method) and the RochetNet
-family in :mod:`bundleflow.rochetnet`. The trainer, the relaxation and the exact
+:class:`bundleflow.mechanisms.BundleFlowMenu` (the paper's method) and the RochetNet
+family in :mod:`bundleflow.mechanisms.rochetnet`. The trainer, the relaxation and the exact
 evaluation are shared, so methods differ only in how an element's lottery is built.
 """
 

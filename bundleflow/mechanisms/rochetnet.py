@@ -1,5 +1,5 @@
 """RochetNet-family baselines (Dütting et al. 2019; Bundle-RochetNet as in BundleFlow's
-experiments), as :class:`~bundleflow.menu_model.MenuModel` s trained by the same Stage 2
+experiments), as :class:`~bundleflow.mechanisms.MenuModel` s trained by the same Stage 2
 trainer and scored by the same exact evaluation.
 
 Element ``j`` has per-item allocation probabilities ``x[j] = sigmoid(a[j])`` in ``[0,1]^m``.

@@ -14,7 +14,7 @@ LP (one bidder, types ``t = 1..n`` with probabilities ``f_t``, all ``M = 2^m`` b
          sum_S x_t(S) v_t(S) - p_t >= sum_S x_s(S) v_t(S) - p_s   for all s != t  (IC)
 
 By the taxation principle the solution is a menu with one element per type;
-evaluated with :func:`bundleflow.menu.evaluate_menu` (seller-favourable ties) it
+evaluated with :func:`bundleflow.mechanisms.evaluate_menu` (seller-favourable ties) it
 earns the LP value on the same types.
 """
 

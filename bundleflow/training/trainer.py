@@ -16,7 +16,7 @@ of utilities measured in units of the value scale ``E[v(all items)]``::
 
 with ``tau`` annealed from ``tau_start`` to ``tau_end`` (value units), which makes
 the relaxation's scale independent of the data's value scale. The hard revenue
-(:func:`bundleflow.menu.evaluate_menu`) is logged beside it; the menu kept is the
+(:func:`bundleflow.mechanisms.evaluate_menu`) is logged beside it; the menu kept is the
 one with the best hard revenue on the validation split. ``menu.estimator``
 switches the training objective to a straight-through estimator (forward: the hard
 choice ``argmax``; backward: the softmax's gradient) or its Gumbel-perturbed variant;
