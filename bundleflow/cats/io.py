@@ -33,7 +33,7 @@ import torch
 
 from bundleflow.errors import InputError
 from bundleflow.utils.files import atomic_write
-from bundleflow.valuations.base import MAX_VALUE
+from bundleflow.valuations.base import _check_values
 from bundleflow.valuations.xor import XORValuation
 
 _REQUIRED = ("atoms", "values", "n_atoms")
@@ -88,15 +88,7 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
             raise InputError(f"{path}: 'atoms' must be boolean (0/1)")
         atoms = atoms.astype(bool)
     values = values.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise InputError(f"{path}: 'values' contains {int((~np.isfinite(values)).sum())} NaN/inf entries")
-    if (values < 0).any():
-        raise InputError(f"{path}: 'values' contains negative entries")
-    if (values > MAX_VALUE).any():
-        raise InputError(
-            f"{path}: 'values' up to {MAX_VALUE:g} are supported (training computes in float32), "
-            f"the largest is {values.max():.6g}; rescale the values"
-        )
+    _check_values(torch.from_numpy(values), f"{path}: 'values'")
     k = atoms.shape[1]
     if (n_atoms < 0).any() or (n_atoms > k).any():
         raise InputError(f"{path}: 'n_atoms' must lie in [0, {k}]")

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from bundleflow.errors import InputError
+from bundleflow.valuations.bundles import all_bundles
 
 # Elements per intermediate [rows, chunk] tensor in the batched kernels (~64 MB of float32).
 _CHUNK_ELEMS = 1 << 24
@@ -109,8 +110,7 @@ class Valuation(ABC):
                 f"{type(self).__name__}: demand by enumeration handles m <= {MAX_DEMAND_ITEMS} items, "
                 f"got m={m}; override Valuation.demand"
             )
-        k = torch.arange(2**m, device=self.device)
-        S = ((k[:, None] >> torch.arange(m, device=self.device)[None, :]) & 1).double()  # [A, m]
+        S = all_bundles(m, self.device).double()  # [A = 2^m, m]
         v = self.value(S).double()  # [B, A]
         cost = p @ S.T  # [G, A]
         gain = v[None] - cost[:, None, :]  # [G, B, A]
