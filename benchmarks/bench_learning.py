@@ -44,11 +44,11 @@ def shared_flow(m: int = 50, steps: int = 3000) -> Path:
     path = OUT / f"flow_m{m}_{steps}.pt"
     if not path.is_file():
         from bundleflow.experiments import FlowConfig
-        from bundleflow.flow import flow_diagnostics, save_flow, train_flow
+        from bundleflow.experiments.runner import train_stage1
+        from bundleflow.flow import flow_diagnostics, save_flow
 
-        f = FlowConfig(steps=steps)  # the defaults a run uses
         t0 = time.perf_counter()
-        flow = train_flow(m, f.steps, f.batch, f.lr, f.hidden, f.n_quad, f.seed, "cpu")
+        flow = train_stage1(FlowConfig(steps=steps), m, "cpu", progress=False)  # the defaults a run uses
         save_flow(path, flow, flow_diagnostics(flow))
         print(f"trained {path} in {time.perf_counter() - t0:.0f} s", flush=True)
     return path

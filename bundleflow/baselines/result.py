@@ -8,6 +8,7 @@ import torch
 
 from bundleflow.errors import InputError
 from bundleflow.mechanisms.menu import Menu, evaluate_menu
+from bundleflow.utils.stats import mean_and_se
 from bundleflow.valuations.base import Valuation
 
 
@@ -35,5 +36,4 @@ class BaselineResult:
 
     def evaluate_se(self, valuation: Valuation) -> tuple[float, float]:
         """``(revenue, standard error)`` on ``valuation``."""
-        pay = self.payments(valuation)
-        return float(pay.mean()), float(pay.std() / len(pay) ** 0.5) if len(pay) > 1 else 0.0
+        return mean_and_se(self.payments(valuation))

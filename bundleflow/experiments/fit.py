@@ -14,9 +14,8 @@ from typing import Any
 
 from bundleflow.errors import InputError
 from bundleflow.experiments.config import FlowConfig, MenuConfig
-from bundleflow.experiments.runner import menu_model, polish_menu
+from bundleflow.experiments.runner import menu_model, polish_menu, train_stage1
 from bundleflow.flow.model import BundleFlow
-from bundleflow.flow.stage1 import train_flow
 from bundleflow.mechanisms.menu import Menu, allocation_changed
 from bundleflow.training.trainer import MenuTrainer
 from bundleflow.utils.device import resolve_device
@@ -89,18 +88,7 @@ def fit_menu(
     t0 = time.perf_counter()
     if mc.model == "bundleflow" and flow is None:
         f = _config(FlowConfig, flow_config, "flow_config")
-        with progress_bar(f"stage 1 flow (m={train.n_items})", f.steps, enabled=progress) as advance:
-            flow = train_flow(
-                train.n_items,
-                f.steps,
-                f.batch,
-                f.lr,
-                f.hidden,
-                f.n_quad,
-                f.seed,
-                dev,
-                callback=lambda i, loss: advance(1),
-            )
+        flow = train_stage1(f, train.n_items, dev, progress)
     trainer = MenuTrainer(menu_model(mc, train, flow), train, val, mc, dev)
     trainer.initialise(progress=progress)
     t1 = time.perf_counter()

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from bundleflow.errors import InputError
-from bundleflow.experiments.config import MenuConfig, RunConfig
+from bundleflow.experiments.config import FlowConfig, MenuConfig, RunConfig
 from bundleflow.experiments.data import make_data
 from bundleflow.flow.model import BundleFlow
 from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
@@ -35,7 +35,7 @@ from bundleflow.valuations.items import UnitDemandValuation
 
 def get_flow(cfg: RunConfig, n_items: int, out: Path, device, log=print, progress: bool = True, reuse: bool = True):
     """The Stage 1 flow: ``cfg.flow.checkpoint``, else the run folder's ``flow.pt`` (if ``reuse``), else trained."""
-    from bundleflow.flow.stage1 import describe_diagnostics, flow_diagnostics, load_flow, save_flow, train_flow
+    from bundleflow.flow.stage1 import describe_diagnostics, flow_diagnostics, load_flow, save_flow
 
     path = Path(cfg.flow.checkpoint) if cfg.flow.checkpoint else out / "flow.pt"
     if path.is_file() and (reuse or cfg.flow.checkpoint):
@@ -45,17 +45,23 @@ def get_flow(cfg: RunConfig, n_items: int, out: Path, device, log=print, progres
         return flow
     if cfg.flow.checkpoint:
         raise InputError(f"{path}: no such flow checkpoint")
-    f = cfg.flow
     t0 = time.perf_counter()
-    with progress_bar(f"stage 1 flow (m={n_items})", f.steps, enabled=progress) as advance:
-        flow = train_flow(
-            n_items, f.steps, f.batch, f.lr, f.hidden, f.n_quad, f.seed, device, callback=lambda i, loss: advance(1)
-        )
+    flow = train_stage1(cfg.flow, n_items, device, progress)
     diag = flow_diagnostics(flow)
     diag["train_seconds"] = time.perf_counter() - t0
     save_flow(path, flow, diag)
     log(f"stage 1: m={n_items} {describe_diagnostics(diag)}")
     return flow
+
+
+def train_stage1(f: FlowConfig, n_items: int, device, progress: bool = True) -> BundleFlow:
+    """Stage 1 with the settings ``f`` (a progress bar per step)."""
+    from bundleflow.flow.stage1 import train_flow
+
+    with progress_bar(f"stage 1 flow (m={n_items})", f.steps, enabled=progress) as advance:
+        return train_flow(
+            n_items, f.steps, f.batch, f.lr, f.hidden, f.n_quad, f.seed, device, callback=lambda i, loss: advance(1)
+        )
 
 
 def build_model(cfg: RunConfig, train, out: Path, device, log=print, reuse_flow: bool = True, progress: bool = True):

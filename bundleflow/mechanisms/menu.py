@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from bundleflow.errors import InputError
+from bundleflow.utils.stats import mean_and_se
 from bundleflow.valuations.base import Valuation
 from bundleflow.valuations.bundles import unique_rows
 
@@ -285,10 +286,9 @@ def evaluate_menu(menu: Menu, valuation: Valuation, tie_tol: float = TIE_TOL) ->
     choice, payment, utility, value = (torch.cat(x) for x in zip(*parts))
     carte = float(((choice < 0) & (payment > 0)).double().mean())
     sales = torch.bincount(choice[choice >= 0], minlength=menu.n_elements)
-    pay = payment.double()
-    se = float(pay.std(unbiased=True) / math.sqrt(B)) if B > 1 else 0.0
+    revenue, se = mean_and_se(payment)
     return MenuOutcome(
-        revenue=float(pay.mean()),
+        revenue=revenue,
         revenue_se=se,
         welfare=float(value.mean()),
         null_rate=float((choice < 0).double().mean()) - carte,

@@ -14,14 +14,13 @@ from typing import Any
 import torch
 
 from bundleflow.mechanisms.menu import Menu, allocation_changed, distinct_bundles, evaluate_menu
+from bundleflow.utils.stats import mean_and_se
 from bundleflow.valuations.base import Valuation
 
 
 def paired_gain(pay: torch.Tensor, pay_ref: torch.Tensor) -> tuple[float, float]:
     """``(mean, standard error)`` of ``pay - pay_ref`` over the same ``[B]`` bidders."""
-    diff = pay.double().cpu() - pay_ref.double().cpu()
-    se = float(diff.std() / len(diff) ** 0.5) if len(diff) > 1 else 0.0
-    return float(diff.mean()), se
+    return mean_and_se(pay.double().cpu() - pay_ref.double().cpu())
 
 
 def learning_summary(
