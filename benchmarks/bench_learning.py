@@ -67,6 +67,9 @@ INITS = {  # name -> config overrides
     "data_spread": ["menu.init=data", "menu.init_spread=0.02"],
     "random": ["menu.init=random"],
     "mixed": ["menu.init=mixed", "menu.init_spread=0.02"],
+    # re-seeding unused elements every 100 steps (bundleflow.training.reseeding)
+    "data_reseed": ["menu.init=data", "menu.reseed_every=100"],
+    "random_reseed": ["menu.init=random", "menu.reseed_every=100"],
 }
 
 
@@ -144,9 +147,16 @@ def main() -> None:
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     rows = [run_cell(s, i, args) for s in args.settings.split(",") for i in args.inits.split(",")]
-    (OUT / "results.json").write_text(json.dumps(rows, indent=1))
-    (OUT / "results.md").write_text(markdown(rows))
     print(markdown(rows))
+    # results.json keeps every cell measured so far (one row per setting x init x J x D x steps)
+    key = lambda r: (r["setting"], r["init"], r["J"], r["D"], r["steps"])  # noqa: E731
+    old = json.loads((OUT / "results.json").read_text()) if (OUT / "results.json").is_file() else []
+    merged = {key(r): r for r in old} | {key(r): r for r in rows}
+    table = sorted(
+        merged.values(), key=lambda r: (r["setting"], list(INITS).index(r["init"]) if r["init"] in INITS else 99)
+    )
+    (OUT / "results.json").write_text(json.dumps(table, indent=1))
+    (OUT / "results.md").write_text(markdown(table))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ def test_random_starts_learn_and_keep_exact_prices(flow4, init):
     assert all(len({tuple(b.tolist()) for b in start.bundles[j]}) > 1 for j in range(8)[scattered])
     if init == "mixed":
         assert (start.bundles[0] == 1).all()  # the data half keeps the grand bundle first
+    assert trainer.coverage["grand_bundle_reached"] == (init == "mixed")  # element 0 is random in "random"
     assert trainer.start["val_revenue"] > 0  # exact prices make the random lotteries sell
     t0 = 0.0
     for _ in range(30):
@@ -96,3 +97,5 @@ def test_spread_start_in_a_run(tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())["learned"]
     assert summary["learning"]["distinct_bundles_start"] > 1
+    # element 0 is the grand bundle and its one-item-less neighbours, as placed
+    assert summary["coverage"]["grand_bundle_reached"] is True

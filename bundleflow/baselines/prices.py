@@ -25,24 +25,51 @@ def best_price_given_outside(threshold: torch.Tensor, outside_pay: torch.Tensor,
     every bidder it can take at no loss, which frees the other prices to rise in later
     coordinate steps. Returns ``(price, total revenue)``.
     """
-    B = threshold.shape[0]
-    t, order = torch.sort(threshold, descending=True)
-    other = outside_pay[order]
-    total_other = float(other.sum())
-    k = torch.arange(1, B + 1, dtype=torch.float64, device=t.device)
-    # price t[k-1]: the first k bidders (threshold >= price) buy
-    rev = t * k + (total_other - torch.cumsum(other, 0))
-    valid = (t >= 0) & (t <= cap)
-    rev = torch.where(valid, rev, torch.full_like(rev, -float("inf")))
-    # price = cap: only bidders with threshold >= cap buy
-    n_cap = int((threshold >= cap).sum())
-    rev_cap = cap * n_cap + float(outside_pay[threshold < cap].sum())
-    best = max(float(rev.max()), rev_cap) if B else rev_cap
-    near = best - 1e-12 * max(1.0, abs(best))
-    if B and float(rev.max()) >= near:
-        i = int(torch.nonzero(rev >= near).flatten().max())  # thresholds descend: the last is the lowest price
-        return float(t[i]), float(rev[i])
-    return float(cap), rev_cap
+    price, revenue = best_prices_given_outside(threshold[None], outside_pay, cap)
+    return float(price[0]), float(revenue[0])
+
+
+def best_prices_given_outside(
+    threshold: torch.Tensor, outside_pay: torch.Tensor, cap: float, chunk: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`best_price_given_outside` for ``C`` options at once, each alone against the same outside.
+
+    Args:
+        threshold: ``[C, B]`` bidder ``b`` takes option ``c`` iff its price is ``<= threshold[c, b]``.
+        outside_pay: ``[B]`` what bidder ``b`` pays otherwise.
+
+    Returns ``(price [C], total revenue [C])`` float64 (``C x B`` work in chunks of ``chunk`` options).
+    """
+    C, B = threshold.shape
+    pay = outside_pay.to(device=threshold.device, dtype=torch.float64)
+    prices, revenues = [], []
+    for c0 in range(0, C, chunk):
+        thr = threshold[c0 : c0 + chunk].to(torch.float64)
+        below = thr < cap
+        # price = cap: only bidders with threshold >= cap buy
+        rev_cap = cap * (~below).sum(1) + torch.where(below, pay[None], torch.zeros_like(thr)).sum(1)
+        if B == 0:
+            prices.append(torch.full_like(rev_cap, cap))
+            revenues.append(rev_cap)
+            continue
+        t, order = torch.sort(thr, dim=1, descending=True)
+        other = pay[order]  # [c, B]
+        k = torch.arange(1, B + 1, dtype=torch.float64, device=t.device)
+        # price t[:, k-1]: the first k bidders (threshold >= price) buy
+        rev = t * k + (other.sum(1, keepdim=True) - torch.cumsum(other, 1))
+        rev = torch.where((t >= 0) & (t <= cap), rev, torch.full_like(rev, -math.inf))
+        best = torch.maximum(rev.amax(1), rev_cap)
+        near = best - 1e-12 * best.abs().clamp_min(1.0)
+        hit = rev >= near[:, None]
+        # thresholds descend: the last hit is the lowest revenue-maximising price
+        last = (B - 1 - hit.flip(1).to(torch.int8).argmax(1))[:, None]
+        use = hit.any(1)
+        prices.append(torch.where(use, t.gather(1, last)[:, 0], torch.full_like(rev_cap, cap)))
+        revenues.append(torch.where(use, rev.gather(1, last)[:, 0], rev_cap))
+    if not prices:
+        empty = torch.zeros(0, dtype=torch.float64, device=threshold.device)
+        return empty, empty.clone()
+    return torch.cat(prices), torch.cat(revenues)
 
 
 def optimise_prices(

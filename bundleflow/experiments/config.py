@@ -100,6 +100,13 @@ class MenuConfig(_Strict):
     init_spread: float = Field(0.0, ge=0, lt=1)
     init_sample: int = Field(4000, ge=1)
     init_atoms: int = Field(64, ge=1)
+    # re-seeding (bundleflow.training.reseeding): every reseed_every steps (0: never) move up to
+    # reseed_max elements nobody chooses to the bundles with the largest exact revenue gain on a
+    # fresh sample of init_sample training bidders, priced exactly; each must sell to at least
+    # reseed_min_buyers sampled bidders
+    reseed_every: int = Field(0, ge=0)
+    reseed_max: int = Field(256, ge=1)
+    reseed_min_buyers: int = Field(3, ge=1)
     # after training: rounds of exact coordinate ascent on the kept menu's prices on the
     # training sample (allocations unchanged; kept only if training revenue does not drop)
     polish_rounds: int = Field(3, ge=0)

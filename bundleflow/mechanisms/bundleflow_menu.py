@@ -49,6 +49,17 @@ class BundleFlowMenu(MenuModel):
             self.z.copy_(z.to(self.z.device))
             self.w_logit.zero_()
 
+    def place_at(self, index: torch.Tensor, bundles: torch.Tensor, generator: torch.Generator, corner: float) -> None:
+        """:meth:`place` for the elements ``index`` (``[n]``) only, at ``bundles`` (``[n, m]``)."""
+        z = corner_logits(bundles[:, None, :], (len(index), *self.z.shape[1:]), generator, corner)
+        index = index.to(self.z.device)
+        with torch.no_grad():
+            self.z[index] = z.to(self.z)
+            self.w_logit[index] = 0.0
+
+    def element_parameters(self) -> dict[str, nn.Parameter]:
+        return {"z": self.z, "w_logit": self.w_logit, "price_logit": self.price_logit}
+
     def place_lotteries(
         self, supports: torch.Tensor, probs: torch.Tensor, generator: torch.Generator, corner: float
     ) -> None:

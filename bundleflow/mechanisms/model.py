@@ -75,6 +75,14 @@ class MenuModel(nn.Module):
         probabilities ``probs[j]`` (``[J, D]``), for models that can express it."""
         raise InputError(f"menu.model={self.name} cannot start from lotteries (menu.init_spread > 0 is for bundleflow)")
 
+    def place_at(self, index: torch.Tensor, bundles: torch.Tensor, generator: torch.Generator, corner: float) -> None:
+        """:meth:`place` for the elements ``index`` (``[n]``) only, at ``bundles`` (``[n, m]``)."""
+        raise InputError(f"menu.reseed_every > 0 is for bundleflow, not menu.model={self.name}")
+
+    def element_parameters(self) -> dict[str, nn.Parameter]:
+        """The parameters with one row per element (``[J, ...]``), by name."""
+        return {"price_logit": self.price_logit}
+
     def scatter(self, mask: torch.Tensor, generator: torch.Generator) -> None:
         """The paper's random start for the elements in ``mask`` (``[J]`` bool)."""
         raise InputError(f"menu.init=random / mixed is for bundleflow, not menu.model={self.name}")

@@ -148,7 +148,8 @@ def data_driven_start(
     item_prices = model.item_prices().detach().double() if mixed else None
     menu = model.menu(item_prices)
     coverage: dict = {
-        "grand_bundle_reached": bool((menu.bundles[0] > 0.5).all()),
+        # element 0's supports round to the grand bundle (and, with init_spread, its neighbours) as placed
+        "grand_bundle_reached": bool((menu.bundles[0] == intended[0]).all()) and not bool(scattered[0]),
         # share of the placed supports the flow rounds to the bundle intended (random ones excluded)
         "init_bundles_reached": float((menu.bundles == intended).all(-1)[~scattered].float().mean())
         if not scattered.all()

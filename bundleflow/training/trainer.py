@@ -53,10 +53,11 @@ from bundleflow.baselines.result import BaselineResult
 from bundleflow.errors import InputError
 from bundleflow.flow.model import BundleFlow
 from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
-from bundleflow.mechanisms.menu import Menu, allocation_changed, distinct_bundles, evaluate_menu
+from bundleflow.mechanisms.menu import TIE_TOL, Menu, allocation_changed, distinct_bundles, evaluate_menu
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.training.initialisation import _set_price_logits, data_driven_start
 from bundleflow.training.relaxation import relaxed_revenue
+from bundleflow.training.reseeding import reseed_unused, reset_moments
 from bundleflow.utils.device import tune_cpu_allocator
 from bundleflow.valuations.base import Valuation
 from bundleflow.valuations.bundles import unique_rows
@@ -79,6 +80,7 @@ class StepMetrics:
     allocations_changed: float  # share of elements whose lottery differs from the start's (NaN without a start)
     distinct_bundles: int  # distinct bundles offered with probability > 1e-3
     val_gain_over_start: float  # hard_revenue minus the start's exact validation revenue (NaN without a start)
+    reseeded: int  # elements moved by re-seeding (menu.reseed_every) so far
     seconds: float
 
 
@@ -104,8 +106,11 @@ class MenuTrainer:
             model = BundleFlowMenu(model, cfg.n_elements, cfg.n_support, self.cap)
         if model.n_items != train.n_items:
             raise InputError(f"menu model is for m={model.n_items} items, data has m={train.n_items}")
+        if cfg.reseed_every and type(model).place_at is MenuModel.place_at:
+            raise InputError(f"menu.reseed_every > 0 is for bundleflow, not menu.model={model.name}")
         self.params = model.to(device)
         self.step = 0
+        self.reseeded = 0  # elements moved by re-seeding so far
         self.best: dict[str, Any] = {"hard_revenue": -1.0, "menu": None, "step": -1}
         self.gen = torch.Generator().manual_seed(cfg.seed + 7)
         self.coverage: dict = {}
@@ -235,8 +240,34 @@ class MenuTrainer:
             allocations_changed=float(allocation_changed(menu, start).float().mean()) if start is not None else nan,
             distinct_bundles=distinct_bundles(menu),
             val_gain_over_start=out.revenue - self.start["val_revenue"] if self.start is not None else nan,
+            reseeded=self.reseeded,
             seconds=time.perf_counter() - t0,
         )
+
+    @torch.no_grad()
+    def reseed(self) -> dict:
+        """Move unused elements to bundles the data asks for, priced exactly, on a fresh sample of
+        ``cfg.init_sample`` training bidders (:func:`bundleflow.training.reseeding.reseed_unused`);
+        their optimiser moments are reset. Returns the report of ``reseed_unused``."""
+        cfg = self.cfg
+        idx = torch.randperm(len(self.train), generator=self.gen)[: cfg.init_sample]
+        sample = self.train.subset(idx.to(self.train.device))
+        report = reseed_unused(
+            self.params,
+            sample,
+            self.outside(sample),
+            self.item_prices,
+            self.gen,
+            cfg.corner,
+            TIE_TOL * max(1.0, self.cap),
+            cfg.reseed_max,
+            cfg.reseed_min_buyers,
+            cfg.seed + self.step,
+        )
+        moved = torch.tensor(report["moved"], dtype=torch.long)
+        reset_moments(self.opt, self.params, moved)
+        self.reseeded += len(moved)
+        return report
 
     # -- the loop ------------------------------------------------------------------
     def run(
@@ -252,6 +283,8 @@ class MenuTrainer:
         cfg = self.cfg
         while self.step < cfg.steps:
             soft = self.train_step()
+            if cfg.reseed_every and self.step % cfg.reseed_every == 0 and self.step < cfg.steps:
+                self.reseed()
             over = cfg.time_budget_s > 0 and time.perf_counter() - t0 > cfg.time_budget_s
             logged = record(soft) if self.step % cfg.log_every == 0 or self.step == cfg.steps or over else None
             if on_step is not None:
@@ -264,6 +297,7 @@ class MenuTrainer:
     def state(self) -> dict:
         return {
             "step": self.step,
+            "reseeded": self.reseeded,
             "params": self.params.state_dict(),
             "opt": self.opt.state_dict(),
             "best": self.best,
@@ -275,6 +309,7 @@ class MenuTrainer:
 
     def load_state(self, st: dict) -> None:
         self.step = st["step"]
+        self.reseeded = st.get("reseeded", 0)
         self.params.load_state_dict(st["params"])
         self.opt.load_state_dict(st["opt"])
         self.best = st["best"]
