@@ -2,6 +2,7 @@
 
     python benchmarks/bench_stage2.py iteration [--device auto]   # time split + kernel ratio
     python benchmarks/bench_stage2.py scale [--device auto]       # m in {50,150,500}, J in {1000,5000,20000}
+    python benchmarks/bench_stage2.py reseed [--device auto]      # re-seeding vs a train step, same process
 
 ``iteration``: m=50, J=5000, D=8, batch 128, 6 and 20 XOR atoms. One Stage 2 iteration is
 split into flow (support points pushed and rounded, log-densities), valuation (distinct
@@ -13,7 +14,10 @@ The trainer's own ``train_step`` is timed too, as users get it and, in a subproc
 with the glibc allocator left untuned (``BUNDLEFLOW_TUNE_MALLOC=0``). ``scale``: each (m, J) runs in a fresh
 subprocess that reports its median iteration time and peak memory (RSS on CPU, allocated
 memory on CUDA). Results are printed as JSON lines and written to runs/bench/stage2_*.json
-(scale also as a markdown table and a plot).
+(scale also as a markdown table and a plot). ``reseed``: one re-seeding
+(:meth:`MenuTrainer.reseed`, 4,000 sampled bidders, up to 256 elements moved) at m=50, J=5000,
+D=8 from random supports, against the median ``train_step`` in the same process, and what it
+adds per step at ``menu.reseed_every=100``.
 """
 
 from __future__ import annotations
@@ -208,9 +212,40 @@ def scale(dev_name: str) -> list[dict]:
     return rows
 
 
+def reseed(dev: torch.device, repeats: int = 3) -> list[dict]:
+    """Seconds of one :meth:`MenuTrainer.reseed` against one ``train_step``, in the same process."""
+    sync = _sync_fn(dev)
+    data = uniform_atoms(4000, 50, 20, 0.46, seed=0)
+    cfg = load_config(None, ["menu.n_elements=5000", "menu.n_support=8", "menu.batch=128", "menu.reseed_every=100"])
+    torch.manual_seed(0)
+    t = MenuTrainer(BundleFlow(50, hidden=128), data, data.subset(torch.arange(64)), cfg.menu, dev)
+    with torch.no_grad():  # the paper's random start, prices such that many elements go unused
+        t.params.z.uniform_(-2.9, 2.9)
+        t.params.price_logit.fill_(2.0)
+    step = _train_step_seconds(t, sync, 7)
+    times, moved = [], []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        report = t.reseed()
+        sync()
+        times.append(time.perf_counter() - t0)
+        moved.append(len(report["moved"]))
+    sec = statistics.median(times)
+    row = {
+        "train_step_s": round(step, 5),
+        "reseed_s": round(sec, 4),
+        "reseed_over_step": round(sec / step, 2),
+        "added_per_step_at_every_100": round(sec / 100 / step, 4),
+        "moved": moved,
+    }
+    print(json.dumps(row))
+    return [row]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Stage 2 throughput and scale")
-    ap.add_argument("mode", choices=["iteration", "scale", "_point", "_step"])
+    ap.add_argument("mode", choices=["iteration", "scale", "reseed", "_point", "_step"])
     ap.add_argument("args", nargs="*")
     ap.add_argument("--device", default="auto")
     a = ap.parse_args()
@@ -227,7 +262,7 @@ def main() -> None:
     if a.mode == "_point":
         print(json.dumps(_one_scale_point(int(a.args[0]), int(a.args[1]), dev)))
         return
-    rows = iteration(dev) if a.mode == "iteration" else scale(a.device)
+    rows = iteration(dev) if a.mode == "iteration" else reseed(dev) if a.mode == "reseed" else scale(a.device)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"stage2_{a.mode}_{dev.type}.json").write_text(json.dumps(rows, indent=2))
 
