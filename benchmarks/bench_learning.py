@@ -143,10 +143,16 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=15000)
     ap.add_argument("--inits", default=",".join(INITS))
     ap.add_argument("--settings", default="regions_50,arbitrary_50,uniform_50")
+    ap.add_argument("--table-only", action="store_true", help="only tabulate the cells already finished")
     ap.add_argument("extra", nargs="*", help="more key=value config overrides for every cell")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    rows = [run_cell(s, i, args) for s in args.settings.split(",") for i in args.inits.split(",")]
+    cells = [(s, i) for s in args.settings.split(",") for i in args.inits.split(",")]
+    if args.table_only:
+        cells = [
+            (s, i) for s, i in cells if (OUT / f"{s}_{i}_J{args.J}_D{args.D}_s{args.steps}" / "summary.json").is_file()
+        ]
+    rows = [run_cell(s, i, args) for s, i in cells]
     print(markdown(rows))
     # results.json keeps every cell measured so far (one row per setting x init x J x D x steps)
     key = lambda r: (r["setting"], r["init"], r["J"], r["D"], r["steps"])  # noqa: E731

@@ -114,3 +114,27 @@ def test_corrupt_middle_metrics_line_is_a_clear_error(tmp_path, junk):
     (run / "metrics.jsonl").write_text(junk)
     assert_one_line_error(cli("train", "--out", run, *TINY_TRAIN), "metrics.jsonl", "line 2")
     assert (run / "metrics.jsonl").read_text() == junk
+
+
+def test_resume_keeps_counting_stage2_seconds(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    real = bundleflow.training.MenuTrainer.train_step
+
+    def slow_then_crash(self):
+        if self.step == 2:
+            raise KeyboardInterrupt
+        import time
+
+        time.sleep(0.3)  # the first sitting's two steps take at least 0.6 s
+        return real(self)
+
+    monkeypatch.setattr(bundleflow.training.MenuTrainer, "train_step", slow_then_crash)
+    assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 130
+    monkeypatch.undo()
+    first = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert first["step"] == 2 and first["seconds"] >= 0.6
+    assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 0
+    last = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    summary = json.loads((run / "summary.json").read_text())
+    assert last["step"] == 4 and last["seconds"] >= first["seconds"]  # the clock goes on from the checkpoint
+    assert summary["stage2_seconds"] >= first["seconds"]

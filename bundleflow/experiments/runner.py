@@ -233,10 +233,13 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
         kept = read_metrics(metrics_path, trainer.step)  # lines up to the checkpointed step
         atomic_write_text(metrics_path, "".join(l + "\n" for l in kept))
         logged_now = bool(kept) and json.loads(kept[-1])["step"] == trainer.step
+        # Stage 2 seconds of the earlier sittings (up to the checkpoint): the clock and any time budget go on
+        prior_seconds = float(json.loads(kept[-1]).get("seconds", 0.0)) if kept else 0.0
     else:
         trainer.initialise(progress=progress)
         atomic_write_text(metrics_path, "")
         logged_now = False
+        prior_seconds = 0.0
 
     def record(soft: float) -> dict:
         m = trainer.log_metrics(soft, t0).__dict__
@@ -245,7 +248,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
         atomic_write(ckpt, lambda tmp: torch.save(trainer.state(), tmp))
         return m
 
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - prior_seconds
     cfgm = cfg.menu
     if not logged_now:
         record(float("nan"))
