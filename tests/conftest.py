@@ -49,3 +49,22 @@ def assert_one_line_error(result, *fragments):
     for f in fragments:
         assert f in err[0], (f, err[0])
     return err[0]
+
+
+def interrupt_at(monkeypatch, step: int, before=None):
+    """Make ``MenuTrainer.train_step`` raise ``KeyboardInterrupt`` (Ctrl-C) once the trainer is at
+    ``step`` (after that step's checkpoint); ``before(trainer)`` runs first if given. Returns the
+    real ``train_step`` (``monkeypatch.undo()`` or setting it back resumes normal training)."""
+    from bundleflow.training import MenuTrainer
+
+    real = MenuTrainer.train_step
+
+    def interrupted(self):
+        if self.step == step:
+            if before is not None:
+                before(self)
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(MenuTrainer, "train_step", interrupted)
+    return real

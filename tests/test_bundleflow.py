@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from conftest import interrupt_at
 
 from bundleflow.errors import InputError
 from bundleflow.experiments.config import load_config
@@ -142,14 +143,7 @@ def test_tiny_training_run_resume_and_reproducible(tmp_path, monkeypatch):
         assert (tmp_path / "a" / f).is_file()
 
     # interrupted at step 45, then resumed from the step-40 checkpoint: same result as uninterrupted
-    orig = MenuTrainer.train_step
-
-    def crash(self):
-        if self.step == 45:
-            raise KeyboardInterrupt
-        return orig(self)
-
-    monkeypatch.setattr(MenuTrainer, "train_step", crash)
+    orig = interrupt_at(monkeypatch, 45)
     with pytest.raises(KeyboardInterrupt):
         run_training(cfg, tmp_path / "b", resume=False, progress=False, log=lambda *_: None)
     assert not (tmp_path / "b" / "summary.json").exists()

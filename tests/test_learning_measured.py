@@ -6,9 +6,8 @@ import json
 
 import pytest
 import torch
-from conftest import TINY_TRAIN, cli
+from conftest import TINY_TRAIN, cli, interrupt_at
 
-import bundleflow.training
 from bundleflow.errors import InputError
 from bundleflow.mechanisms import Menu, allocation_changed, distinct_bundles, evaluate_menu
 from bundleflow.training import learning_summary, paired_gain
@@ -88,14 +87,7 @@ def test_a_run_logs_and_summarises_learning(tmp_path):
 
 def test_resume_keeps_the_start(tmp_path, monkeypatch):
     run = tmp_path / "run"
-    real = bundleflow.training.MenuTrainer.train_step
-
-    def crash_at_two(self):
-        if self.step == 2:
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(bundleflow.training.MenuTrainer, "train_step", crash_at_two)
+    interrupt_at(monkeypatch, 2)
     assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 130
     monkeypatch.undo()
     assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import TINY_TRAIN, assert_one_line_error, cli
+from conftest import TINY_TRAIN, assert_one_line_error, cli, interrupt_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +14,6 @@ from bundleflow.baselines.prices import best_price_given_outside, best_prices_gi
 from bundleflow.flow import train_flow
 from bundleflow.mechanisms import BundleFlowMenu, evaluate_menu
 from bundleflow.mechanisms.menu import TIE_TOL
-from bundleflow.training import MenuTrainer
 from bundleflow.training.reseeding import candidate_bundles, reseed_unused, reset_moments
 from bundleflow.valuations import XORValuation
 
@@ -150,14 +149,7 @@ def test_reseeding_in_a_run_is_logged_and_resumes_identically(tmp_path, monkeypa
     assert logged[0]["reseeded"] == 0 and all(a["reseeded"] <= b["reseeded"] for a, b in zip(logged, logged[1:]))
     assert logged[-1]["reseeded"] > 0  # the random start leaves elements unused that the data can use
     # killed after the step-2 checkpoint (which follows the step-2 re-seeding), then resumed
-    real = MenuTrainer.train_step
-
-    def crash_at_two(self):
-        if self.step == 2:
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(MenuTrainer, "train_step", crash_at_two)
+    interrupt_at(monkeypatch, 2)
     assert cli("train", "--out", part, *args).exit_code == 130
     monkeypatch.undo()
     assert cli("train", "--out", part, *args).exit_code == 0

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
+import types
 
 import pytest
-from conftest import TINY_TRAIN, assert_one_line_error, cli
+from conftest import TINY_TRAIN, assert_one_line_error, cli, interrupt_at
 
-import bundleflow.training
+import bundleflow.experiments.runner
+import bundleflow.training.trainer
 from bundleflow.experiments.runner import run_lock
 
 
@@ -38,16 +41,12 @@ def test_failed_start_writes_nothing_and_the_corrected_retry_runs(tmp_path):
 
 def test_torn_last_metrics_line_is_dropped_on_resume(tmp_path, monkeypatch):
     run = tmp_path / "run"
-    real = bundleflow.training.MenuTrainer.train_step
 
-    def crash_after_two(self):  # the process dies after the step-2 checkpoint, mid-way through a metrics write
-        if self.step == 2:
-            with open(run / "metrics.jsonl", "a") as fh:
-                fh.write('{"step": 3, "soft_rev')
-            raise KeyboardInterrupt
-        return real(self)
+    def torn_write(_trainer):  # the process dies after the step-2 checkpoint, mid-way through a metrics write
+        with open(run / "metrics.jsonl", "a") as fh:
+            fh.write('{"step": 3, "soft_rev')
 
-    monkeypatch.setattr(bundleflow.training.MenuTrainer, "train_step", crash_after_two)
+    interrupt_at(monkeypatch, 2, before=torn_write)
     assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 130
     monkeypatch.undo()
     res = cli("train", "--out", run, *TINY_TRAIN)
@@ -59,10 +58,7 @@ def test_torn_last_metrics_line_is_dropped_on_resume(tmp_path, monkeypatch):
 def test_resume_from_step_zero_does_not_duplicate_its_line(tmp_path, monkeypatch):
     run = tmp_path / "run"
 
-    def die(self):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(bundleflow.training.MenuTrainer, "train_step", die)
+    interrupt_at(monkeypatch, 0)
     assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 130
     assert _steps(run) == [0]
     monkeypatch.undo()
@@ -117,24 +113,20 @@ def test_corrupt_middle_metrics_line_is_a_clear_error(tmp_path, junk):
 
 
 def test_resume_keeps_counting_stage2_seconds(tmp_path, monkeypatch):
+    """A resumed run's Stage 2 clock goes on from the checkpoint's seconds. The first sitting runs on
+    a fake clock that advances 10^6 s per reading, so nothing here depends on the machine's speed."""
     run = tmp_path / "run"
-    real = bundleflow.training.MenuTrainer.train_step
-
-    def slow_then_crash(self):
-        if self.step == 2:
-            raise KeyboardInterrupt
-        import time
-
-        time.sleep(0.3)  # the first sitting's two steps take at least 0.6 s
-        return real(self)
-
-    monkeypatch.setattr(bundleflow.training.MenuTrainer, "train_step", slow_then_crash)
+    ticks = itertools.count(0.0, 1e6)
+    fake = types.SimpleNamespace(perf_counter=lambda: next(ticks))
+    monkeypatch.setattr(bundleflow.experiments.runner, "time", fake)
+    monkeypatch.setattr(bundleflow.training.trainer, "time", fake)
+    interrupt_at(monkeypatch, 2)
     assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 130
     monkeypatch.undo()
     first = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
-    assert first["step"] == 2 and first["seconds"] >= 0.6
-    assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 0
+    assert first["step"] == 2 and first["seconds"] >= 1e6  # at least one tick of the fake clock
+    assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 0  # the real clock from here on
     last = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
     summary = json.loads((run / "summary.json").read_text())
-    assert last["step"] == 4 and last["seconds"] >= first["seconds"]  # the clock goes on from the checkpoint
+    assert last["step"] == 4 and last["seconds"] >= first["seconds"]  # counted on from the checkpoint
     assert summary["stage2_seconds"] >= first["seconds"]
