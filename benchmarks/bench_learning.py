@@ -73,8 +73,12 @@ INITS = {  # name -> config overrides
 }
 
 
+def cell_folder(setting: str, init: str, args) -> Path:
+    return OUT / f"{setting}_{init}_J{args.J}_D{args.D}_s{args.steps}"
+
+
 def run_cell(setting: str, init: str, args) -> dict:
-    folder = OUT / f"{setting}_{init}_J{args.J}_D{args.D}_s{args.steps}"
+    folder = cell_folder(setting, init, args)
     overrides = data_overrides(setting, args.n_train) + [
         *INITS[init],
         f"menu.n_elements={args.J}",
@@ -149,9 +153,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     cells = [(s, i) for s in args.settings.split(",") for i in args.inits.split(",")]
     if args.table_only:
-        cells = [
-            (s, i) for s, i in cells if (OUT / f"{s}_{i}_J{args.J}_D{args.D}_s{args.steps}" / "summary.json").is_file()
-        ]
+        cells = [(s, i) for s, i in cells if (cell_folder(s, i, args) / "summary.json").is_file()]
     rows = [run_cell(s, i, args) for s, i in cells]
     print(markdown(rows))
     # results.json keeps every cell measured so far (one row per setting x init x J x D x steps)

@@ -99,16 +99,17 @@ def reseed_unused(
     cand = candidate_bundles(sample, choice.cpu() < 0, generator, seed)
     if len(cand) == 0:
         return report
-    values = sample.bundle_values(cand.to(sample.device) > 0.5)  # [C, B]
-    p, revenue = best_prices_given_outside(values - util[None], pay, cap)
-    buyers = (values - util[None] >= p[:, None]).sum(1)
+    threshold = sample.bundle_values(cand.to(sample.device) > 0.5) - util[None]  # [C, B]
+    p, revenue = best_prices_given_outside(threshold, pay, cap)
+    buyers = (threshold >= p[:, None]).sum(1)
     gain = torch.where(buyers >= min_buyers, revenue - float(pay.sum()), torch.full_like(revenue, -1.0))
     order = torch.argsort(gain, descending=True)
     order = order[gain[order] > 1e-9 * max(1.0, cap)][: min(max_new, len(unused))]
     if len(order) == 0:
         return report
     slots = unused[torch.randperm(len(unused), generator=generator)[: len(order)]].sort().values
-    saved = {name: t[slots.to(t.device)].clone() for name, t in _element_rows(model).items()}
+    rows = {name: param.data for name, param in model.element_parameters().items()}  # [J, ...] each
+    saved = {name: t[slots.to(t.device)].clone() for name, t in rows.items()}
     model.place_at(slots, cand[order.cpu()], generator, corner)
     b_new, p_new = model.lottery()
     ev_new = expected_values(
@@ -128,18 +129,15 @@ def reseed_unused(
             util = torch.where(buy, thr + util - price, util)
             pay = torch.where(buy, torch.full_like(pay, price), pay)
             total, new_prices[k], kept[k] = rev, price, True
-    for name, t in _element_rows(model).items():  # elements that did not pay back their old selves
+    for name, t in rows.items():  # elements that did not pay back their old selves
         t[slots[~kept].to(t.device)] = saved[name][~kept.to(saved[name].device)]
-    logits = model.price_logit.detach()[slots.to(model.price_logit.device)].clone()
-    _set_price_logits(logits, new_prices, cap, 1e-4)
-    model.price_logit.data[slots[kept].to(logits.device)] = logits[kept.to(logits.device)]
-    report["moved"] = slots[kept].tolist()
+    moved = slots[kept]
+    logits = torch.empty(len(moved), dtype=model.price_logit.dtype)
+    _set_price_logits(logits, new_prices[kept], cap, 1e-4)
+    model.price_logit.data[moved.to(model.price_logit.device)] = logits.to(model.price_logit.device)
+    report["moved"] = moved.tolist()
     report["sample_revenue_after"] = total / B
     return report
-
-
-def _element_rows(model: MenuModel) -> dict[str, torch.Tensor]:
-    return {name: p.data for name, p in model.element_parameters().items()}
 
 
 def reset_moments(optimizer: torch.optim.Optimizer, model: MenuModel, elements: torch.Tensor) -> None:
