@@ -70,6 +70,13 @@ INITS = {  # name -> config overrides
     # re-seeding unused elements every 100 steps (bundleflow.training.reseeding)
     "data_reseed": ["menu.init=data", "menu.reseed_every=100"],
     "random_reseed": ["menu.init=random", "menu.reseed_every=100"],
+    # what Stage 2 alone adds: the kept menu without the final price polish
+    "data_nopolish": ["menu.init=data", "menu.polish_rounds=0"],
+    # a start priced on every training bidder, not on a sample of menu.init_sample
+    "data_fullsample": ["menu.init=data", "menu.init_sample=1000000"],
+    # the other estimators from the paper's random start
+    "random_st": ["menu.init=random", "menu.estimator=straight_through"],
+    "random_gumbel": ["menu.init=random", "menu.estimator=gumbel"],
 }
 
 

@@ -14,7 +14,7 @@ from bundleflow.baselines.prices import best_price_given_outside, best_prices_gi
 from bundleflow.flow import train_flow
 from bundleflow.mechanisms import BundleFlowMenu, evaluate_menu
 from bundleflow.mechanisms.menu import TIE_TOL
-from bundleflow.training.reseeding import candidate_bundles, reseed_unused, reset_moments
+from bundleflow.training.reseeding import candidate_bundles, greedy_bundles, reseed_unused, reset_moments
 from bundleflow.valuations import XORValuation
 
 
@@ -120,12 +120,31 @@ def test_reseed_with_nothing_to_gain_changes_nothing(flow4):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_candidates_are_the_unserved_atoms_first():
+def test_candidates_are_the_unserved_atoms_first_then_coarser_bundles():
     sample = two_kinds()
     g = torch.Generator().manual_seed(0)
     unserved = torch.arange(15) >= 10
-    cand = candidate_bundles(sample, unserved, g, 0)
-    assert cand.tolist() == [[0, 1, 1, 0], [1, 0, 0, 0]]  # distinct valued atoms, padding dropped
+    cand, tier = candidate_bundles(sample, unserved, g, 0)
+    # distinct valued atoms (padding dropped), unserved first; then the grand bundle (a bidder's
+    # one-atom unions are atoms already offered, so they are not repeated)
+    assert cand.tolist() == [[0, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]]
+    assert tier.tolist() == [0, 0, 1]
+
+
+def test_greedy_rescores_after_each_pick():
+    # 3 bidders; values of 3 candidates. Alone, A earns 2 x 2 = 4, B 2 x 2 = 4 and C 3 (one buyer
+    # at 3). A and B serve the same two bidders: after A, B adds nothing, C still adds 3.
+    values = torch.tensor([[2.0, 2.0, 0.0], [2.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
+    zero = torch.zeros(3, dtype=torch.float64)
+    picked = greedy_bundles(values, torch.zeros(3, dtype=torch.long), zero, zero, 10.0, k=2, min_buyers=1)
+    assert picked.tolist() == [0, 2]  # ranked once, B would have been second
+    # a coarse candidate D (3 to everyone: 9 alone, the most) comes after every fine one that
+    # still gains: after A and C (revenue 7) it raises everyone to 3 (gain 2)
+    values = torch.cat([values, torch.tensor([[3.0, 3.0, 3.0]], dtype=torch.float64)])
+    tier = torch.tensor([0, 0, 0, 1])
+    assert greedy_bundles(values, tier, zero, zero, 10.0, k=3, min_buyers=1).tolist() == [0, 2, 3]
+    assert greedy_bundles(values, tier, zero, zero, 10.0, k=2, min_buyers=1).tolist() == [0, 2]
+    assert greedy_bundles(values, tier, zero, zero, 10.0, k=3, min_buyers=2).tolist() == [0, 3]
 
 
 def test_reset_moments_zeroes_only_the_moved_rows(flow4):
