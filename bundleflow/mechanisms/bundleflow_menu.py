@@ -21,6 +21,7 @@ class BundleFlowMenu(MenuModel):
     """
 
     name = "bundleflow"
+    supports_reseeding = True
 
     def __init__(self, flow: BundleFlow, n_elements: int, n_support: int, cap: float):
         if flow.domain != DOMAIN:

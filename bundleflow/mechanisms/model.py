@@ -39,6 +39,7 @@ class MenuModel(nn.Module):
     """Base class: prices, item prices and the hard :class:`Menu`; subclasses build lotteries."""
 
     name = "menu"
+    supports_reseeding = False  # implements place_at (bundleflow.training.reseeding)
 
     def __init__(self, n_elements: int, n_items: int, cap: float):
         super().__init__()
@@ -77,7 +78,10 @@ class MenuModel(nn.Module):
 
     def place_at(self, index: torch.Tensor, bundles: torch.Tensor, generator: torch.Generator, corner: float) -> None:
         """:meth:`place` for the elements ``index`` (``[n]``) only, at ``bundles`` (``[n, m]``)."""
-        raise InputError(f"menu.reseed_every > 0 is for bundleflow, not menu.model={self.name}")
+        raise InputError(self.reseeding_error())
+
+    def reseeding_error(self) -> str:
+        return f"menu.reseed_every > 0 is for bundleflow, not menu.model={self.name}"
 
     def element_parameters(self) -> dict[str, nn.Parameter]:
         """The parameters with one row per element (``[J, ...]``), by name."""

@@ -106,8 +106,8 @@ class MenuTrainer:
             model = BundleFlowMenu(model, cfg.n_elements, cfg.n_support, self.cap)
         if model.n_items != train.n_items:
             raise InputError(f"menu model is for m={model.n_items} items, data has m={train.n_items}")
-        if cfg.reseed_every and type(model).place_at is MenuModel.place_at:
-            raise InputError(f"menu.reseed_every > 0 is for bundleflow, not menu.model={model.name}")
+        if cfg.reseed_every and not model.supports_reseeding:
+            raise InputError(model.reseeding_error())
         self.params = model.to(device)
         self.step = 0
         self.reseeded = 0  # elements moved by re-seeding so far
