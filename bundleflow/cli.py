@@ -357,23 +357,43 @@ def bench(
     ),
     settings: str = typer.Option("", help="comma-separated settings (default: all; see --list)"),
     methods: str = typer.Option("", help="comma-separated methods (default: all)"),
-    budget: float = typer.Option(600.0, help="wall-clock budget per learned run, seconds"),
+    budget: float = typer.Option(None, help="wall-clock budget per learned run, seconds (default 600; paper 1200)"),
     quick: bool = typer.Option(False, help="tiny sizes: a smoke test of the whole pipeline"),
     cats_dir: Path = typer.Option(None, help="folder of the CATS reference files (default ../shared/cats)"),
+    preset: str = typer.Option("default", help="default, or paper (CATS at 50-150 items, J=5000, D=8)"),
+    data_dir: Path = typer.Option(None, help="paper: folder for the generated valuation files (default OUT/data)"),
+    resume: bool = typer.Option(True, help="read back finished cells and continue interrupted ones"),
     list_: bool = typer.Option(False, "--list", help="list settings and methods, then exit"),
 ):
-    """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plot."""
-    from bundleflow.experiments.bench import METHODS, run_bench
+    """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plots."""
+    from bundleflow.experiments.bench import METHODS, PAPER_BUDGET_S, PRESETS, paper_settings, run_bench
     from bundleflow.experiments.bench import settings as table
     from bundleflow.utils.files import writable_dir
 
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     if list_:
-        console.print("settings: " + ", ".join(table(cats_dir)))
+        names = paper_settings(Path(".")) if preset == "paper" else table(cats_dir)
+        console.print("settings: " + ", ".join(names))
         console.print("methods: " + ", ".join(METHODS))
         return
+    if budget is None:
+        budget = PAPER_BUDGET_S if preset == "paper" else 600.0
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] or None  # noqa: E731
     writable_dir(out)
-    res = run_bench(out, split(settings), split(methods), budget, quick, cats_dir, log=console.print)
+    res = run_bench(
+        out,
+        split(settings),
+        split(methods),
+        budget,
+        quick,
+        cats_dir,
+        log=console.print,
+        preset=preset,
+        data_dir=data_dir,
+        resume=resume,
+        progress=True,
+    )
     t = Table(title=Text(f"exact held-out revenue (budget {budget:g} s per learned run)"))
     for c in ("setting", "method", "revenue", "s.e.", "train s", "steps", "steps to 99%"):
         left = c in ("setting", "method")
@@ -393,7 +413,10 @@ def bench(
         console.print(
             f"check {c['method']} on {c['setting']}: {c['revenue']:.4f} >= {c['at_least']}: {'passed' if c['passed'] else 'FAILED'}"
         )
-    console.print(f"wrote {out}/results.json, results.md" + (", revenue_vs_time.png" if res.get("plot") else ""))
+    console.print(
+        f"wrote {out}/results.json, results.md"
+        + (", revenue_vs_time.png, revenue_vs_steps.png" if res.get("plot") else "")
+    )
 
 
 @command()

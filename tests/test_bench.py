@@ -1,9 +1,13 @@
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from bundleflow.errors import InputError
 from bundleflow.experiments.bench import run_bench, steps_to_fraction
+from bundleflow.training import MenuTrainer
+from bundleflow.utils.files import read_jsonl
 
 
 def test_steps_to_fraction():
@@ -55,3 +59,50 @@ def test_bench_rejects_unknown_names(tmp_path):
     with pytest.raises(InputError, match="budget"):
         run_bench(tmp_path, ["uniform_m2"], ["rochetnet"], budget_s=0, quick=True)
     assert not (tmp_path / "results.json").exists()
+
+
+def test_paper_preset_draws_its_data_with_the_cats_stream_and_resumes(tmp_path, monkeypatch):
+    from conftest import interrupt_at
+
+    from bundleflow.cats.generator import generate
+    from bundleflow.cats.io import load_valuations
+
+    args = dict(budget_s=60, quick=True, log=lambda *_: None, preset="paper")
+    # first sitting: Ctrl-C at step 20 of 30
+    real = interrupt_at(monkeypatch, 20)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(tmp_path, ["paper_regions_50"], ["bundleflow", "item_pricing"], **args)
+    data = tmp_path / "data" / "regions_50_1000_rand48_seed1.npz"
+    v = load_valuations(data)
+    assert len(v) == 1000 and v.n_items == 50
+    # the first rows are CATS's rand48 draws (regenerated from their seeds)
+    with np.load(data, allow_pickle=False) as z:
+        seeds, seeds2 = z["seeds"][:3], z["seeds2"][:3]
+    again, _ = generate("regions", 50, 3, cats_seeds=(seeds, seeds2))
+    assert torch.equal(again.values.float(), v.values[:3].float()) and torch.equal(
+        again.atoms, v.atoms[:3]
+    )  # float32 in the file
+    folder = tmp_path / "paper_regions_50" / "bundleflow"
+    assert [m["step"] for m in read_jsonl(folder / "metrics.jsonl")][-1] == 20
+    # second sitting: continues from step 20, to 30
+    monkeypatch.setattr(MenuTrainer, "train_step", real)
+    res = run_bench(tmp_path, ["paper_regions_50"], ["bundleflow", "item_pricing"], **args)
+    assert [m["step"] for m in read_jsonl(folder / "metrics.jsonl")] == [0, 10, 20, 30]
+    assert [r["method"] for r in res["rows"]] == ["bundleflow", "item_pricing"] and res["preset"] == "paper"
+    assert (tmp_path / "revenue_vs_steps.png").read_bytes()[:4] == b"\x89PNG"
+    # third: the finished cell is read back, not trained again
+    said: list[str] = []
+    stamp = (folder / "summary.json").stat().st_mtime_ns
+    res2 = run_bench(tmp_path, ["paper_regions_50"], ["bundleflow"], **{**args, "log": said.append})
+    assert res2["rows"][0]["test_revenue"] == res["rows"][0]["test_revenue"]
+    assert (folder / "summary.json").stat().st_mtime_ns == stamp and any("done earlier" in s for s in said)
+    # another budget is another config: an error, unless resume=False
+    with pytest.raises(InputError, match="different config"):
+        run_bench(tmp_path, ["paper_regions_50"], ["bundleflow"], **{**args, "budget_s": 61})
+    run_bench(tmp_path, ["paper_regions_50"], ["bundleflow"], **{**args, "budget_s": 61}, resume=False)
+    assert (folder / "summary.json").stat().st_mtime_ns != stamp
+
+
+def test_bench_rejects_an_unknown_preset(tmp_path):
+    with pytest.raises(InputError, match="unknown preset"):
+        run_bench(tmp_path, None, preset="papers", quick=True)

@@ -11,6 +11,7 @@ Revenue is mean +- standard error over held-out valuations (hard evaluation).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -115,6 +116,77 @@ def settings(cats_dir: Path | None = None) -> dict[str, list[str]]:
     return out
 
 
+# The paper's single-bidder comparison (Wang, Jiang, Parkes 2025, Table 1): CATS regions and
+# arbitrary at 50, 100 and 150 items, pure BundleFlow with J=5000 and D=8. Valuations are drawn
+# with CATS's own random stream (rand48, one single-bidder run per valuation) into
+# ``data_dir`` once: the reference files' 5,000 rows are too few for 2,000+ held-out bidders
+# beside a training sample that a 5,000-element menu does not overfit.
+PAPER_SPLIT = (15000, 2000, 3000)  # training, validation, held-out valuations
+PAPER_QUICK_ROWS = 1000  # rows generated for --quick (QUICK's split fits in them)
+PAPER_SEED = 1
+PAPER_BUDGET_S = 1200.0  # default wall-clock budget per learned run
+
+
+def paper_data_file(data_dir: Path, distribution: str, n_items: int, quick: bool = False) -> Path:
+    n = PAPER_QUICK_ROWS if quick else sum(PAPER_SPLIT)
+    return Path(data_dir) / f"{distribution}_{n_items}_{n}_rand48_seed{PAPER_SEED}.npz"
+
+
+def paper_settings(data_dir: Path, quick: bool = False) -> dict[str, list[str]]:
+    """Setting name -> config overrides of the ``paper`` preset (data files: :func:`ensure_paper_data`)."""
+    out: dict[str, list[str]] = {}
+    for dist in ("regions", "arbitrary"):
+        for m in (50, 100, 150):
+            out[f"paper_{dist}_{m}"] = [
+                "data.kind=file",
+                f"data.path={paper_data_file(data_dir, dist, m, quick)}",
+                f"data.n_train={PAPER_SPLIT[0]}",
+                f"data.n_val={PAPER_SPLIT[1]}",
+                f"data.n_test={PAPER_SPLIT[2]}",
+                "menu.n_elements=5000",
+                "menu.n_support=8",
+                "menu.batch=128",
+                "menu.steps=100000",  # the time budget ends training
+                "menu.log_every=50",
+                "flow.steps=3000",
+            ]
+    return out
+
+
+def ensure_paper_data(setting: str, data_dir: Path, quick: bool = False, log=print, progress: bool = True) -> Path:
+    """The valuation file of ``paper`` setting ``setting`` (``paper_<distribution>_<items>``), drawn
+    with CATS's rand48 stream unless it exists (:func:`paper_data_file`)."""
+    from bundleflow.cats.generator import generate
+    from bundleflow.cats.io import save_cats_npz
+    from bundleflow.utils.progress import progress_bar
+
+    _, dist, m = setting.split("_")
+    path = paper_data_file(data_dir, dist, int(m), quick)
+    if path.is_file():
+        return path
+    n = PAPER_QUICK_ROWS if quick else sum(PAPER_SPLIT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with progress_bar(f"generating {path.name} (CATS rand48 stream)", int(n), enabled=progress) as advance:
+        v, meta = generate(dist, int(m), int(n), seed=PAPER_SEED, stream="rand48", progress=advance)
+    save_cats_npz(
+        path,
+        v,
+        private_values=meta["private_values"],
+        instance=meta["instance"],
+        distribution=dist,
+        seed=PAPER_SEED,
+        generator="bundleflow.cats",
+        seeds=meta["seeds"],
+        seeds2=meta["seeds2"],
+    )
+    log(f"generated {path} ({n} {dist} valuations, {m} items, {time.perf_counter() - t0:.0f} s)")
+    return path
+
+
+PRESETS = ("default", "paper")
+
+
 QUICK = [
     "data.n_train=300",
     "data.n_val=200",
@@ -151,14 +223,29 @@ def run_bench(
     quick: bool = False,
     cats_dir: Path | None = None,
     log=print,
+    preset: str = "default",
+    data_dir: Path | None = None,
+    resume: bool = True,
+    progress: bool = False,
 ) -> dict:
-    """Run ``setting_names x methods`` into ``out`` and return the results dict."""
+    """Run ``setting_names x methods`` of ``preset`` into ``out`` and return the results dict.
+
+    One run folder per learned cell, ``out/<setting>/<method>``. With ``resume``, a cell whose
+    folder holds a finished run of the same config is read back, an interrupted one continues
+    from its checkpoint (and its time budget from the seconds already spent), and a folder
+    with a different config is an error; without, every cell starts afresh. ``paper``: the
+    valuation files are drawn into ``data_dir`` (default ``out/data``) first where missing.
+    """
     from bundleflow.experiments.baseline_table import baseline_rows
     from bundleflow.experiments.config import load_config
     from bundleflow.experiments.data import make_data
-    from bundleflow.experiments.runner import run_training
+    from bundleflow.experiments.runner import holds_config, run_training
 
-    table = settings(cats_dir)
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    paper = preset == "paper"
+    data_dir = Path(data_dir) if data_dir is not None else Path(out) / "data"
+    table = paper_settings(data_dir, quick) if paper else settings(cats_dir)
     explicit = bool(setting_names)
     setting_names = setting_names or list(table)
     methods = methods or list(METHODS)
@@ -173,7 +260,7 @@ def run_bench(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     missing = {}
-    for name in setting_names:
+    for name in setting_names if not paper else ():
         path = _data_path(table[name])
         if path is not None and not quick and not path.is_file():
             missing[name] = path
@@ -188,27 +275,34 @@ def run_bench(
     if not setting_names:
         raise InputError("no setting left to run")
     rows: list[dict] = []
-    curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    curves: dict[str, dict[str, list[tuple[int, float, float]]]] = {}
     for name in setting_names:
+        if paper:
+            ensure_paper_data(name, data_dir, quick, log, progress)
         ov = table[name] + (QUICK if quick else [])
         cfg = load_config(None, ov)
         train, _, test = make_data(cfg)
         curves[name] = {}
         for method in [m for m in methods if m in LEARNED]:
             mcfg = load_config(None, ov + LEARNED_OVERRIDES[method] + [f"menu.time_budget_s={budget_s}"])
-            log(f"{name}: training {method} (budget {budget_s:g} s)")
+            folder = out / name / method
             t0 = time.perf_counter()
-            run = run_training(
-                mcfg,
-                out / name / method,
-                resume=False,
-                progress=False,
-                log=lambda *_: None,
-                write_report_at_end=not quick,
-            )
+            if resume and (folder / "summary.json").is_file() and holds_config(folder, mcfg):
+                log(f"{name}: {method} done earlier, read from {folder}")
+                run = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+            else:
+                log(f"{name}: training {method} (budget {budget_s:g} s)")
+                run = run_training(
+                    mcfg,
+                    folder,
+                    resume=resume,
+                    progress=progress,
+                    log=lambda *_: None,
+                    write_report_at_end=not quick,
+                )
             wall = time.perf_counter() - t0
-            metrics = _read_metrics(out / name / method / "metrics.jsonl")
-            curves[name][method] = [(m["seconds"], m["hard_revenue"]) for m in metrics]
+            metrics = _read_metrics(folder / "metrics.jsonl")
+            curves[name][method] = [(m["step"], m["seconds"], m["hard_revenue"]) for m in metrics]
             L = run["learned"]
             rows.append(
                 {
@@ -262,10 +356,11 @@ def run_bench(
             checks.append(
                 {"setting": setting, "method": method, "revenue": got[0], "at_least": least, "passed": got[0] >= least}
             )
-    results = {"budget_s": budget_s, "quick": quick, "rows": rows, "checks": checks}
+    results = {"preset": preset, "budget_s": budget_s, "quick": quick, "rows": rows, "checks": checks}
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown(results))
     results["plot"] = plot_revenue_vs_time(curves, rows, out / "revenue_vs_time.png")
+    plot_revenue_vs_time(curves, rows, out / "revenue_vs_steps.png", x="steps")
     return results
 
 
@@ -290,8 +385,10 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_revenue_vs_time(curves: dict, rows: list[dict], path: Path) -> bool:
-    """One panel per setting: validation hard revenue vs training seconds; baselines dashed. Whether it was written."""
+def plot_revenue_vs_time(curves: dict, rows: list[dict], path: Path, x: str = "seconds") -> bool:
+    """One panel per setting: validation hard revenue vs training ``x`` (``"seconds"`` or
+    ``"steps"``; ``curves[setting][method]`` holds ``(step, seconds, revenue)`` points);
+    baselines dashed. Whether it was written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -306,13 +403,13 @@ def plot_revenue_vs_time(curves: dict, rows: list[dict], path: Path) -> bool:
     for ax, name in zip(axes.flat, names):
         for method, pts in curves[name].items():
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=method)
+                ax.plot([p[0 if x == "steps" else 1] for p in pts], [p[2] for p in pts], marker=".", label=method)
         for r in rows:
             if r["setting"] == name and r["method"] not in LEARNED:
                 ax.axhline(r["test_revenue"], ls="--", lw=0.8, color="grey")
                 ax.annotate(r["method"], (0, r["test_revenue"]), fontsize=7, color="grey", va="bottom")
         ax.set_title(name)
-        ax.set_xlabel("training seconds")
+        ax.set_xlabel("training " + ("steps" if x == "steps" else "seconds"))
         ax.set_ylabel("revenue (validation, exact)")
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(names) :]:

@@ -175,6 +175,22 @@ def polish_menu(menu, train, test, cap: float, rounds: int, progress: bool = Tru
     return out
 
 
+def holds_config(out: Path, cfg: RunConfig) -> bool:
+    """Whether run folder ``out`` has a ``config.yaml`` equal to ``cfg`` (fields added since it was
+    written take their defaults). An unreadable one raises :class:`InputError`."""
+    cfg_path = out / "config.yaml"
+    if not cfg_path.is_file():
+        return False
+    try:
+        old = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(f"{cfg_path}: unreadable config ({exc}); use a new folder or --no-resume") from exc
+    try:
+        return RunConfig.model_validate(old).record() == cfg.record()
+    except Exception:
+        return False
+
+
 def run_training(
     cfg: RunConfig,
     out: str | Path,
@@ -204,17 +220,8 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
 
     cfg_path = out / "config.yaml"
     cfg_text = yaml.safe_dump(cfg.record(), sort_keys=False)
-    if cfg_path.is_file() and resume:
-        try:
-            old = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InputError(f"{cfg_path}: unreadable config ({exc}); use a new folder or --no-resume") from exc
-        try:  # fields added since the folder was written take their defaults
-            same = RunConfig.model_validate(old).record() == cfg.record()
-        except Exception:
-            same = False
-        if not same:
-            raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
+    if cfg_path.is_file() and resume and not holds_config(out, cfg):
+        raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
     device = resolve_device(cfg.device)
     train, val, test = make_data(cfg)
     # the folder's flow.pt belongs to this config only if the folder's config.yaml matched above
