@@ -106,3 +106,34 @@ def test_paper_preset_draws_its_data_with_the_cats_stream_and_resumes(tmp_path, 
 def test_bench_rejects_an_unknown_preset(tmp_path):
     with pytest.raises(InputError, match="unknown preset"):
         run_bench(tmp_path, None, preset="papers", quick=True)
+
+
+def test_paper_figures_by_hand():
+    from bundleflow.experiments.bench import markdown, paper_figures
+
+    def row(setting, method, rev, s99=None):
+        return {
+            "setting": setting,
+            "method": method,
+            "test_revenue": rev,
+            "test_revenue_se": 1.0,
+            "train_seconds": 1.0,
+            "steps": None,
+            "steps_to_99pct": s99,
+        }
+
+    rows = [
+        row("a", "bundleflow", 300.0, 50),
+        row("a", "rochetnet", 200.0, 100),
+        row("a", "bundle_rochetnet", 150.0, 400),
+        row("a", "item_pricing", 250.0),
+        row("a", "welfare_bound", 900.0),  # a bound, not a baseline
+        row("b", "item_pricing", 10.0),  # no BundleFlow row: no figures
+    ]
+    (fig,) = paper_figures(rows)
+    assert fig["best_baseline"] == "item_pricing" and fig["ratio_to_best"] == pytest.approx(1.2)
+    assert fig["ratio_to_rochetnet"] == pytest.approx(1.5) and fig["ratio_to_item_pricing"] == pytest.approx(1.2)
+    assert fig["speedup_vs_bundle_rochetnet"] == pytest.approx(8.0)
+    text = markdown({"preset": "paper", "rows": rows, "checks": []})
+    assert "| a | 1.20 (item_pricing) |" in text and "| 8.00 |" in text
+    assert "1.20 (item_pricing)" not in markdown({"preset": "default", "rows": rows, "checks": []})

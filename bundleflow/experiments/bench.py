@@ -364,6 +364,61 @@ def run_bench(
     return results
 
 
+# what the paper reports for its single-bidder comparison (arXiv:2502.15283): pure BundleFlow's
+# revenue over the best baseline's, and Bundle-RochetNet's iterations to 99% of its final
+# revenue over BundleFlow's, across the six CATS settings
+PAPER_REVENUE_RATIO = (1.11, 2.23)
+PAPER_SPEEDUP = (3.6, 9.5)
+RATIO_BASELINES = ("rochetnet", "bundle_rochetnet", "grand_bundling", "item_pricing", "atom_menu")
+
+
+def paper_figures(rows: list[dict]) -> list[dict]:
+    """Per setting with a ``bundleflow`` row: its revenue over the best of :data:`RATIO_BASELINES`
+    present (and which), over RochetNet and over item pricing, and Bundle-RochetNet's steps to
+    99% of its final revenue over BundleFlow's (``None`` where a figure is missing)."""
+    out = []
+    for name in dict.fromkeys(r["setting"] for r in rows):
+        by = {r["method"]: r for r in rows if r["setting"] == name}
+        if "bundleflow" not in by:
+            continue
+        bf = by["bundleflow"]["test_revenue"]
+        base = [m for m in RATIO_BASELINES if m in by]
+        best = max(base, key=lambda m: by[m]["test_revenue"]) if base else None
+
+        ratio = {m: bf / r["test_revenue"] for m, r in by.items() if r["test_revenue"] > 0}
+        s_bf = by["bundleflow"].get("steps_to_99pct")
+        s_brn = by.get("bundle_rochetnet", {}).get("steps_to_99pct")
+        out.append(
+            {
+                "setting": name,
+                "bundleflow": bf,
+                "best_baseline": best,
+                "ratio_to_best": ratio.get(best) if best else None,
+                "ratio_to_rochetnet": ratio.get("rochetnet"),
+                "ratio_to_item_pricing": ratio.get("item_pricing"),
+                "speedup_vs_bundle_rochetnet": s_brn / s_bf if s_bf and s_brn is not None else None,
+            }
+        )
+    return out
+
+
+def _paper_table(figures: list[dict]) -> list[str]:
+    f = lambda x: "" if x is None else f"{x:.2f}"  # noqa: E731
+    lines = [
+        "",
+        f"| setting | BundleFlow / best baseline (which) | paper: {PAPER_REVENUE_RATIO[0]}-{PAPER_REVENUE_RATIO[1]}x "
+        f"| / RochetNet | / item pricing | Bundle-RochetNet steps to 99% / BundleFlow's | paper: "
+        f"{PAPER_SPEEDUP[0]}-{PAPER_SPEEDUP[1]}x |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
+    for r in figures:
+        lines.append(
+            f"| {r['setting']} | {f(r['ratio_to_best'])} ({r['best_baseline'] or '-'}) | "
+            f"| {f(r['ratio_to_rochetnet'])} | {f(r['ratio_to_item_pricing'])} | {f(r['speedup_vs_bundle_rochetnet'])} | |"
+        )
+    return lines
+
+
 def markdown(results: dict) -> str:
     lines = [
         "| setting | method | held-out revenue | ± s.e. | train s | steps | steps to 99% |",
@@ -376,6 +431,8 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {r['setting']} | {r['method']} | {r['test_revenue']:.4f} | {se} | {r['train_seconds']:.1f} | {steps} | {s99} |"
         )
+    if results.get("preset") == "paper":
+        lines += _paper_table(paper_figures(results["rows"]))
     if results["checks"]:
         lines += ["", "| known-answer check | revenue | at least | passed |", "|---|---:|---:|---|"]
         lines += [
