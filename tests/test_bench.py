@@ -128,6 +128,7 @@ def test_paper_figures_by_hand():
         row("a", "bundle_rochetnet", 150.0, 400),
         row("a", "item_pricing", 250.0),
         row("a", "welfare_bound", 900.0),  # a bound, not a baseline
+        {**row("a", "bundleflow_mixed", 280.0), "gain_over_item_pricing": 30.0, "gain_over_item_pricing_se": 7.5},
         row("b", "item_pricing", 10.0),  # no BundleFlow row: no figures
     ]
     (fig,) = paper_figures(rows)
@@ -135,5 +136,7 @@ def test_paper_figures_by_hand():
     assert fig["ratio_to_rochetnet"] == pytest.approx(1.5) and fig["ratio_to_item_pricing"] == pytest.approx(1.2)
     assert fig["speedup_vs_bundle_rochetnet"] == pytest.approx(8.0)
     text = markdown({"preset": "paper", "rows": rows, "checks": []})
-    assert "| a | 1.20 (item_pricing) |" in text and "| 8.00 |" in text
+    assert fig["mixed_gain_over_item_pricing"] == 30.0 and fig["mixed_gain_over_item_pricing_se"] == 7.5
+    assert "| a | 1.20 (item_pricing) |" in text and "| 8.00 |" in text and "+30 +- 7.5 (+4.0 s.e.)" in text
+    assert "RochetNet on 1 of 1" in text and "item pricing on 1 of 1" in text and "> 3 s.e. on 1 of 1" in text
     assert "1.20 (item_pricing)" not in markdown({"preset": "default", "rows": rows, "checks": []})
