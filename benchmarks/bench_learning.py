@@ -136,14 +136,17 @@ def markdown(rows: list[dict]) -> str:
         "| distinct bundles | best step | item pricing | Stage 2 s |\n"
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
-    body = "".join(
-        f"| {r['setting']} | {r['init']} | {r['J']} x {r['D']} | {r['start']:.1f} | {r['end']:.1f} "
-        f"| {r['gain']:+.1f} +- {r['gain_se']:.1f} | {r['gain'] / r['gain_se'] if r['gain_se'] else 0:+.1f} "
-        f"| {r['changed']:.0%} | {r['bundles_start']} -> {r['bundles_end']} | {r['best_step']} of {r['steps']} "
-        f"| {r['item_pricing']:.1f} | {r['stage2_seconds']:.0f} |\n"
-        for r in rows
-    )
-    return head + body
+
+    def row(r: dict) -> str:
+        d = 4 if abs(r["item_pricing"]) < 10 else 1  # decimals on the setting's value scale
+        return (
+            f"| {r['setting']} | {r['init']} | {r['J']} x {r['D']} | {r['start']:.{d}f} | {r['end']:.{d}f} "
+            f"| {r['gain']:+.{d}f} +- {r['gain_se']:.{d}f} | {r['gain'] / r['gain_se'] if r['gain_se'] else 0:+.1f} "
+            f"| {r['changed']:.0%} | {r['bundles_start']} -> {r['bundles_end']} | {r['best_step']} of {r['steps']} "
+            f"| {r['item_pricing']:.{d}f} | {r['stage2_seconds']:.0f} |\n"
+        )
+
+    return head + "".join(row(r) for r in rows)
 
 
 def main() -> None:

@@ -205,3 +205,14 @@ def test_unique_rows_matches_torch_unique(m, n, seed):
     uniq, inv = unique_rows(rows)
     assert torch.equal(uniq[inv], rows)
     assert len(uniq) == len(torch.unique(rows, dim=0)) if n else len(uniq) == 0
+
+
+def test_first_occurrences_keeps_distinct_rows_in_first_seen_order():
+    from bundleflow.valuations.bundles import first_occurrences
+
+    rows = torch.tensor([[1, 0, 1], [0, 0, 0], [1, 0, 1], [0, 1, 0], [0, 0, 0]], dtype=torch.float32)
+    assert first_occurrences(rows).tolist() == [0, 1, 3]
+    assert first_occurrences(rows[:0]).tolist() == []
+    wide = (torch.rand(200, 130, generator=torch.Generator().manual_seed(0)) < 0.5).float()  # 3 packed words
+    wide = torch.cat([wide, wide[[5, 0, 199]]])
+    assert first_occurrences(wide).tolist() == list(range(200))

@@ -13,6 +13,7 @@ from bundleflow.mechanisms.menu import TIE_TOL, Menu, choose, expected_values
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.utils.progress import progress_bar
 from bundleflow.valuations.base import Valuation
+from bundleflow.valuations.bundles import first_occurrences
 from bundleflow.valuations.xor import XORValuation
 
 
@@ -33,12 +34,7 @@ def init_bundles(train: Valuation, n_elements: int, seed: int, n_atoms: int = 64
         g = torch.Generator().manual_seed(seed)
         out.append((torch.rand(4 * n_elements, m, generator=g) < 0.5).float())
     cand = torch.cat(out)
-    # keep first occurrences, in order
-    uniq, inv = torch.unique(cand, dim=0, return_inverse=True)
-    first = torch.full((uniq.shape[0],), cand.shape[0], dtype=torch.long).scatter_reduce(
-        0, inv, torch.arange(cand.shape[0]), "amin"
-    )
-    cand = cand[torch.sort(first).values]
+    cand = cand[first_occurrences(cand)]
     if cand.shape[0] < n_elements:
         g = torch.Generator().manual_seed(seed + 1)
         extra = (torch.rand(n_elements - cand.shape[0], m, generator=g) < 0.5).float()

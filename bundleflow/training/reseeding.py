@@ -37,7 +37,7 @@ from bundleflow.mechanisms.menu import Menu, choose, expected_values
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.training.initialisation import _set_price_logits, init_bundles
 from bundleflow.valuations.base import Valuation
-from bundleflow.valuations.bundles import pack_bits, unique_rows
+from bundleflow.valuations.bundles import first_occurrences, pack_bits
 from bundleflow.valuations.xor import XORValuation
 
 MAX_CANDIDATES = 2048  # candidate bundles scored per re-seeding (each scored on every sampled bidder)
@@ -76,7 +76,7 @@ def candidate_bundles(
     seen: set[tuple[int, ...]] = set()  # packed rows offered already
     for k, rows in enumerate(groups):
         room = len(coarse) if k == 2 else fine_room - sum(len(r) for r in out)
-        rows = rows[_first_occurrences(rows)]
+        rows = rows[first_occurrences(rows)]
         keys = [tuple(w) for w in pack_bits(rows > 0.5).tolist()]
         rows = rows[torch.tensor([w not in seen for w in keys], dtype=torch.bool)]
         if len(rows) > room:
@@ -85,13 +85,6 @@ def candidate_bundles(
         out.append(rows)
     tier = torch.cat([torch.zeros(len(out[0]) + len(out[1])), torch.ones(len(out[2]))]).long()
     return torch.cat(out), tier
-
-
-def _first_occurrences(rows: torch.Tensor) -> torch.Tensor:
-    """Indices of the first occurrence of each distinct row of ``rows [N, m]``, ascending."""
-    _, inv = unique_rows(rows)
-    first = torch.full((int(inv.max()) + 1 if len(inv) else 0,), len(rows), dtype=torch.long)
-    return first.scatter_reduce(0, inv, torch.arange(len(rows)), "amin").sort().values
 
 
 @torch.no_grad()

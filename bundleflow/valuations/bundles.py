@@ -76,3 +76,11 @@ def unique_rows(bundles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     first = torch.full((U,), N, dtype=torch.int64, device=bundles.device)
     first = first.scatter_reduce(0, inv, torch.arange(N, device=bundles.device), reduce="amin")
     return bundles[first], inv
+
+
+def first_occurrences(rows: torch.Tensor) -> torch.Tensor:
+    """Indices ``[U]`` of the first occurrence of each distinct 0/1 row of ``rows [N, m]``, ascending:
+    ``rows[first_occurrences(rows)]`` is the distinct rows in the order they first appear."""
+    _, inv = unique_rows(rows)
+    first = torch.full((int(inv.max()) + 1 if len(inv) else 0,), len(rows), dtype=torch.long, device=rows.device)
+    return first.scatter_reduce(0, inv, torch.arange(len(rows), device=rows.device), "amin").sort().values
