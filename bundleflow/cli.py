@@ -445,8 +445,7 @@ def data_generate(
     force: bool = typer.Option(False, help="overwrite an existing file"),
 ):
     """Draw CATS valuations and write them as npz (atoms, values, n_atoms, provenance)."""
-    from bundleflow.cats.generator import generate
-    from bundleflow.cats.io import save_cats_npz
+    from bundleflow.cats.io import generate_npz
     from bundleflow.utils.files import writable_file
     from bundleflow.utils.progress import progress_bar
 
@@ -455,26 +454,7 @@ def data_generate(
     writable_file(out, overwrite=force)
     t0 = time.perf_counter()
     with progress_bar(f"generating {distribution}", n) as advance:
-        v, meta = generate(
-            distribution,
-            items,
-            n,
-            seed=seed,
-            bidders_per_instance=bidders_per_instance,
-            stream=stream,
-            progress=advance,
-        )
-    extra = {k: meta[k] for k in ("seeds", "seeds2") if k in meta}
-    save_cats_npz(
-        out,
-        v,
-        private_values=meta["private_values"],
-        instance=meta["instance"],
-        distribution=distribution,
-        seed=seed,
-        generator="bundleflow.cats",
-        **extra,
-    )
+        generate_npz(out, distribution, items, n, seed, stream, bidders_per_instance, progress=advance)
     console.print(f"wrote {n} {distribution} valuations over {items} goods to {out} ({time.perf_counter() - t0:.1f} s)")
 
 

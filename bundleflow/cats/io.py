@@ -126,6 +126,44 @@ def save_cats_npz(path: str | Path, valuation: XORValuation, **metadata) -> Path
     return atomic_write(path, _w)
 
 
+def generate_npz(
+    path: str | Path,
+    distribution: str,
+    n_items: int,
+    n: int,
+    seed: int,
+    stream: str = "auto",
+    bidders_per_instance: int = 1,
+    progress=None,
+) -> XORValuation:
+    """Draw ``n`` CATS valuations (:func:`bundleflow.cats.generate`) and write them to ``path`` in
+    the reference format (atomically) with their provenance: distribution, seed, generator, each
+    row's private-value kind and instance, and the rand48 ``seeds`` / ``seeds2`` that regenerate it."""
+    from bundleflow.cats.generator import generate
+
+    v, meta = generate(
+        distribution,
+        n_items,
+        n,
+        seed=seed,
+        bidders_per_instance=bidders_per_instance,
+        stream=stream,
+        progress=progress,
+    )
+    extra = {k: meta[k] for k in ("seeds", "seeds2") if k in meta}
+    save_cats_npz(
+        path,
+        v,
+        private_values=meta["private_values"],
+        instance=meta["instance"],
+        distribution=distribution,
+        seed=seed,
+        generator="bundleflow.cats",
+        **extra,
+    )
+    return v
+
+
 def parse_cats_bids(text: str, source: str = "<text>") -> XORValuation:
     """Parse a CATS bid file into one XOR valuation per bidder (see module doc)."""
     n_goods = n_bids = n_dummy = None

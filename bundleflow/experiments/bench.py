@@ -127,9 +127,12 @@ PAPER_SEED = 1
 PAPER_BUDGET_S = 1200.0  # default wall-clock budget per learned run
 
 
+def _paper_rows(quick: bool) -> int:
+    return PAPER_QUICK_ROWS if quick else sum(PAPER_SPLIT)
+
+
 def paper_data_file(data_dir: Path, distribution: str, n_items: int, quick: bool = False) -> Path:
-    n = PAPER_QUICK_ROWS if quick else sum(PAPER_SPLIT)
-    return Path(data_dir) / f"{distribution}_{n_items}_{n}_rand48_seed{PAPER_SEED}.npz"
+    return Path(data_dir) / f"{distribution}_{n_items}_{_paper_rows(quick)}_rand48_seed{PAPER_SEED}.npz"
 
 
 def paper_settings(data_dir: Path, quick: bool = False) -> dict[str, list[str]]:
@@ -156,30 +159,18 @@ def paper_settings(data_dir: Path, quick: bool = False) -> dict[str, list[str]]:
 def ensure_paper_data(setting: str, data_dir: Path, quick: bool = False, log=print, progress: bool = True) -> Path:
     """The valuation file of ``paper`` setting ``setting`` (``paper_<distribution>_<items>``), drawn
     with CATS's rand48 stream unless it exists (:func:`paper_data_file`)."""
-    from bundleflow.cats.generator import generate
-    from bundleflow.cats.io import save_cats_npz
+    from bundleflow.cats.io import generate_npz
     from bundleflow.utils.progress import progress_bar
 
     _, dist, m = setting.split("_")
     path = paper_data_file(data_dir, dist, int(m), quick)
     if path.is_file():
         return path
-    n = PAPER_QUICK_ROWS if quick else sum(PAPER_SPLIT)
+    n = _paper_rows(quick)
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with progress_bar(f"generating {path.name} (CATS rand48 stream)", int(n), enabled=progress) as advance:
-        v, meta = generate(dist, int(m), int(n), seed=PAPER_SEED, stream="rand48", progress=advance)
-    save_cats_npz(
-        path,
-        v,
-        private_values=meta["private_values"],
-        instance=meta["instance"],
-        distribution=dist,
-        seed=PAPER_SEED,
-        generator="bundleflow.cats",
-        seeds=meta["seeds"],
-        seeds2=meta["seeds2"],
-    )
+    with progress_bar(f"generating {path.name} (CATS rand48 stream)", n, enabled=progress) as advance:
+        generate_npz(path, dist, int(m), n, PAPER_SEED, stream="rand48", progress=advance)
     log(f"generated {path} ({n} {dist} valuations, {m} items, {time.perf_counter() - t0:.0f} s)")
     return path
 

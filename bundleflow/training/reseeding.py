@@ -78,11 +78,11 @@ def candidate_bundles(
         room = len(coarse) if k == 2 else fine_room - sum(len(r) for r in out)
         rows = rows[first_occurrences(rows)]
         keys = [tuple(w) for w in pack_bits(rows > 0.5).tolist()]
-        rows = rows[torch.tensor([w not in seen for w in keys], dtype=torch.bool)]
-        if len(rows) > room:
-            rows = rows[torch.randperm(len(rows), generator=generator)[:room].sort().values]
-        seen.update(tuple(w) for w in pack_bits(rows > 0.5).tolist())
-        out.append(rows)
+        new = [i for i, w in enumerate(keys) if w not in seen]
+        if len(new) > room:
+            new = [new[i] for i in torch.randperm(len(new), generator=generator)[:room].sort().values.tolist()]
+        seen.update(keys[i] for i in new)
+        out.append(rows[torch.tensor(new, dtype=torch.long)])
     tier = torch.cat([torch.zeros(len(out[0]) + len(out[1])), torch.ones(len(out[2]))]).long()
     return torch.cat(out), tier
 
