@@ -74,6 +74,8 @@ INITS = {  # name -> config overrides
     "data_nopolish": ["menu.init=data", "menu.polish_rounds=0"],
     # a start priced on every training bidder, not on a sample of menu.init_sample
     "data_fullsample": ["menu.init=data", "menu.init_sample=1000000"],
+    # the nested relaxed choice (menu-or-null by the best element first)
+    "data_nested": ["menu.init=data", "menu.choice=nested"],
     # the other estimators from the paper's random start
     "random_st": ["menu.init=random", "menu.estimator=straight_through"],
     "random_gumbel": ["menu.init=random", "menu.estimator=gumbel"],

@@ -28,6 +28,17 @@ def test_best_price_exact_on_hand_case():
     assert p == 2.0 and rev == 4.0
 
 
+def test_best_price_plateau_lowest_positive_never_zero():
+    z = torch.zeros(2, dtype=torch.float64)
+    # thresholds 4 and 2: prices 4 and 2 both earn 4; the lower one is kept
+    assert best_price_given_outside(torch.tensor([4.0, 2.0], dtype=torch.float64), z, cap=5.0) == (2.0, 4.0)
+    # an option worth nothing to anyone (thresholds 0 and -1, the second pays 2 elsewhere):
+    # prices 0 and 5 both earn 2; price 0 would give it away, so the cap is returned
+    thr = torch.tensor([0.0, -1.0], dtype=torch.float64)
+    pay = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    assert best_price_given_outside(thr, pay, cap=5.0) == (5.0, 2.0)
+
+
 def test_one_item_uniform_grand_and_item_pricing_quarter():
     v = additive_uniform(40000, 1, seed=1)
     g = grand_bundling(v)

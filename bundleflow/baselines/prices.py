@@ -21,9 +21,12 @@ def best_price_given_outside(threshold: torch.Tensor, outside_pay: torch.Tensor,
     Revenue ``R(p) = p * #{threshold >= p} + sum_{threshold < p} outside_pay``
     is maximised over the breakpoints ``p = threshold[b]`` within ``[0, cap]`` and
     over ``p = cap`` (nobody else buys). Among revenue-maximising prices (equal within
-    1e-12 relative) the lowest is returned: on a plateau the option is then taken by
-    every bidder it can take at no loss, which frees the other prices to rise in later
-    coordinate steps. Returns ``(price, total revenue)``.
+    1e-12 relative) the lowest positive one is returned: on a plateau the option is then
+    taken by every bidder it can take at no loss, which frees the other prices to rise in
+    later coordinate steps. Price 0 earns nothing from the option (``R(cap) >= R(0)``
+    always), and would give the option away to bidders outside the sample and tie it with
+    buying nothing; where only 0 and the cap maximise revenue the cap is returned.
+    Returns ``(price, total revenue)``.
     """
     price, revenue = best_prices_given_outside(threshold[None], outside_pay, cap)
     return float(price[0]), float(revenue[0])
@@ -60,8 +63,8 @@ def best_prices_given_outside(
         rev = torch.where((t >= 0) & (t <= cap), rev, torch.full_like(rev, -math.inf))
         best = torch.maximum(rev.amax(1), rev_cap)
         near = best - 1e-12 * best.abs().clamp_min(1.0)
-        hit = rev >= near[:, None]
-        # thresholds descend: the last hit is the lowest revenue-maximising price
+        hit = (rev >= near[:, None]) & (t > 0)
+        # thresholds descend: the last hit is the lowest positive revenue-maximising price
         last = (B - 1 - hit.flip(1).to(torch.int8).argmax(1))[:, None]
         use = hit.any(1)
         prices.append(torch.where(use, t.gather(1, last)[:, 0], torch.full_like(rev_cap, cap)))

@@ -309,6 +309,7 @@ def run_bench(
                     # paired, on the same held-out bidders (absent in runs written before it was)
                     "gain_over_item_pricing": L.get("test_gain_over_item_pricing"),
                     "gain_over_item_pricing_se": L.get("test_gain_over_item_pricing_se"),
+                    "machine": run.get("machine"),
                 }
             )
         wanted = [m for m in methods if m in BASELINES]

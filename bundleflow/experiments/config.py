@@ -116,6 +116,9 @@ class MenuConfig(_Strict):
     # training objective: the softmax relaxation, or straight-through (hard forward, softmax
     # backward), optionally with Gumbel-perturbed utilities
     estimator: Literal["softmax", "straight_through", "gumbel"] = "softmax"
+    # the relaxed choice: "flat" (one softmax over the elements and the outside options) or
+    # "nested" (menu-or-outside by the menu's best element first; bundleflow.training.relaxation)
+    choice: Literal["flat", "nested"] = "flat"
     seed: int = 0
 
     @model_validator(mode="after")

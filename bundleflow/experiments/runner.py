@@ -18,7 +18,7 @@ from bundleflow.flow.model import BundleFlow
 from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.mechanisms.rochetnet import BundleRochetNetMenu, RochetNetMenu
-from bundleflow.utils.device import resolve_device
+from bundleflow.utils.device import machine_facts, resolve_device
 from bundleflow.utils.files import (
     atomic_write,
     atomic_write_json,
@@ -330,6 +330,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
         "n_test": len(test),
         "stage2_seconds": stage2_seconds,
         "train_seconds": time.perf_counter() - t0,
+        "machine": machine_facts(device),  # this sitting's, if the run was resumed
     }
     atomic_write_json(out / "summary.json", summary)
     if write_report_at_end:

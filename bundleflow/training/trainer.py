@@ -200,7 +200,7 @@ class MenuTrainer:
             u_out, pay_out = (u0 / self.scale).float()[:, None], (pay0 / self.scale).float()[:, None]
         else:
             u_out = pay_out = zero
-        rev = relaxed_revenue(u, price, u_out, pay_out, tau, estimator, self.gen)
+        rev = relaxed_revenue(u, price, u_out, pay_out, tau, estimator, self.gen, nested=self.cfg.choice == "nested")
         return rev, bundles, probs, best
 
     def train_step(self) -> float:

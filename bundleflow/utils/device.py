@@ -28,6 +28,12 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
+def machine_facts(device: torch.device) -> dict:
+    """What a timing depends on: device name, CPU threads torch uses, torch version."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 _ALLOCATOR_TUNED = False
 
 
