@@ -21,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-from bundleflow.cats import generate, save_cats_npz
+from bundleflow.cats.io import generate_npz
 from bundleflow.experiments import load_config, run_training
 
 OUT = Path("runs/bench_learning")
@@ -33,8 +33,7 @@ def cats_file(distribution: str, n: int) -> Path:
     if not path.is_file():
         DATA.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        v, meta = generate(distribution, 50, n, seed=1)
-        save_cats_npz(path, v, **meta)
+        generate_npz(path, distribution, 50, n, seed=1)
         print(f"generated {path} in {time.perf_counter() - t0:.0f} s", flush=True)
     return path
 

@@ -39,10 +39,42 @@ def test_quick_bench_writes_results_table_and_plot(tmp_path):
         assert 0 < rows[m]["test_revenue"] <= wb
         assert rows[m]["test_revenue_se"] > 0
     assert rows["bundleflow"]["steps"] == 30 and rows["bundleflow"]["steps_to_99pct"] is not None
+    # paired on the same held-out bidders: the mean difference is the difference of the means
+    bf, rn = rows["bundleflow"], rows["rochetnet"]
+    assert bf["gain_over_rochetnet"] == pytest.approx(bf["test_revenue"] - rn["test_revenue"], abs=1e-9)
+    assert bf["gain_over_rochetnet_se"] >= 0 and "gain_over_rochetnet" not in rn
     assert json.loads((tmp_path / "results.json").read_text())["rows"] == res["rows"]
     assert "| uniform_m2 | bundleflow |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "revenue_vs_time.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "uniform_m2" / "bundleflow" / "summary.json").is_file()
+
+
+def test_bench_sittings_fill_one_table(tmp_path):
+    args = dict(budget_s=30, quick=True, log=lambda *_: None)
+    run_bench(tmp_path, ["uniform_m2"], ["grand_bundling"], **args)
+    first = run_bench(tmp_path, ["additive_2"], ["grand_bundling", "welfare_bound"], **args)["rows"]
+    assert [(r["setting"], r["method"]) for r in first] == [
+        ("uniform_m2", "grand_bundling"),
+        ("additive_2", "grand_bundling"),
+        ("additive_2", "welfare_bound"),
+        ("additive_2", "known_optimum"),
+    ]
+    assert "| uniform_m2 | grand_bundling |" in (tmp_path / "results.md").read_text()
+    # a setting run again replaces its rows, it does not add to them
+    again = run_bench(tmp_path, ["additive_2"], ["grand_bundling"], **args)["rows"]
+    assert [(r["setting"], r["method"]) for r in again] == [
+        ("uniform_m2", "grand_bundling"),
+        ("additive_2", "grand_bundling"),
+        ("additive_2", "known_optimum"),
+    ]
+    # another budget: the earlier table is not mixed in
+    said: list[str] = []
+    other = run_bench(tmp_path, ["additive_2"], ["grand_bundling"], **{**args, "budget_s": 31, "log": said.append})
+    assert {r["setting"] for r in other["rows"]} == {"additive_2"} and any("replaced" in s for s in said)
+    (tmp_path / "results.json").write_text("{not json")
+    assert {r["setting"] for r in run_bench(tmp_path, ["additive_2"], ["grand_bundling"], **args)["rows"]} == {
+        "additive_2"
+    }
 
 
 def test_bench_time_budget_stops_training(tmp_path):
@@ -123,7 +155,7 @@ def test_paper_figures_by_hand():
         }
 
     rows = [
-        row("a", "bundleflow", 300.0, 50),
+        {**row("a", "bundleflow", 300.0, 50), "gain_over_rochetnet": 100.0, "gain_over_rochetnet_se": 10.0},
         row("a", "rochetnet", 200.0, 100),
         row("a", "bundle_rochetnet", 150.0, 400),
         row("a", "item_pricing", 250.0),
@@ -138,5 +170,6 @@ def test_paper_figures_by_hand():
     text = markdown({"preset": "paper", "rows": rows, "checks": []})
     assert fig["mixed_gain_over_item_pricing"] == 30.0 and fig["mixed_gain_over_item_pricing_se"] == 7.5
     assert "| a | 1.20 (item_pricing) |" in text and "| 8.00 |" in text and "+30 +- 7.5 (+4.0 s.e.)" in text
+    assert fig["gain_over_rochetnet"] == 100.0 and "| +100 +- 10 (+10.0 s.e.) |" in text
     assert "RochetNet on 1 of 1" in text and "item pricing on 1 of 1" in text and "> 3 s.e. on 1 of 1" in text
     assert "1.20 (item_pricing)" not in markdown({"preset": "default", "rows": rows, "checks": []})

@@ -312,6 +312,7 @@ def run_bench(
                     "machine": run.get("machine"),
                 }
             )
+        _paired_learned(rows, name, out, test)
         wanted = [m for m in methods if m in BASELINES]
         if wanted:
             lp = "lp_optimum" in wanted and train.n_items <= 3 and len(train) <= 400
@@ -352,11 +353,61 @@ def run_bench(
                 {"setting": setting, "method": method, "revenue": got[0], "at_least": least, "passed": got[0] >= least}
             )
     results = {"preset": preset, "budget_s": budget_s, "quick": quick, "rows": rows, "checks": checks}
+    earlier = _earlier_rows(out / "results.json", results, log)
+    rows = earlier + rows
+    results["rows"] = rows
+    for r in earlier:  # curves of cells finished in an earlier sitting, from their run folders
+        if r["method"] in LEARNED and (out / r["setting"] / r["method"] / "metrics.jsonl").is_file():
+            metrics = _read_metrics(out / r["setting"] / r["method"] / "metrics.jsonl")
+            curves.setdefault(r["setting"], {})[r["method"]] = [
+                (m["step"], m["seconds"], m["hard_revenue"]) for m in metrics
+            ]
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown(results))
     results["plot"] = plot_revenue_vs_time(curves, rows, out / "revenue_vs_time.png")
     plot_revenue_vs_time(curves, rows, out / "revenue_vs_steps.png", x="steps")
     return results
+
+
+def _paired_learned(rows: list[dict], setting: str, out: Path, test) -> None:
+    """Add to ``setting``'s ``bundleflow`` row its paired held-out gain over ``rochetnet``
+    (``gain_over_rochetnet``, ``_se``): both kept menus (``menu.json``) evaluated exactly on
+    the same held-out bidders. Nothing is added unless both rows and menus are there."""
+    from bundleflow.mechanisms.menu import Menu, evaluate_menu
+    from bundleflow.training.learning import paired_gain
+
+    by = {r["method"]: r for r in rows if r["setting"] == setting}
+    paths = {m: out / setting / m / "menu.json" for m in ("bundleflow", "rochetnet")}
+    if not all(m in by and p.is_file() for m, p in paths.items()):
+        return
+    pay = {}
+    for m, p in paths.items():
+        try:
+            pay[m] = evaluate_menu(Menu.from_dict(json.loads(p.read_text(encoding="utf-8"))), test).payment
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{p}: not a menu ({type(exc).__name__}: {exc})") from exc
+    g, se = paired_gain(pay["bundleflow"], pay["rochetnet"])
+    by["bundleflow"]["gain_over_rochetnet"], by["bundleflow"]["gain_over_rochetnet_se"] = g, se
+
+
+def _earlier_rows(path: Path, results: dict, log=print) -> list[dict]:
+    """Rows of ``path`` (an earlier sitting's ``results.json``) for settings this sitting did not
+    run, if it was written with the same preset, budget and quick flag; so that running the
+    settings in several sittings fills one table. Otherwise none (and the file is replaced)."""
+    if not path.is_file():
+        return []
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        same = all(old.get(k) == results[k] for k in ("preset", "budget_s", "quick"))
+        old_rows = [r for r in old["rows"] if isinstance(r, dict) and {"setting", "method", "test_revenue"} <= r.keys()]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        log(f"{path}: unreadable, replaced")
+        return []
+    if not same:
+        log(f"{path}: written with another preset, budget or --quick; replaced")
+        return []
+    now = {r["setting"] for r in results["rows"]}
+    return [r for r in old_rows if r["setting"] not in now]
 
 
 # what the paper reports for its single-bidder comparison (arXiv:2502.15283): pure BundleFlow's
@@ -393,6 +444,8 @@ def paper_figures(rows: list[dict]) -> list[dict]:
                 "best_baseline": best,
                 "ratio_to_best": ratio.get(best) if best else None,
                 "ratio_to_rochetnet": ratio.get("rochetnet"),
+                "gain_over_rochetnet": by["bundleflow"].get("gain_over_rochetnet"),
+                "gain_over_rochetnet_se": by["bundleflow"].get("gain_over_rochetnet_se"),
                 "ratio_to_item_pricing": ratio.get("item_pricing"),
                 "speedup_vs_bundle_rochetnet": s_brn / s_bf if s_bf and s_brn is not None else None,
                 "mixed_gain_over_item_pricing": mixed.get("gain_over_item_pricing"),
@@ -405,8 +458,8 @@ def paper_figures(rows: list[dict]) -> list[dict]:
 def _paper_table(figures: list[dict]) -> list[str]:
     f = lambda x: "" if x is None else f"{x:.2f}"  # noqa: E731
 
-    def gain(r: dict) -> str:
-        g, se = r["mixed_gain_over_item_pricing"], r["mixed_gain_over_item_pricing_se"]
+    def gain(r: dict, key: str = "mixed_gain_over_item_pricing") -> str:
+        g, se = r.get(key), r.get(key + "_se")
         if g is None or se is None:
             return ""
         return f"{g:+.4g} +- {se:.3g} ({g / se:+.1f} s.e.)" if se > 0 else f"{g:+.4g}"
@@ -414,14 +467,15 @@ def _paper_table(figures: list[dict]) -> list[str]:
     lines = [
         "",
         f"| setting | BundleFlow / best baseline (which) | paper: {PAPER_REVENUE_RATIO[0]}-{PAPER_REVENUE_RATIO[1]}x "
-        f"| / RochetNet | / item pricing | Bundle-RochetNet steps to 99% / BundleFlow's | paper: "
-        f"{PAPER_SPEEDUP[0]}-{PAPER_SPEEDUP[1]}x | mixed bundling - item pricing (paired) |",
-        "|---|---:|---|---:|---:|---:|---|---:|",
+        f"| / RochetNet | BundleFlow - RochetNet (paired) | / item pricing | Bundle-RochetNet steps to 99% / BundleFlow's "
+        f"| paper: {PAPER_SPEEDUP[0]}-{PAPER_SPEEDUP[1]}x | mixed bundling - item pricing (paired) |",
+        "|---|---:|---|---:|---:|---:|---:|---|---:|",
     ]
     for r in figures:
         lines.append(
             f"| {r['setting']} | {f(r['ratio_to_best'])} ({r['best_baseline'] or '-'}) | "
-            f"| {f(r['ratio_to_rochetnet'])} | {f(r['ratio_to_item_pricing'])} | {f(r['speedup_vs_bundle_rochetnet'])} | "
+            f"| {f(r['ratio_to_rochetnet'])} | {gain(r, 'gain_over_rochetnet')} | {f(r['ratio_to_item_pricing'])} "
+            f"| {f(r['speedup_vs_bundle_rochetnet'])} | "
             f"| {gain(r)} |"
         )
     n = len(figures)
