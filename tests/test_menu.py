@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from bundleflow.errors import InputError
-from bundleflow.mechanisms.menu import Menu, evaluate_menu
+from bundleflow.mechanisms.menu import Menu, evaluate_menu, expected_values
 from bundleflow.valuations.items import AdditiveValuation
 from bundleflow.valuations.xor import XORValuation
 
@@ -65,6 +65,26 @@ def test_chunked_evaluation_matches_small_batches():
     )
     torch.testing.assert_close(full.payment, pay)
     assert int(full.sales.sum()) + round(full.null_rate * 1300) == 1300
+
+
+def test_expected_values_in_bidder_chunks_equal_one_table(monkeypatch):
+    import bundleflow.mechanisms.menu as menu_mod
+
+    g = torch.Generator().manual_seed(1)
+    v = XORValuation(torch.rand(300, 4, 6, generator=g) < 0.4, torch.rand(300, 4, generator=g))
+    menu = Menu(
+        (torch.rand(7, 3, 6, generator=g) < 0.6).float(),
+        torch.softmax(torch.randn(7, 3, generator=g), -1),
+        torch.rand(7, generator=g) * 0.5,
+    )
+    whole = expected_values(menu, v)
+    assert whole.shape == (300, 7)
+    # by hand for bidder 0: sum_d p[j, d] v(bundle[j, d])
+    ref = (menu.probs.double() * v.subset(torch.arange(1)).bundle_values(menu.bundles.reshape(21, 6)).view(7, 3)).sum(1)
+    torch.testing.assert_close(whole[0], ref)
+    monkeypatch.setattr(menu_mod, "_VALUE_TABLE_ENTRIES", 21 * 32)  # 32 bidders a chunk: 10 chunks
+    torch.testing.assert_close(expected_values(menu, v), whole, rtol=0, atol=0)
+    assert expected_values(menu, v.subset(torch.arange(0))).shape == (0, 7)
 
 
 @pytest.mark.parametrize(
