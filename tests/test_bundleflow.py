@@ -224,14 +224,14 @@ def test_straight_through_forward_is_the_hard_choice(estimator):
 
 
 def test_validation_soft_revenue_in_chunks_equals_one_batch(monkeypatch):
-    import bundleflow.training.trainer as trainer_mod
+    import bundleflow.mechanisms.menu as menu_mod
 
     t = _trainer(steps=5)
     tau = t.tau(t.step)
     with torch.no_grad():
         whole, _, _, best = t.soft_revenue(t.val, tau, diagnostics=True)
     J, D = best.shape
-    monkeypatch.setattr(trainer_mod, "VALIDATION_TABLE_ENTRIES", J * D * 7)  # 7 bidders a chunk
+    monkeypatch.setattr(menu_mod, "VALUE_TABLE_ENTRIES", J * D * 7)  # 7 bidders a chunk
     soft, _, _, best_c = t._validation_soft_revenue()
     assert len(t.val) > 7 and soft == pytest.approx(float(whole), rel=1e-5)
     torch.testing.assert_close(best_c, best)

@@ -51,14 +51,20 @@ def test_tie_prefers_higher_price():
     assert out.choice.tolist() == [1] and out.revenue == pytest.approx(1.5)
 
 
-def test_chunked_evaluation_matches_small_batches():
-    g = torch.Generator().manual_seed(0)
-    v = XORValuation(torch.rand(1300, 4, 6, generator=g) < 0.4, torch.rand(1300, 4, generator=g))
+def _random_bidders_and_menu(n: int, seed: int):
+    """``n`` XOR bidders (4 atoms over 6 items) and a menu of 7 lotteries over 3 bundles each."""
+    g = torch.Generator().manual_seed(seed)
+    v = XORValuation(torch.rand(n, 4, 6, generator=g) < 0.4, torch.rand(n, 4, generator=g))
     menu = Menu(
         (torch.rand(7, 3, 6, generator=g) < 0.6).float(),
         torch.softmax(torch.randn(7, 3, generator=g), -1),
         torch.rand(7, generator=g) * 0.5,
     )
+    return v, menu
+
+
+def test_chunked_evaluation_matches_small_batches():
+    v, menu = _random_bidders_and_menu(1300, seed=0)
     full = evaluate_menu(menu, v)
     pay = torch.cat(
         [evaluate_menu(menu, v.subset(torch.arange(i, min(1300, i + 100)))).payment for i in range(0, 1300, 100)]
@@ -70,19 +76,13 @@ def test_chunked_evaluation_matches_small_batches():
 def test_expected_values_in_bidder_chunks_equal_one_table(monkeypatch):
     import bundleflow.mechanisms.menu as menu_mod
 
-    g = torch.Generator().manual_seed(1)
-    v = XORValuation(torch.rand(300, 4, 6, generator=g) < 0.4, torch.rand(300, 4, generator=g))
-    menu = Menu(
-        (torch.rand(7, 3, 6, generator=g) < 0.6).float(),
-        torch.softmax(torch.randn(7, 3, generator=g), -1),
-        torch.rand(7, generator=g) * 0.5,
-    )
+    v, menu = _random_bidders_and_menu(300, seed=1)
     whole = expected_values(menu, v)
     assert whole.shape == (300, 7)
     # by hand for bidder 0: sum_d p[j, d] v(bundle[j, d])
     ref = (menu.probs.double() * v.subset(torch.arange(1)).bundle_values(menu.bundles.reshape(21, 6)).view(7, 3)).sum(1)
     torch.testing.assert_close(whole[0], ref)
-    monkeypatch.setattr(menu_mod, "_VALUE_TABLE_ENTRIES", 21 * 32)  # 32 bidders a chunk: 10 chunks
+    monkeypatch.setattr(menu_mod, "VALUE_TABLE_ENTRIES", 21 * 32)  # 32 bidders a chunk: 10 chunks
     torch.testing.assert_close(expected_values(menu, v), whole, rtol=0, atol=0)
     assert expected_values(menu, v.subset(torch.arange(0))).shape == (0, 7)
 

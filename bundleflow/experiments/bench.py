@@ -206,6 +206,11 @@ def _read_metrics(path: Path) -> list[dict]:
     return read_jsonl(path) if path.is_file() else []
 
 
+def _curve(metrics: list[dict]) -> list[tuple[int, float, float]]:
+    """``(step, seconds, validation hard revenue)`` of each logged step, for the plots."""
+    return [(m["step"], m["seconds"], m["hard_revenue"]) for m in metrics]
+
+
 def run_bench(
     out: str | Path,
     setting_names: list[str] | None = None,
@@ -293,7 +298,7 @@ def run_bench(
                 )
             wall = time.perf_counter() - t0
             metrics = _read_metrics(folder / "metrics.jsonl")
-            curves[name][method] = [(m["step"], m["seconds"], m["hard_revenue"]) for m in metrics]
+            curves[name][method] = _curve(metrics)
             L = run["learned"]
             rows.append(
                 {
@@ -357,11 +362,10 @@ def run_bench(
     rows = earlier + rows
     results["rows"] = rows
     for r in earlier:  # curves of cells finished in an earlier sitting, from their run folders
-        if r["method"] in LEARNED and (out / r["setting"] / r["method"] / "metrics.jsonl").is_file():
+        if r["method"] in LEARNED:
             metrics = _read_metrics(out / r["setting"] / r["method"] / "metrics.jsonl")
-            curves.setdefault(r["setting"], {})[r["method"]] = [
-                (m["step"], m["seconds"], m["hard_revenue"]) for m in metrics
-            ]
+            if metrics:
+                curves.setdefault(r["setting"], {})[r["method"]] = _curve(metrics)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown(results))
     results["plot"] = plot_revenue_vs_time(curves, rows, out / "revenue_vs_time.png")

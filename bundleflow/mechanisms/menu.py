@@ -38,8 +38,20 @@ from bundleflow.valuations.bundles import unique_rows
 
 TIE_TOL = 1e-9
 _BIDDER_CHUNK = 512
-# largest value table (distinct supports x bidders) expected_values builds at once: 2^26 float64, 512 MiB
-_VALUE_TABLE_ENTRIES = 1 << 26
+# largest value table (supports x bidders) built at once: 2^26 entries, 512 MiB in float64
+VALUE_TABLE_ENTRIES = 1 << 26
+
+
+def bidder_chunks(valuation: Valuation, entries_per_bidder: int):
+    """Yield ``valuation`` whole, or in consecutive chunks of bidders, so that a table of
+    ``entries_per_bidder`` entries per bidder stays under :data:`VALUE_TABLE_ENTRIES`."""
+    B = len(valuation)
+    step = max(1, VALUE_TABLE_ENTRIES // max(1, entries_per_bidder))
+    if step >= B:
+        yield valuation
+        return
+    for b0 in range(0, B, step):
+        yield valuation.subset(torch.arange(b0, min(B, b0 + step), device=valuation.device))
 
 
 @dataclass
@@ -225,21 +237,18 @@ def expected_values(menu: Menu, valuation: Valuation) -> torch.Tensor:
 
     Distinct support bundles are valued once per chunk of bidders; the chunks keep the value
     tables (``[U, b]`` per distinct bundle, ``[J*D, b]`` per support) under
-    :data:`_VALUE_TABLE_ENTRIES` entries (a RochetNet menu of J=5000 elements on
+    :data:`VALUE_TABLE_ENTRIES` entries (a RochetNet menu of J=5000 elements on
     50 items has about 222,000 distinct supports: 26 GB for 15,000 bidders at once).
     """
     if menu.n_items != valuation.n_items:
         raise InputError(f"menu has {menu.n_items} items but the valuation has {valuation.n_items}")
     J, D, m = menu.bundles.shape
     dev = valuation.device
-    B = len(valuation)
     flat = menu.bundles.reshape(J * D, m).to(dev)
     uniq, inverse = unique_rows(flat)
     probs = menu.probs.to(dev, torch.float64)[:, None, :]
-    step = max(1, _VALUE_TABLE_ENTRIES // max(1, J * D))  # bidders per chunk
     parts = []
-    for b0 in range(0, B, step):
-        sub = valuation if step >= B else valuation.subset(torch.arange(b0, min(B, b0 + step), device=dev))
+    for sub in bidder_chunks(valuation, J * D):
         vals = sub.bundle_values(uniq)  # [U, b] float64
         per_support = vals.index_select(0, inverse).view(J, D, len(sub))
         parts.append(torch.bmm(probs, per_support)[:, 0].T)  # [b, J]

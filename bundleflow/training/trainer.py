@@ -53,7 +53,14 @@ from bundleflow.baselines.result import BaselineResult
 from bundleflow.errors import InputError
 from bundleflow.flow.model import BundleFlow
 from bundleflow.mechanisms.bundleflow_menu import BundleFlowMenu
-from bundleflow.mechanisms.menu import TIE_TOL, Menu, allocation_changed, distinct_bundles, evaluate_menu
+from bundleflow.mechanisms.menu import (
+    TIE_TOL,
+    Menu,
+    allocation_changed,
+    bidder_chunks,
+    distinct_bundles,
+    evaluate_menu,
+)
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.training.initialisation import _set_price_logits, data_driven_start
 from bundleflow.training.relaxation import relaxed_revenue
@@ -82,10 +89,6 @@ class StepMetrics:
     val_gain_over_start: float  # hard_revenue minus the start's exact validation revenue (NaN without a start)
     reseeded: int  # elements moved by re-seeding (menu.reseed_every) so far
     seconds: float
-
-
-# largest value table (supports x bidders) the validation logs build at once: 2^26 float32, 256 MiB
-VALIDATION_TABLE_ENTRIES = 1 << 26
 
 
 class MenuTrainer:
@@ -220,21 +223,17 @@ class MenuTrainer:
 
     @torch.no_grad()
     def _validation_soft_revenue(self):
-        """:meth:`soft_revenue` on the validation split with diagnostics, in chunks of bidders so
-        that the value table ``[J*D, b]`` stays under :data:`VALIDATION_TABLE_ENTRIES` (a RochetNet menu at J=5000 on
-        150 items has about 755,000 supports: 6 GB a table for 2,000 bidders at once)."""
+        """:meth:`soft_revenue` on the validation split with diagnostics, in chunks of bidders
+        (:func:`bundleflow.mechanisms.menu.bidder_chunks`) so that the value table ``[J*D, b]``
+        stays bounded (a RochetNet menu at J=5000 on 150 items has about 755,000 supports: 6 GB
+        a table for 2,000 bidders at once)."""
         bundles, _ = self.params.lottery()
-        n = len(self.val)
-        step = max(1, VALIDATION_TABLE_ENTRIES // max(1, bundles.shape[0] * bundles.shape[1]))
         total, best = 0.0, None
-        for b0 in range(0, n, step):
-            sub = (
-                self.val if step >= n else self.val.subset(torch.arange(b0, min(n, b0 + step), device=self.val.device))
-            )
+        for sub in bidder_chunks(self.val, bundles.shape[0] * bundles.shape[1]):
             rev, bundles, probs, b = self.soft_revenue(sub, self.tau(self.step), diagnostics=True)
             total += float(rev) * len(sub)
             best = b if best is None else torch.maximum(best, b)
-        return total / max(1, n), bundles, probs, best
+        return total / max(1, len(self.val)), bundles, probs, best
 
     @torch.no_grad()
     def log_metrics(self, train_soft: float, t0: float) -> StepMetrics:
