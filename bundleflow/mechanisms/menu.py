@@ -256,7 +256,8 @@ def expected_values(menu: Menu, valuation: Valuation) -> torch.Tensor:
 
 
 def choose(ev: torch.Tensor, prices: torch.Tensor, tol: float, outside_util=None, outside_pay=None):
-    """Seller-favourable choice given expected values ``[B, J]``, prices ``[J]``, absolute tie tolerance.
+    """Seller-favourable choice given expected values ``[B, J]``, prices ``[J]`` (one menu) or
+    ``[B, J]`` (a menu per bidder, as in multi-bidder mechanisms), absolute tie tolerance.
 
     The outside option (``outside_util [B]``, ``outside_pay [B]``) is the null option
     (0, 0) by default, or the a la carte purchase of a mixed-bundling menu.
@@ -269,16 +270,17 @@ def choose(ev: torch.Tensor, prices: torch.Tensor, tol: float, outside_util=None
     pay0 = z if outside_pay is None else outside_pay.to(torch.float64)
     if J == 0:
         return torch.full((B,), -1, dtype=torch.long, device=ev.device), pay0, u0, u0 + pay0
-    u = ev - prices[None]
+    price = prices.expand(B, J)
+    u = ev - price
     best = torch.maximum(u.amax(dim=1), u0)
     optimal = u >= (best - tol)[:, None]
-    masked_price = torch.where(optimal, prices[None].expand_as(u), torch.full_like(u, -math.inf))
+    masked_price = torch.where(optimal, price, torch.full_like(u, -math.inf))
     top_price, idx = masked_price.max(dim=1)
     outside_optimal = u0 >= best - tol
     take_out = (~optimal.any(dim=1)) | (outside_optimal & (top_price < pay0))
     choice = torch.where(take_out, torch.full_like(idx, -1), idx)
     safe = idx.clamp_min(0)
-    payment = torch.where(take_out, pay0, prices[safe])
+    payment = torch.where(take_out, pay0, price.gather(1, safe[:, None])[:, 0])
     utility = torch.where(take_out, u0, u.gather(1, safe[:, None])[:, 0])
     value = torch.where(take_out, u0 + pay0, ev.gather(1, safe[:, None])[:, 0])
     return choice, payment, utility, value

@@ -1,0 +1,172 @@
+"""Menu-based multi-bidder mechanisms and their exact evaluation.
+
+A *menu mechanism* for ``n`` bidders and ``m`` items offers bidder ``i`` a menu that depends
+on the other bidders' bids ``b_-i`` only (GemNet, Wang, Jiang, Parkes, arXiv:2406.07428):
+``K`` elements, element ``k`` an allocation ``a_ik in [0,1]^m`` (item ``j`` with probability
+``a_ikj``) at price ``p_ik``. Bidder ``i`` takes the element of highest utility
+``v_i(a_ik) - p_ik``, or nothing (utility 0), with the seller-favourable ties of
+:func:`bundleflow.mechanisms.menu.choose`. Her report cannot change her own options, so the
+mechanism is dominant-strategy IC and ex-post IR whatever the menus are.
+
+What it does *not* guarantee by construction is *compatibility*: the elements the bidders
+take may together allocate an item more than once. :func:`evaluate_multi` reports it on
+every profile ``b``: ``over(b) = sum_j relu(sum_i a_{i,k*_i(b),j} - 1)``, with its rate and
+size. A compatible choice is realisable: additive bidders draw items independently (each
+item's marginals sum to at most 1); unit-demand bidders' marginals form a doubly
+substochastic matrix, a mixture of matchings (Birkhoff-von Neumann).
+
+Values of an allocation: additive ``v . a``; unit demand ``v . a`` with ``sum_j a_j <= 1`` (a
+lottery over single items). Bidders are :class:`~bundleflow.valuations.Valuation` s of
+these two classes, one per bidder, all of the same length ``B`` (one row per profile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from bundleflow.errors import InputError
+from bundleflow.mechanisms.menu import TIE_TOL, choose
+from bundleflow.utils.stats import mean_and_se
+from bundleflow.valuations.base import Valuation
+from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
+
+OVER_TOL = 1e-9  # an item allocated with total probability above 1 + OVER_TOL is over-allocated
+_PROFILE_CHUNK = 4096
+
+
+class MultiMenuMechanism(Protocol):
+    """Bidder ``i``'s menu as a function of ``b_-i`` (never of ``b_i``)."""
+
+    n_bidders: int
+    n_items: int
+
+    def menus(self, bids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``bids [B, n, m]`` -> ``(allocations [B, n, K, m] in [0,1], prices [B, n, K])``."""
+        ...
+
+
+def check_bidders(bidders: list[Valuation]) -> tuple[int, int, int]:
+    """``(B, n, m)`` of a list of per-bidder valuations, or a one-line :class:`InputError`."""
+    if not bidders:
+        raise InputError("a multi-bidder profile needs at least one bidder")
+    B, m = len(bidders[0]), bidders[0].n_items
+    for i, v in enumerate(bidders):
+        if not isinstance(v, (AdditiveValuation, UnitDemandValuation)):
+            raise InputError(
+                f"bidder {i}: multi-bidder menus take additive or unit-demand valuations, got {type(v).__name__}"
+            )
+        if len(v) != B or v.n_items != m:
+            raise InputError(f"bidder {i} has {len(v)} profiles over {v.n_items} items; bidder 0 has {B} over {m}")
+    if B == 0:
+        raise InputError("a multi-bidder profile batch is empty")
+    return B, len(bidders), m
+
+
+def bids_of(bidders: list[Valuation]) -> torch.Tensor:
+    """``[B, n, m]`` truthful bids: each bidder's item values."""
+    check_bidders(bidders)
+    return torch.stack([v.item_values for v in bidders], 1)  # type: ignore[attr-defined]
+
+
+def over_allocation(allocation: torch.Tensor) -> torch.Tensor:
+    """``[B]`` total excess ``sum_j relu(sum_i a_ij - 1)`` of allocations ``[B, n, m]``."""
+    return (allocation.sum(1) - 1).clamp_min(0).sum(-1)
+
+
+@dataclass
+class MultiOutcome:
+    """Exact outcome of a multi-bidder mechanism on ``B`` profiles.
+
+    Attributes:
+        revenue, revenue_se: mean total payment per profile and its standard error.
+        welfare: mean total expected value of what the bidders receive.
+        null_rate: share of (profile, bidder) pairs that take nothing.
+        over_rate: share of profiles whose choices over-allocate some item (above ``1 + OVER_TOL``).
+        over_mean, over_max: mean and largest ``over(b)`` (module doc).
+        payment: ``[B, n]``; choice: ``[B, n]`` element taken (``-1`` nothing);
+        allocation: ``[B, n, m]`` item probabilities received; over: ``[B]``.
+    """
+
+    revenue: float
+    revenue_se: float
+    welfare: float
+    null_rate: float
+    over_rate: float
+    over_mean: float
+    over_max: float
+    payment: torch.Tensor
+    choice: torch.Tensor
+    allocation: torch.Tensor
+    over: torch.Tensor
+
+    @property
+    def n_profiles(self) -> int:
+        return int(self.payment.shape[0])
+
+    def summary(self) -> dict:
+        return {
+            "revenue": self.revenue,
+            "revenue_se": self.revenue_se,
+            "welfare": self.welfare,
+            "null_rate": self.null_rate,
+            "over_allocation_rate": self.over_rate,
+            "over_allocation_mean": self.over_mean,
+            "over_allocation_max": self.over_max,
+            "n_profiles": self.n_profiles,
+        }
+
+
+def outcome_of(allocation: torch.Tensor, payment: torch.Tensor, values: torch.Tensor, choice: torch.Tensor):
+    """:class:`MultiOutcome` of allocations ``[B, n, m]``, payments ``[B, n]``, values received
+    ``[B, n]`` and choices ``[B, n]`` (``-1`` = nothing)."""
+    over = over_allocation(allocation)
+    revenue, se = mean_and_se(payment.sum(1))
+    return MultiOutcome(
+        revenue=revenue,
+        revenue_se=se,
+        welfare=float(values.sum(1).double().mean()),
+        null_rate=float((choice < 0).double().mean()),
+        over_rate=float((over > OVER_TOL).double().mean()),
+        over_mean=float(over.double().mean()),
+        over_max=float(over.max()),
+        payment=payment.cpu(),
+        choice=choice.cpu(),
+        allocation=allocation.cpu(),
+        over=over.cpu(),
+    )
+
+
+@torch.no_grad()
+def evaluate_multi(mechanism: MultiMenuMechanism, bidders: list[Valuation], tie_tol: float = TIE_TOL) -> MultiOutcome:
+    """Exact evaluation: every bidder reports truthfully (a dominant strategy) and takes her
+    best element of the menu she is offered; payments, allocations and over-allocation."""
+    B, n, m = check_bidders(bidders)
+    if (n, m) != (mechanism.n_bidders, mechanism.n_items):
+        raise InputError(
+            f"the mechanism is for {mechanism.n_bidders} bidders x {mechanism.n_items} items; "
+            f"the profiles have {n} x {m}"
+        )
+    bids = bids_of(bidders).double()
+    tol = tie_tol * max(1.0, float(bids.amax()) * m)
+    allocs, pays, vals, choices = [], [], [], []
+    for b0 in range(0, B, _PROFILE_CHUNK):
+        v = bids[b0 : b0 + _PROFILE_CHUNK]
+        alloc, price = mechanism.menus(v.to(torch.get_default_dtype()))
+        alloc, price = alloc.double(), price.double()
+        ev = torch.einsum("bnkm,bnm->bnk", alloc, v)  # [b, n, K]; linear for both classes
+        a_i, p_i, v_i, c_i = [], [], [], []
+        for i in range(n):
+            c, p, _, val = choose(ev[:, i], price[:, i], tol)
+            got = alloc[torch.arange(len(v)), i, c.clamp_min(0)] * (c >= 0)[:, None]
+            a_i.append(got)
+            p_i.append(p)
+            v_i.append(val)
+            c_i.append(c)
+        allocs.append(torch.stack(a_i, 1))
+        pays.append(torch.stack(p_i, 1))
+        vals.append(torch.stack(v_i, 1))
+        choices.append(torch.stack(c_i, 1))
+    return outcome_of(torch.cat(allocs), torch.cat(pays), torch.cat(vals), torch.cat(choices))

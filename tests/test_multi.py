@@ -1,0 +1,246 @@
+"""Multi-bidder mechanisms (issue 14): the exact DSIC/BIC LP, menu-mechanism evaluation,
+baselines against Myerson's and VCG's known revenues, GemNet's strategy-proofness and a short
+training run against Myerson's optimum."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from bundleflow.baselines.multi import second_price_items, tuned_reserve, vcg
+from bundleflow.errors import InputError
+from bundleflow.mechanisms.multi import GemNet, evaluate_multi, over_allocation
+from bundleflow.oracles import lp_optimal_mechanism, lp_optimal_multi
+from bundleflow.training.gemnet import GemNetTraining, relaxed_multi, train_gemnet
+from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
+
+
+def myerson(n: int) -> float:
+    """Myerson's revenue for one item, ``n`` bidders U[0,1]: (n-1)/(n+1) + 1/(2^n (n+1))."""
+    return (n - 1) / (n + 1) + 1 / (2**n * (n + 1))
+
+
+def uniform_bidders(B: int, n: int, m: int, seed: int, cls=AdditiveValuation):
+    g = torch.Generator().manual_seed(seed)
+    v = torch.rand(B, n, m, generator=g, dtype=torch.float64)
+    return [cls(v[:, i]) for i in range(n)]
+
+
+class PostedMenu:
+    """One element per bidder: every item at price ``max(reserve, highest other bid)``
+    (one item: Myerson's auction with ``reserve = 1/2``, second price with ``0``)."""
+
+    def __init__(self, n: int, m: int, reserve: float):
+        self.n_bidders, self.n_items, self.reserve = n, m, reserve
+
+    def menus(self, bids):
+        B, n, m = bids.shape
+        price = []
+        for i in range(n):
+            others = torch.cat([bids[:, :i], bids[:, i + 1 :]], 1)
+            top = others.amax(1) if n > 1 else torch.zeros(B, m, dtype=bids.dtype)
+            price.append(top.clamp_min(self.reserve).sum(-1, keepdim=True))
+        return torch.ones(B, n, 1, m, dtype=bids.dtype), torch.stack(price, 1)
+
+
+class ConstantMenu:
+    """Every bidder offered the same one element ``(share [m], price)`` whatever the bids."""
+
+    def __init__(self, n: int, share: torch.Tensor, price: float):
+        self.n_bidders, self.n_items, self.share, self.price = n, len(share), share, price
+
+    def menus(self, bids):
+        B, n, m = bids.shape
+        return self.share.expand(B, n, 1, m), torch.full((B, n, 1), self.price, dtype=bids.dtype)
+
+
+# ---------------------------------------------------------------- the exact LP
+
+
+def test_lp_yao_dsic_and_bic_differ_by_two_percent():
+    types = AdditiveValuation(torch.tensor(list(itertools.product([1.0, 2.0], repeat=2))))
+    dsic = lp_optimal_multi([types, types], ic="dsic")
+    bic = lp_optimal_multi([types, types], ic="bic")
+    assert dsic.revenue == pytest.approx(25 / 8, abs=1e-9)
+    assert bic.revenue == pytest.approx(51 / 16, abs=1e-9)
+    # the DSIC solution is feasible, ex-post IR and IC at every profile (checked directly)
+    x = dsic.allocation()  # [P, n, m]
+    assert (x.sum(1) <= 1 + 1e-9).all()
+    V = types.item_values.numpy()
+    P = len(dsic.profiles)
+    index = {tuple(p): k for k, p in enumerate(dsic.profiles.tolist())}
+    for k in range(P):
+        for i in range(2):
+            t = dsic.profiles[k].copy()
+            u_true = x[k, i] @ V[t[i]] - dsic.payment[k, i]
+            assert u_true >= -1e-7
+            for lie in range(4):
+                s = t.copy()
+                s[i] = lie
+                ks = index[tuple(s)]
+                assert u_true >= x[ks, i] @ V[t[i]] - dsic.payment[ks, i] - 1e-7
+
+
+@pytest.mark.parametrize("n, revenue", [(1, 1.0), (2, 1.5), (3, 1.75)])
+def test_lp_one_item_two_values(n, revenue):
+    # values 1 or 2 w.p. 1/2: virtual values 0 and 2, so revenue = 2 * P(some bidder has 2)
+    one = AdditiveValuation(torch.tensor([[1.0], [2.0]]))
+    assert lp_optimal_multi([one] * n).revenue == pytest.approx(revenue, abs=1e-9)
+    assert lp_optimal_multi([one] * n, ic="bic").revenue == pytest.approx(revenue, abs=1e-9)
+
+
+def test_lp_one_bidder_equals_single_bidder_lp():
+    types = UnitDemandValuation(torch.tensor([[1.0, 3.0], [2.0, 2.0], [3.0, 0.5]]))
+    probs = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    assert lp_optimal_multi([types], [probs]).revenue == pytest.approx(
+        lp_optimal_mechanism(types, probs).revenue, abs=1e-8
+    )
+
+
+def test_lp_bad_input():
+    one = AdditiveValuation(torch.tensor([[1.0], [2.0]]))
+    two = AdditiveValuation(torch.tensor([[1.0, 1.0]]))
+    with pytest.raises(InputError, match="ic must be"):
+        lp_optimal_multi([one, one], ic="exante")
+    with pytest.raises(InputError, match="same 1 items"):
+        lp_optimal_multi([one, two])
+    with pytest.raises(InputError, match="sum to 1"):
+        lp_optimal_multi([one, one], [torch.tensor([0.5, 0.6]), None])
+
+
+# ---------------------------------------------------------------- evaluation and baselines
+
+
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("reserve", [0.0, 0.5])
+def test_posted_menu_earns_myerson_and_second_price(n, reserve):
+    bidders = uniform_bidders(200_000, n, 1, seed=n)
+    out = evaluate_multi(PostedMenu(n, 1, reserve), bidders)
+    expected = myerson(n) if reserve else (n - 1) / (n + 1)
+    assert abs(out.revenue - expected) < 3 * out.revenue_se
+    assert out.over_rate == 0.0 and out.over_max == 0.0
+    # the same auction written directly
+    direct = second_price_items(bidders, reserve)
+    assert torch.allclose(direct.payment.sum(1), out.payment.sum(1))
+
+
+def test_item_auctions_two_by_two():
+    bidders = uniform_bidders(200_000, 2, 2, seed=7)
+    myer, second = second_price_items(bidders, 0.5), second_price_items(bidders, 0.0)
+    assert abs(myer.revenue - 5 / 6) < 3 * myer.revenue_se
+    assert abs(second.revenue - 2 / 3) < 3 * second.revenue_se
+    assert myer.over_rate == 0.0
+    # VCG for additive bidders is the item-wise second-price auction
+    small = [v.subset(torch.arange(2000)) for v in bidders]
+    assert torch.allclose(vcg(small).payment, second_price_items(small, 0.0).payment)
+    assert tuned_reserve(small, grid=21) == pytest.approx(0.5, abs=0.1)
+
+
+def test_vcg_unit_demand_by_hand():
+    # bidder 0 values (3, 1), bidder 1 values (2, 2): welfare-maximising 0->item 0, 1->item 1 (5);
+    # without 0, 1 gets 2: bidder 0 pays 2 - 2 = 0; without 1, 0 gets 3: bidder 1 pays 3 - 3 = 0.
+    # bidder 0 values (3, 1), bidder 1 values (4, 1): 1->item 0, 0->item 1 (5); 0 pays 4-4 = 0,
+    # 1 pays 3 - 1 = 2.
+    b0 = UnitDemandValuation(torch.tensor([[3.0, 1.0], [3.0, 1.0]]))
+    b1 = UnitDemandValuation(torch.tensor([[2.0, 2.0], [4.0, 1.0]]))
+    out = vcg([b0, b1])
+    assert out.payment.tolist() == [[0.0, 0.0], [0.0, 2.0]]
+    assert out.allocation[1].tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    assert out.welfare == pytest.approx(5.0)
+
+
+def test_over_allocation_by_hand():
+    # every bidder offered item 0 for free: both take it on every profile, item 0 over by 1
+    share = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    out = evaluate_multi(ConstantMenu(2, share, 0.0), uniform_bidders(100, 2, 2, seed=1))
+    assert out.over_rate == 1.0 and out.over_max == pytest.approx(1.0) and out.over_mean == pytest.approx(1.0)
+    a = torch.tensor([[[0.7, 0.2], [0.6, 0.9]]])
+    assert over_allocation(a).tolist() == pytest.approx([0.3 + 0.1])
+
+
+def test_evaluation_rejects_mismatched_profiles():
+    with pytest.raises(InputError, match="bidder 1 has 3 profiles"):
+        evaluate_multi(
+            PostedMenu(2, 1, 0.5), [AdditiveValuation(torch.rand(4, 1)), AdditiveValuation(torch.rand(3, 1))]
+        )
+    with pytest.raises(InputError, match="for 3 bidders"):
+        evaluate_multi(PostedMenu(3, 1, 0.5), uniform_bidders(5, 2, 1, seed=0))
+
+
+# ---------------------------------------------------------------- GemNet
+
+
+@pytest.mark.parametrize("unit_demand", [False, True])
+def test_gemnet_menu_ignores_own_bid_and_misreports_do_not_pay(unit_demand):
+    g = torch.Generator().manual_seed(0)
+    net = GemNet(3, 4, 6, cap=4.0, unit_demand=unit_demand, generator=g).double()
+    bids = torch.rand(50, 3, 4, generator=g, dtype=torch.float64)
+    alloc, price = net.menus(bids)
+    assert alloc.shape == (50, 3, 6, 4) and price.shape == (50, 3, 6)
+    assert ((alloc >= 0) & (alloc <= 1)).all() and (price > 0).all() and (price < 4).all()
+    if unit_demand:
+        assert (alloc.sum(-1) <= 1 + 1e-12).all()
+    for i in range(3):
+        lie = bids.clone()
+        lie[:, i] = torch.rand(50, 4, generator=g, dtype=torch.float64)
+        a2, p2 = net.menus(lie)
+        assert torch.equal(a2[:, i], alloc[:, i]) and torch.equal(p2[:, i], price[:, i])
+        assert not torch.equal(a2[:, (i + 1) % 3], alloc[:, (i + 1) % 3])  # the others' menus do move
+    # truthful utility >= utility of any misreport (best element of the same menu)
+    cls = UnitDemandValuation if unit_demand else AdditiveValuation
+    truth = [cls(bids[:, i]) for i in range(3)]
+    honest = evaluate_multi(net, truth)
+    u_honest = (honest.allocation[:, 0] * bids[:, 0]).sum(-1) - honest.payment[:, 0]
+    lie = [cls(torch.rand(50, 4, generator=g, dtype=torch.float64))] + truth[1:]
+    out = evaluate_multi(net, lie)
+    u_lie = (out.allocation[:, 0] * bids[:, 0]).sum(-1) - out.payment[:, 0]
+    assert (u_honest >= u_lie - 1e-12).all() and (u_honest >= -1e-12).all()
+
+
+def test_gemnet_one_bidder_is_a_constant_menu():
+    net = GemNet(1, 3, 5, cap=3.0, generator=torch.Generator().manual_seed(1))
+    alloc, price = net.menus(torch.rand(7, 1, 3))
+    assert torch.equal(alloc, alloc[:1].expand_as(alloc)) and torch.equal(price, price[:1].expand_as(price))
+
+
+def test_gemnet_bad_input():
+    with pytest.raises(InputError, match="n_bidders"):
+        GemNet(0, 2, 3, cap=1.0)
+    with pytest.raises(InputError, match="cap"):
+        GemNet(2, 2, 3, cap=float("nan"))
+    with pytest.raises(InputError, match="bids must have shape"):
+        GemNet(2, 2, 3, cap=2.0).menus(torch.rand(4, 3, 2))
+    with pytest.raises(InputError, match="steps"):
+        GemNetTraining(steps=0).check()
+
+
+def test_relaxed_choice_approaches_the_exact_one():
+    # one bidder, one item, one element (item at price 0.4): values 0.1 and 0.9 -> revenue 0.2
+    alloc = torch.ones(2, 1, 1, 1, dtype=torch.float64)
+    price = torch.full((2, 1, 1), 0.4, dtype=torch.float64)
+    v = torch.tensor([[[0.1]], [[0.9]]], dtype=torch.float64)
+    rev, over = relaxed_multi(alloc, price, v, tau=1e-3)
+    assert rev.item() == pytest.approx(0.2, abs=1e-12) and over.item() == 0.0
+    # two bidders both buying item 0 at price 0: relaxed over-allocation 1
+    a2 = torch.ones(1, 2, 1, 1, dtype=torch.float64)
+    _, over2 = relaxed_multi(
+        a2, torch.zeros(1, 2, 1, dtype=torch.float64), torch.ones(1, 2, 1, dtype=torch.float64), 1e-3
+    )
+    assert over2.item() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_gemnet_learns_myerson_for_two_bidders():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    net = GemNet(2, 1, 4, cap=1.0, hidden=(32, 32), generator=g)
+    cfg = GemNetTraining(steps=1500, batch=512, log_every=1500)
+    hist = train_gemnet(net, lambda B, gen: torch.rand(B, 2, 1, generator=gen), cfg, g)
+    assert hist[-1]["step"] == 1500
+    out = evaluate_multi(net, uniform_bidders(50_000, 2, 1, seed=3))
+    # at least 96% of the optimum 5/12, and no more than it allows (a compatible mechanism
+    # cannot beat Myerson; a little over-allocation could)
+    assert out.revenue > 0.96 * myerson(2)
+    assert out.revenue < myerson(2) + 3 * out.revenue_se + out.over_mean
+    assert out.over_rate < 0.01
