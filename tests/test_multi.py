@@ -5,6 +5,7 @@ training run against Myerson's optimum."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from bundleflow.baselines.multi import second_price_items, tuned_reserve, vcg
 from bundleflow.errors import InputError
 from bundleflow.mechanisms.multi import GemNet, evaluate_multi, over_allocation
 from bundleflow.oracles import lp_optimal_mechanism, lp_optimal_multi
+from bundleflow.training.compatibility import grid_profiles, make_compatible
 from bundleflow.training.gemnet import GemNetTraining, relaxed_multi, train_gemnet
 from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
 
@@ -244,3 +246,112 @@ def test_gemnet_learns_myerson_for_two_bidders():
     assert out.revenue > 0.96 * myerson(2)
     assert out.revenue < myerson(2) + 3 * out.revenue_se + out.over_mean
     assert out.over_rate < 0.01
+
+
+# ---------------------------------------------------------------- the compatibility transform
+
+
+class TwoElementMenu:
+    """Every bidder, whatever the others bid: the item at 0.3 or half of it at 0.1."""
+
+    n_bidders, n_items = 2, 1
+
+    def menus(self, bids):
+        B = bids.shape[0]
+        alloc = torch.tensor([[1.0], [0.5]], dtype=torch.float64).expand(B, 2, 2, 1)
+        return alloc, torch.tensor([0.3, 0.1], dtype=torch.float64).expand(B, 2, 2)
+
+
+def _capped_grid_revenue_brute_force(levels, eps):
+    """Best ``sum_{g,i} min(paid after, paid before) / |grid|`` over price shifts ``d >= 0``
+    that make the choices compatible, each chosen option ``eps`` ahead of the others.
+
+    Every fiber's bidder (bidder 0 at the other's level ``b``, bidder 1 at ``a``) gets a
+    choice at each own level; for each of the ``3^L`` choice vectors a small LP gives the best
+    shifts (or none), then all fibers' vectors are enumerated against compatibility."""
+    from scipy.optimize import linprog
+
+    alloc, price = [1.0, 0.5], [0.3, 0.1]
+    paid0 = [0.1, 0.3, 0.3]  # what each level paid before (0.2 ties half with null: the seller's way)
+    L = len(levels)
+    vectors: dict[tuple, float] = {}
+    for cs in itertools.product([-1, 0, 1], repeat=L):
+        A, b = [], []  # variables d0, d1, c_0..c_{L-1}: maximise sum c
+        for a, k in enumerate(cs):
+            u = [levels[a] * alloc[0] - price[0], levels[a] * alloc[1] - price[1]]
+            for l_ in (-1, 0, 1):  # (u_k - d_k) - (u_l - d_l) >= eps
+                if l_ == k:
+                    continue
+                row = [0.0] * (2 + L)
+                if k >= 0:
+                    row[k] += 1.0
+                if l_ >= 0:
+                    row[l_] -= 1.0
+                A.append(row)
+                b.append((u[k] if k >= 0 else 0.0) - (u[l_] if l_ >= 0 else 0.0) - eps)
+            row = [0.0] * (2 + L)  # c_a <= price_k + d_k
+            row[2 + a] = 1.0
+            if k >= 0:
+                row[k] = -1.0
+            A.append(row)
+            b.append(price[k] if k >= 0 else 0.0)
+        bounds = [(0, None), (0, None)] + [(0, paid0[a]) for a in range(L)]
+        res = linprog([0, 0] + [-1.0] * L, A_ub=A, b_ub=b, bounds=bounds, method="highs")
+        if res.status == 0:
+            vectors[cs] = -res.fun
+    vecs = list(vectors.items())
+
+    def share(k):
+        return alloc[k] if k >= 0 else 0.0
+
+    best = -math.inf
+    for f0 in itertools.product(vecs, repeat=L):  # bidder 0's vector at each level b of bidder 1
+        total = sum(v for _, v in f0)
+        for a in range(L):  # bidder 1 at bidder 0's level a: her best vector compatible with f0
+            fits = [v for cs, v in vecs if all(share(f0[b_][0][a]) + share(cs[b_]) <= 1 + 1e-12 for b_ in range(L))]
+            total = total + max(fits) if fits else -math.inf
+        best = max(best, total)
+    return best / L**2
+
+
+def test_transform_repairs_a_hand_built_menu_at_the_least_loss():
+    levels = [0.2, 0.5, 0.8]
+    mech = TwoElementMenu()
+    grid = [
+        AdditiveValuation(torch.tensor([[a] for a, b in itertools.product(levels, levels)], dtype=torch.float64)),
+        AdditiveValuation(torch.tensor([[b] for a, b in itertools.product(levels, levels)], dtype=torch.float64)),
+    ]
+    before = evaluate_multi(mech, grid)
+    # values >= 0.5 take the whole item, 0.2 takes half at 0.1: all but (0.2, 0.2) over-allocate
+    assert before.over_rate == pytest.approx(8 / 9)
+    shifted, report = make_compatible(mech, levels, eps=1e-4)
+    after = evaluate_multi(shifted, grid)
+    assert after.over_rate == 0.0 and report.violating_before == 8
+    # the MILP's objective (revenue kept, each sale counted at most at its old price) is the
+    # brute-force optimum
+    kept = torch.minimum(after.payment, before.payment).sum(1).mean()
+    assert float(kept) == pytest.approx(_capped_grid_revenue_brute_force(levels, 1e-4), abs=1e-6)
+    assert report.grid_revenue_after == pytest.approx(after.revenue)
+
+
+def test_transform_leaves_a_compatible_menu_alone_and_repairs_gemnet_on_the_grid():
+    # half the item to each bidder is always compatible (the posted menu is not: equal bids tie)
+    half = ConstantMenu(2, torch.tensor([0.5], dtype=torch.float64), 0.2)
+    shifted, report = make_compatible(half, [0.1, 0.3, 0.6, 0.9])
+    assert report.violating_before == 0 and report.shifted_elements == 0 and (shifted.shifts == 0).all()
+    g = torch.Generator().manual_seed(0)
+    net = GemNet(2, 2, 8, cap=2.0, hidden=(16,), generator=g).double()  # untrained: over-allocates
+    levels = (torch.arange(4, dtype=torch.float64) + 0.5) / 4
+    grid = grid_profiles(levels, 2, 2)
+    bidders = [AdditiveValuation(grid[:, i]) for i in range(2)]
+    assert evaluate_multi(net, bidders).over_rate > 0.1
+    shifted, report = make_compatible(net, levels)
+    out = evaluate_multi(shifted, bidders)
+    assert out.over_rate == 0.0 and out.over_max == 0.0
+    assert report.grid_revenue_after == pytest.approx(out.revenue)
+    # still strategy-proof: bidder 0's shifted menu does not read her own bid
+    lie = grid.clone()
+    lie[:, 0] = lie[:, 0].flip(0)
+    assert torch.equal(shifted.menus(lie)[1][:, 0], shifted.menus(grid)[1][:, 0])
+    with pytest.raises(InputError, match="levels"):
+        make_compatible(net, [])
