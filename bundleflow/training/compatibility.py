@@ -157,9 +157,8 @@ def _milp_round(grid: _Grid, price: torch.Tensor, shifts: torch.Tensor, mu: floa
         for h in torch.nonzero(active[i]).flatten().tolist():
             c = choice[fibers[:, i] == h, i]
             relevant[(i, h)] = sorted(set(c[c >= 0].tolist()))
-    dvar = {key + (k,): None for key, ks in relevant.items() for k in ks}
-    for a, key in enumerate(dvar):
-        dvar[key] = a
+    keys = [key + (k,) for key, ks in relevant.items() for k in ks]
+    dvar: dict[tuple[int, ...], int] = {key: a for a, key in enumerate(keys)}
     nv = len(dvar)
     rows: list[int] = []
     cols: list[int] = []
