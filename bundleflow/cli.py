@@ -308,6 +308,9 @@ def train(
     from bundleflow.experiments.runner import run_training
 
     cfg = load_config(config, override or [])
+    if cfg.menu.model == "gemnet":
+        _train_multi(cfg, out, resume)
+        return
     summary = run_training(cfg, out, resume=resume, log=console.print)
     bf = summary["learned"]
     name = bf["model"] + ("+item prices" if bf["outside"] == "item_prices" else "")
@@ -322,6 +325,42 @@ def train(
     rows += summary["baselines"]
     print_table(_table(f"exact revenue ({summary['n_train']} train / {summary['n_test']} held-out bidders)", rows))
     console.print(describe_learning(bf))
+    console.print(f"wrote {out}/summary.json")
+
+
+def _train_multi(cfg, out: Path, resume: bool) -> None:
+    """``bundleflow train menu.model=gemnet ...``: train, transform, evaluate; print the table."""
+    from bundleflow.experiments.multi_runner import run_multi_training
+
+    summary = run_multi_training(cfg, out, resume=resume, log=console.print)
+    g = summary["learned"]
+    rows = [
+        ("gemnet", g["test_revenue"], g["test_revenue_se"], g["test_over_allocation_rate"]),
+        (
+            "gemnet before the transform",
+            g["before_transform"]["revenue"],
+            g["before_transform"]["revenue_se"],
+            g["before_transform"]["over_allocation_rate"],
+        ),
+    ]
+    rows += [
+        (r["method"], r["test_revenue"], r["test_revenue_se"], r["over_allocation_rate"]) for r in summary["baselines"]
+    ]
+    t = Table(title=Text(f"exact revenue, {summary['n_bidders']} bidders ({summary['n_test']} held-out profiles)"))
+    for i, c in enumerate(("method", "held-out revenue", "± s.e.", "over-allocated profiles")):
+        t.add_column(c, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for name, rev, se, over in rows:
+        t.add_row(Text(name), _num(rev, ".4f"), _num(se, ".4f"), _num(over, ".2%"))
+    print_table(t)
+    tr = g.get("transform")
+    if tr:
+        console.print(
+            Text(
+                f"transform: {tr['violating_before']} of {tr['grid_profiles']} grid profiles over-allocated before, "
+                f"0 after; MILP {tr['milp_seconds']:.1f} s over {tr['milp_profiles']} profiles; grid revenue "
+                f"{tr['grid_revenue_before']:.4f} -> {tr['grid_revenue_after']:.4f}"
+            )
+        )
     console.print(f"wrote {out}/summary.json")
 
 

@@ -35,6 +35,9 @@ class DataConfig(_Strict):
     n_train: int = Field(4000, ge=2)
     n_val: int = Field(1000, ge=1)
     n_test: int = Field(2000, ge=1)
+    # bidders per profile: more than one needs menu.model=gemnet (each bidder's values are
+    # drawn independently from the same distribution)
+    n_bidders: int = Field(1, ge=1)
     seed: int = 0
 
     @model_validator(mode="after")
@@ -72,7 +75,8 @@ class FlowConfig(_Strict):
 class MenuConfig(_Strict):
     # menu family: BundleFlow (the paper), RochetNet (item-wise lotteries), Bundle-RochetNet
     # (product lotteries with n_support sampled supports, resampled every resample_every steps)
-    model: Literal["bundleflow", "rochetnet", "bundle_rochetnet"] = "bundleflow"
+    # gemnet: multi-bidder menus (bundleflow.mechanisms.multi; settings in the gemnet section)
+    model: Literal["bundleflow", "rochetnet", "bundle_rochetnet", "gemnet"] = "bundleflow"
     resample_every: int = Field(50, ge=1)
     n_elements: int = Field(128, ge=1)
     n_support: int = Field(4, ge=1)
@@ -131,16 +135,79 @@ class MenuConfig(_Strict):
         return self
 
 
+class GemNetConfig(_Strict):
+    """GemNet's own settings (menu.model=gemnet; menu.n_elements, steps, batch, tau_start,
+    tau_end, log_every, time_budget_s and seed are shared with the single-bidder menus)."""
+
+    hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    lr: float = Field(3e-3, gt=0)
+    lr_final: float = Field(1e-4, gt=0)  # cosine decay of the learning rate to this
+    # weight of the relaxed over-allocation in the loss, grown geometrically over training
+    penalty_start: float = Field(1.0, gt=0)
+    penalty_end: float = Field(100.0, gt=0)
+    # the post-training transform (bundleflow.training.compatibility): grid levels per bid
+    # coordinate (0: no transform) and HiGHS's time limit per MILP round
+    grid_levels: int = Field(8, ge=0)
+    transform_time_limit_s: float = Field(600.0, gt=0)
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden(cls, v: list[int]) -> list[int]:
+        if any(h < 1 for h in v):
+            raise ValueError(f"gemnet.hidden widths must be >= 1, got {v}")
+        return v
+
+
+_GEMNET_MENU_FIELDS = {
+    "n_elements",
+    "steps",
+    "batch",
+    "tau_start",
+    "tau_end",
+    "log_every",
+    "time_budget_s",
+    "seed",
+    "model",
+}
+
+
 class RunConfig(_Strict):
     data: DataConfig = DataConfig()
     flow: FlowConfig = FlowConfig()
     menu: MenuConfig = MenuConfig()
+    gemnet: GemNetConfig = GemNetConfig()
     device: str = "auto"
+
+    @model_validator(mode="after")
+    def _multi(self):
+        if self.data.n_bidders > 1 and self.menu.model != "gemnet":
+            raise ValueError(f"data.n_bidders={self.data.n_bidders} needs menu.model=gemnet (got {self.menu.model})")
+        if self.menu.model == "gemnet":
+            if self.data.kind not in ("additive", "unit_demand"):
+                raise ValueError(f"menu.model=gemnet takes data.kind=additive or unit_demand (got {self.data.kind})")
+            unused = sorted(
+                k
+                for k in self.menu.model_fields_set - _GEMNET_MENU_FIELDS
+                if getattr(self.menu, k) != type(self.menu).model_fields[k].default
+            )
+            if unused:
+                raise ValueError(
+                    f"menu.model=gemnet does not read {', '.join('menu.' + k for k in unused)} "
+                    f"(its own settings are in the gemnet section)"
+                )
+        elif self.gemnet != GemNetConfig():
+            raise ValueError("the gemnet section is read only with menu.model=gemnet")
+        return self
 
     def record(self) -> dict:
         """The config as written to a run folder's ``config.yaml``: generator fields are left out
-        for ``data.kind=file`` (the file decides items and values)."""
+        for ``data.kind=file`` (the file decides items and values), the gemnet section unless
+        menu.model=gemnet, the flow section if it is."""
         d = self.model_dump(mode="json")
+        if self.menu.model == "gemnet":
+            d.pop("flow")  # no Stage 1 flow
+        else:
+            d.pop("gemnet")
         if self.data.kind == "file":
             for k in _GENERATOR_FIELDS:
                 d["data"].pop(k)

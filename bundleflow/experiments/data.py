@@ -36,3 +36,20 @@ def make_data(cfg: RunConfig):
         v.subset(idx[d.n_train : d.n_train + d.n_val]),
         v.subset(idx[d.n_train + d.n_val :]),
     )
+
+
+def make_multi_data(cfg: RunConfig):
+    """``(train, val, test)`` multi-bidder profiles for ``cfg.data`` (``kind`` additive or unit
+    demand): each a list of ``n_bidders`` valuations of the same length, bidders independent."""
+    from bundleflow.valuations import generators as gen
+
+    d = cfg.data
+    N, n = d.n_train + d.n_val + d.n_test, d.n_bidders
+    if d.kind not in ("additive", "unit_demand"):
+        raise InputError(f"multi-bidder data: kind must be additive or unit_demand, got {d.kind}")
+    draw = gen.additive_uniform if d.kind == "additive" else gen.unit_demand_uniform
+    v = draw(N * n, d.n_items, d.low, d.high, seed=d.seed)
+    values = v.item_values.reshape(N, n, d.n_items)
+    cls = type(v)
+    cuts = [(0, d.n_train), (d.n_train, d.n_train + d.n_val), (d.n_train + d.n_val, N)]
+    return tuple([cls(values[a:b, i].contiguous()) for i in range(n)] for a, b in cuts)

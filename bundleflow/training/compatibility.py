@@ -82,7 +82,7 @@ class ShiftedMenus:
         extra = []
         for i in range(n):
             others = torch.cat([bids[:, :i], bids[:, i + 1 :]], 1).reshape(B, (n - 1) * m).double()
-            extra.append(self.shifts[i, fiber_index(self.levels, others)])
+            extra.append(self.shifts.to(bids.device)[i, fiber_index(self.levels, others)])
         return alloc, price + torch.stack(extra, 1).to(price)
 
 

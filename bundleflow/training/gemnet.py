@@ -80,6 +80,86 @@ def relaxed_multi(
 Sampler = Callable[[int, torch.Generator], torch.Tensor]  # (batch, generator) -> bids [B, n, m]
 
 
+class GemNetTrainer:
+    """:func:`train_gemnet` as an object that can be checkpointed and resumed
+    (:meth:`state` / :meth:`load_state`: model, optimiser, schedule, sampler stream, step)."""
+
+    def __init__(
+        self,
+        model: GemNet,
+        sample: Sampler,
+        cfg: GemNetTraining,
+        generator: torch.Generator,
+        validation: list[Valuation] | None = None,
+    ):
+        cfg.check()
+        self.model, self.sample, self.cfg, self.generator, self.validation = model, sample, cfg, generator, validation
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.steps, eta_min=cfg.lr_final)
+        self.step = 0
+
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "generator": self.generator.get_state(),
+            "step": self.step,
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.generator.set_state(state["generator"])
+        self.step = int(state["step"])
+
+    def run(
+        self, log: Callable[[dict], None] | None = None, time_budget_s: float = 0.0, prior_seconds: float = 0.0
+    ) -> bool:
+        """Train up to ``cfg.steps``; every ``log_every`` steps (and at the last) call ``log`` with
+        the relaxed figures and, given validation profiles, the exact revenue and over-allocation
+        on them. Stops early once ``prior_seconds`` + this sitting's seconds reach
+        ``time_budget_s`` (0: no budget); returns whether it did."""
+        cfg, model = self.cfg, self.model
+        p0 = next(model.parameters())
+        t0 = time.perf_counter() - prior_seconds
+        while self.step < cfg.steps:
+            tau, lam = cfg.schedule(self.step)
+            v = self.sample(cfg.batch, self.generator).to(p0.device, p0.dtype)
+            if not torch.isfinite(v).all():
+                raise InputError("GemNet training: the sampler returned non-finite bids")
+            alloc, price = model.menus(v)
+            revenue, over = relaxed_multi(alloc, price, v, tau * model.value_scale)
+            loss = -revenue / model.value_scale + lam * over
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            self.step += 1
+            out_of_time = time_budget_s > 0 and time.perf_counter() - t0 >= time_budget_s
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
+                row = {
+                    "step": self.step,
+                    "seconds": time.perf_counter() - t0,
+                    "tau": tau,
+                    "penalty": lam,
+                    "soft_revenue": float(revenue.detach()),
+                    "soft_over_allocation": float(over.detach()),
+                }
+                if self.validation is not None:
+                    was = model.training
+                    model.eval()
+                    out = evaluate_multi(model, self.validation)
+                    model.train(was)
+                    row.update({"hard_revenue": out.revenue, "over_allocation_rate": out.over_rate})
+                if log is not None:
+                    log(row)
+            if out_of_time:
+                return True
+        return False
+
+
 def train_gemnet(
     model: GemNet,
     sample: Sampler,
@@ -88,43 +168,14 @@ def train_gemnet(
     validation: list[Valuation] | None = None,
     log: Callable[[dict], None] | None = None,
 ) -> list[dict]:
-    """Train ``model`` on fresh batches ``sample(cfg.batch, generator)``; every ``log_every``
-    steps (and at the end) log the relaxed figures and, given ``validation`` profiles (one
-    valuation per bidder), the exact revenue and over-allocation on them. Returns the logs."""
-    cfg.check()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr_final)
-    dtype = next(model.parameters()).dtype
+    """Train ``model`` on fresh batches ``sample(cfg.batch, generator)`` (:class:`GemNetTrainer`);
+    returns the logged rows."""
     history: list[dict] = []
-    t0 = time.perf_counter()
-    for step in range(cfg.steps):
-        tau, lam = cfg.schedule(step)
-        v = sample(cfg.batch, generator).to(dtype)
-        if not torch.isfinite(v).all():
-            raise InputError("GemNet training: the sampler returned non-finite bids")
-        alloc, price = model.menus(v)
-        revenue, over = relaxed_multi(alloc, price, v, tau * model.value_scale)
-        loss = -revenue / model.value_scale + lam * over
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (step + 1) % cfg.log_every == 0 or step == cfg.steps - 1:
-            row = {
-                "step": step + 1,
-                "seconds": time.perf_counter() - t0,
-                "tau": tau,
-                "penalty": lam,
-                "soft_revenue": float(revenue.detach()),
-                "soft_over_allocation": float(over.detach()),
-            }
-            if validation is not None:
-                was = model.training
-                model.eval()
-                out = evaluate_multi(model, validation)
-                model.train(was)
-                row.update({"hard_revenue": out.revenue, "over_allocation_rate": out.over_rate})
-            history.append(row)
-            if log is not None:
-                log(row)
+
+    def keep(row: dict) -> None:
+        history.append(row)
+        if log is not None:
+            log(row)
+
+    GemNetTrainer(model, sample, cfg, generator, validation).run(keep)
     return history

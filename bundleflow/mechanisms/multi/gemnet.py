@@ -84,17 +84,19 @@ class GemNet(nn.Module):
         return bids[:, keep].reshape(B, (n - 1) * m) / self.value_scale
 
     def menus(self, bids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``bids [B, n, m]`` -> ``(allocations [B, n, K, m], prices [B, n, K])``; bidder ``i``'s
-        menu reads ``bids[:, j]`` for ``j != i`` only."""
+        """``bids [B, n, m]`` -> ``(allocations [B, n, K, m], prices [B, n, K])`` on the bids'
+        device, in the model's dtype; bidder ``i``'s menu reads ``bids[:, j]`` for ``j != i`` only."""
         if bids.dim() != 3 or tuple(bids.shape[1:]) != (self.n_bidders, self.n_items):
             raise InputError(
                 f"GemNet: bids must have shape [B, {self.n_bidders}, {self.n_items}], got {tuple(bids.shape)}"
             )
         B, K, m = bids.shape[0], self.n_elements, self.n_items
-        dtype = next(self.parameters()).dtype
+        p0 = next(self.parameters())
+        back = bids.device
+        bids = bids.to(p0.device)
         allocs, prices = [], []
         for i, net in enumerate(self.nets):
-            z = net(self.others(bids, i).to(dtype))
+            z = net(self.others(bids, i).to(p0.dtype))
             logits = z[:, : K * m].reshape(B, K, m)
             if self.unit_demand:
                 zero = torch.zeros(B, K, 1, dtype=z.dtype, device=z.device)
@@ -102,7 +104,7 @@ class GemNet(nn.Module):
             else:
                 allocs.append(torch.sigmoid(logits))
             prices.append(self.cap * torch.sigmoid(z[:, K * m :]))
-        return torch.stack(allocs, 1), torch.stack(prices, 1)
+        return torch.stack(allocs, 1).to(back), torch.stack(prices, 1).to(back)
 
     def config(self) -> dict:
         """The constructor's arguments (with the state dict, enough to rebuild the model)."""

@@ -1,0 +1,227 @@
+"""A multi-bidder run (``menu.model=gemnet``) in one folder, like a single-bidder run:
+``config.yaml``, ``metrics.jsonl``, ``checkpoint.pt`` (resumable), ``mechanism.pt`` (the
+trained menus and the transform's price shifts), ``summary.json``.
+
+Steps: train GemNet on fresh profiles drawn every step (the data's distribution), evaluate it
+exactly on the held-out profiles, make it compatible on a grid of bids
+(:func:`bundleflow.training.compatibility.make_compatible`), evaluate again, and evaluate the
+baselines (VCG; item-by-item second price with a reserve tuned on the training profiles, which
+for i.i.d. items is Myerson's auction per item) on the same held-out profiles.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from bundleflow.errors import InputError
+from bundleflow.experiments.config import RunConfig
+from bundleflow.experiments.data import make_multi_data
+from bundleflow.experiments.runner import holds_config, read_metrics, remove_stale_temporaries, run_lock
+from bundleflow.mechanisms.multi import GemNet, MultiMenuMechanism, MultiOutcome, evaluate_multi
+from bundleflow.utils.device import machine_facts, resolve_device
+from bundleflow.utils.files import (
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    json_dumps,
+    load_tensors,
+    writable_dir,
+)
+from bundleflow.utils.progress import progress_bar
+
+
+def gemnet_model(cfg: RunConfig) -> GemNet:
+    """A fresh GemNet for ``cfg``: prices capped at the largest bundle value, seeded by ``menu.seed``."""
+    d = cfg.data
+    unit = d.kind == "unit_demand"
+    return GemNet(
+        d.n_bidders,
+        d.n_items,
+        cfg.menu.n_elements,
+        cap=d.high * (1 if unit else d.n_items),
+        value_scale=d.high,
+        unit_demand=unit,
+        hidden=tuple(cfg.gemnet.hidden),
+        generator=torch.Generator().manual_seed(cfg.menu.seed),
+    )
+
+
+def grid_levels(cfg: RunConfig) -> torch.Tensor:
+    """``[L]`` the transform's grid: the centres of ``L`` equal cells of ``[low, high]``."""
+    d, L = cfg.data, cfg.gemnet.grid_levels
+    return d.low + (d.high - d.low) * (torch.arange(L, dtype=torch.float64) + 0.5) / L
+
+
+def multi_baselines(train, test) -> list[dict]:
+    """Rows of the exactly evaluated baselines on ``test`` (additive: VCG and item-wise second
+    price with a tuned reserve; unit demand: VCG when the assignments can be enumerated)."""
+    from bundleflow.baselines.multi import MAX_VCG_ASSIGNMENTS, second_price_items, tuned_reserve, vcg
+    from bundleflow.valuations.items import AdditiveValuation
+
+    rows = []
+    n, m = len(test), test[0].n_items
+    if isinstance(test[0], AdditiveValuation):
+        t0 = time.perf_counter()
+        r = tuned_reserve(train)
+        rows.append(_row(f"item auctions, reserve {r:.3g}", second_price_items(test, r), time.perf_counter() - t0))
+        rows.append(_row("vcg", second_price_items(test, 0.0), 0.0))
+    elif (n + 1) ** m <= MAX_VCG_ASSIGNMENTS:
+        t0 = time.perf_counter()
+        rows.append(_row("vcg", vcg(test), time.perf_counter() - t0))
+    return rows
+
+
+def _row(method: str, out: MultiOutcome, seconds: float) -> dict:
+    return {
+        "method": method,
+        "test_revenue": out.revenue,
+        "test_revenue_se": out.revenue_se,
+        "over_allocation_rate": out.over_rate,
+        "fit_seconds": seconds,
+    }
+
+
+def load_mechanism(path: str | Path, device="cpu"):
+    """The mechanism a run saved in ``mechanism.pt``: GemNet, with its transform's shifts if any."""
+    from bundleflow.training.compatibility import ShiftedMenus
+
+    state = load_tensors(path, device, "mechanism")
+    try:
+        net = GemNet(**{**state["gemnet"], "hidden": tuple(state["gemnet"]["hidden"])})
+        net.load_state_dict(state["state"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise InputError(f"{path}: not a GemNet mechanism file ({type(exc).__name__}: {exc})") from exc
+    net.eval()
+    if state.get("shifts") is None:
+        return net
+    return ShiftedMenus(net, state["levels"], state["shifts"])
+
+
+def run_multi_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True, log=print) -> dict:
+    """Train, transform and evaluate GemNet into run folder ``out``; returns the summary.
+    Nothing is written before the inputs validate."""
+    if cfg.menu.model != "gemnet":
+        raise InputError(f"a multi-bidder run needs menu.model=gemnet, got {cfg.menu.model}")
+    out = writable_dir(out)
+    with run_lock(out):
+        remove_stale_temporaries(out)
+        return _run_locked(cfg, out, resume, progress, log)
+
+
+def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) -> dict:
+    from bundleflow.training.compatibility import make_compatible
+    from bundleflow.training.gemnet import GemNetTrainer, GemNetTraining
+
+    cfg_path = out / "config.yaml"
+    if cfg_path.is_file() and resume and not holds_config(out, cfg):
+        raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
+    device = resolve_device(cfg.device)
+    d, mc, gc = cfg.data, cfg.menu, cfg.gemnet
+    with progress_bar("drawing profiles", 1, enabled=progress) as advance:
+        train, val, test = make_multi_data(cfg)
+        advance(1)
+    model = gemnet_model(cfg).to(device)
+    n, m = d.n_bidders, d.n_items
+
+    def sample(B: int, g: torch.Generator) -> torch.Tensor:
+        return d.low + (d.high - d.low) * torch.rand(B, n, m, generator=g, dtype=torch.float64)
+
+    training = GemNetTraining(
+        steps=mc.steps,
+        batch=mc.batch,
+        lr=gc.lr,
+        lr_final=gc.lr_final,
+        tau_start=mc.tau_start,
+        tau_end=mc.tau_end,
+        penalty_start=gc.penalty_start,
+        penalty_end=gc.penalty_end,
+        log_every=mc.log_every,
+    )
+    trainer = GemNetTrainer(model, sample, training, torch.Generator().manual_seed(mc.seed + 1), validation=val)
+    atomic_write_text(cfg_path, yaml.safe_dump(cfg.record(), sort_keys=False))
+    ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
+    prior_seconds = 0.0
+    if resume and ckpt.is_file():
+        state = load_tensors(ckpt, device, "checkpoint")
+        try:
+            trainer.load_state(state)
+        except Exception as exc:
+            raise InputError(f"{ckpt}: cannot resume from this checkpoint ({type(exc).__name__}: {exc})") from exc
+        log(f"resumed at step {trainer.step}")
+        kept = read_metrics(metrics_path, trainer.step)
+        atomic_write_text(metrics_path, "".join(line + "\n" for line in kept))
+        prior_seconds = read_last_seconds(metrics_path)
+    else:
+        atomic_write_text(metrics_path, "")
+
+    with progress_bar("gemnet training", mc.steps, enabled=progress) as advance:
+        advance(trainer.step)
+        done = [trainer.step]
+
+        def record(row: dict) -> None:
+            with open(metrics_path, "a", encoding="utf-8") as fh:
+                fh.write(json_dumps(row) + "\n")
+            atomic_write(ckpt, lambda tmp: torch.save(trainer.state(), tmp))
+            advance(row["step"] - done[0])
+            done[0] = row["step"]
+
+        stopped = trainer.run(record, mc.time_budget_s, prior_seconds)
+    if stopped:
+        log(f"time budget of {mc.time_budget_s:g} s reached at step {trainer.step}")
+    model.eval()
+    before = evaluate_multi(model, test)
+    learned = {
+        "model": "gemnet",
+        "n_bidders": n,
+        "n_items": m,
+        "steps_done": trainer.step,
+        "stopped_by_time_budget": stopped,
+        "before_transform": before.summary(),
+    }
+    mechanism: MultiMenuMechanism = model
+    shifts = None
+    if gc.grid_levels > 0:
+        with progress_bar("compatibility transform (MILP)", 1, enabled=progress) as advance:
+            mechanism, report = make_compatible(model, grid_levels(cfg), time_limit=gc.transform_time_limit_s)
+            advance(1)
+        shifts = mechanism.shifts
+        learned["transform"] = report.summary()
+    after = evaluate_multi(mechanism, test)
+    learned.update({f"test_{k}": v for k, v in after.summary().items()})
+    learned["test_revenue_before_transform"] = before.revenue
+    atomic_write(
+        out / "mechanism.pt",
+        lambda tmp: torch.save(
+            {
+                "gemnet": model.config(),
+                "state": model.state_dict(),
+                "levels": grid_levels(cfg) if shifts is not None else None,
+                "shifts": shifts,
+            },
+            tmp,
+        ),
+    )
+    with progress_bar("baselines", 1, enabled=progress) as advance:
+        rows = multi_baselines(train, test)
+        advance(1)
+    summary = {
+        "learned": learned,
+        "baselines": rows,
+        "n_bidders": n,
+        "n_test": len(test[0]),
+        "train_seconds": read_last_seconds(metrics_path),
+        "machine": machine_facts(device),  # this sitting's, if the run was resumed
+    }
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def read_last_seconds(metrics_path: Path) -> float:
+    """Training seconds of the last logged step (0 if none)."""
+    lines = [line for line in metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return float(json.loads(lines[-1]).get("seconds", 0.0)) if lines else 0.0
