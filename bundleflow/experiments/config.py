@@ -149,6 +149,10 @@ class GemNetConfig(_Strict):
     # coordinate (0: no transform) and HiGHS's time limit per MILP round
     grid_levels: int = Field(8, ge=0)
     transform_time_limit_s: float = Field(600.0, gt=0)
+    # "repair": change prices only where the grid over-allocates, never raising what a sale
+    # earned; "optimise": also re-price every element for the most revenue on the grid (exact
+    # for a finite type space that is the grid; may fit the grid of a continuous distribution)
+    transform: Literal["repair", "optimise"] = "repair"
 
     @field_validator("hidden")
     @classmethod

@@ -187,7 +187,9 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     shifts = None
     if gc.grid_levels > 0:
         with progress_bar("compatibility transform (MILP)", 1, enabled=progress) as advance:
-            mechanism, report = make_compatible(model, grid_levels(cfg), time_limit=gc.transform_time_limit_s)
+            mechanism, report = make_compatible(
+                model, grid_levels(cfg), time_limit=gc.transform_time_limit_s, optimise=gc.transform == "optimise"
+            )
             advance(1)
         shifts = mechanism.shifts
         learned["transform"] = report.summary()

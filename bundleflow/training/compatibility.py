@@ -134,9 +134,18 @@ class _Grid:
     M: float  # big-M
 
 
-def _milp_round(grid: _Grid, price: torch.Tensor, shifts: torch.Tensor, mu: float, time_limit: float, mip_gap: float):
+def _milp_round(
+    grid: _Grid,
+    price: torch.Tensor,
+    shifts: torch.Tensor,
+    mu: float,
+    time_limit: float,
+    mip_gap: float,
+    everywhere: bool = False,
+):
     """One MILP over the fibers that hold an over-allocating profile at prices ``price``
-    (``[G, n, K]``, already shifted by ``shifts``); adds its shifts to ``shifts`` in place.
+    (``[G, n, K]``, already shifted by ``shifts``), or over every fiber with the revenue
+    uncapped (``everywhere``); adds its shifts to ``shifts`` in place.
     Returns ``(violating profiles, active fibers, MILP profiles, binaries, seconds, status)``."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -145,9 +154,9 @@ def _milp_round(grid: _Grid, price: torch.Tensor, shifts: torch.Tensor, mu: floa
     H = shifts.shape[1]
     choice, pay, got = _choices(alloc, price, values, grid.tol)
     bad = over_allocation(got) > OVER_TOL
-    if not bad.any():
+    if not bad.any() and not everywhere:
         return 0, 0, 0, 0, 0.0, "compatible"
-    active = torch.zeros(n, H, dtype=torch.bool)
+    active = torch.full((n, H), everywhere, dtype=torch.bool)
     for i in range(n):
         active[i, fibers[bad, i]] = True
     touched = torch.stack([active[i, fibers[:, i]] for i in range(n)], 1)  # [G, n]
@@ -156,7 +165,7 @@ def _milp_round(grid: _Grid, price: torch.Tensor, shifts: torch.Tensor, mu: floa
     for i in range(n):
         for h in torch.nonzero(active[i]).flatten().tolist():
             c = choice[fibers[:, i] == h, i]
-            relevant[(i, h)] = sorted(set(c[c >= 0].tolist()))
+            relevant[(i, h)] = list(range(K)) if everywhere else sorted(set(c[c >= 0].tolist()))
     keys = [key + (k,) for key, ks in relevant.items() for k in ks]
     dvar: dict[tuple[int, ...], int] = {key: a for a, key in enumerate(keys)}
     nv = len(dvar)
@@ -227,7 +236,8 @@ def _milp_round(grid: _Grid, price: torch.Tensor, shifts: torch.Tensor, mu: floa
         ub[z0 : z0 + cnt] = 1
     for r, paid in rvar:  # a repair never earns more than the choice it replaces
         c[r] = -1.0
-        ub[r] = paid
+        if not everywhere:
+            ub[r] = paid
     A = sp.csr_matrix((vals, (rows, cols)), shape=(len(lo), nv))
     t0 = time.perf_counter()
     res = milp(
@@ -258,11 +268,16 @@ def make_compatible(
     time_limit: float = 600.0,
     mip_gap: float = 1e-4,
     max_rounds: int = 5,
+    optimise: bool = False,
 ) -> tuple[ShiftedMenus, TransformReport]:
     """Price shifts that make ``mechanism`` compatible on the grid of ``levels`` (module doc).
 
     Rounds of the MILP run until the exact choices on the grid are compatible (HiGHS's
     tolerances can leave a profile or two over-allocated; the next round repairs them).
+    With ``optimise`` the first round takes every fiber and every element and maximises the
+    grid revenue uncapped: the best price shifts for the grid's profiles, each weighted equally. That is
+    the revenue itself when the grid is the (uniform) type space, as in Yao's example; on a
+    grid of a continuous distribution it may fit the grid rather than the distribution.
 
     Args:
         mechanism: menus whose allocations are linear in values (additive or unit demand).
@@ -303,10 +318,10 @@ def make_compatible(
     shifts = torch.zeros(n, L ** ((n - 1) * m), K, dtype=torch.float64)
     _, pay0, _ = _choices(alloc, price, values, grid.tol)
     stats = []
-    for _ in range(max_rounds + 1):
+    for r in range(max_rounds + 1):
         now = price + torch.stack([shifts[i, fibers[:, i]] for i in range(n)], 1)
-        st = _milp_round(grid, now, shifts, mu, time_limit, mip_gap)
-        if st[0] == 0:
+        st = _milp_round(grid, now, shifts, mu, time_limit, mip_gap, everywhere=optimise and r == 0)
+        if st[0] == 0 and not (optimise and r == 0):
             break
         stats.append(st)
     else:
