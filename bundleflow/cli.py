@@ -399,7 +399,9 @@ def bench(
     budget: float = typer.Option(None, help="wall-clock budget per learned run, seconds (default 600; paper 1200)"),
     quick: bool = typer.Option(False, help="tiny sizes: a smoke test of the whole pipeline"),
     cats_dir: Path = typer.Option(None, help="folder of the CATS reference files (default ../shared/cats)"),
-    preset: str = typer.Option("default", help="default, or paper (CATS at 50-150 items, J=5000, D=8)"),
+    preset: str = typer.Option(
+        "default", help="default, paper (CATS at 50-150 items, J=5000, D=8) or multi (GemNet, several bidders)"
+    ),
     data_dir: Path = typer.Option(None, help="paper: folder for the generated valuation files (default OUT/data)"),
     resume: bool = typer.Option(True, help="read back finished cells and continue interrupted ones"),
     list_: bool = typer.Option(False, "--list", help="list settings and methods, then exit"),
@@ -407,10 +409,19 @@ def bench(
     """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plots."""
     from bundleflow.experiments.bench import METHODS, PAPER_BUDGET_S, PRESETS, paper_settings, run_bench
     from bundleflow.experiments.bench import settings as table
+    from bundleflow.experiments.multi_bench import MULTI_SETTINGS, run_multi_bench
     from bundleflow.utils.files import writable_dir
 
-    if preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    if preset not in PRESETS + ("multi",):
+        raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS + ('multi',))}")
+    if preset == "multi" and (methods or data_dir is not None or cats_dir is not None):
+        raise InputError(
+            "--preset multi runs GemNet and its baselines on generated profiles: no --methods, --data-dir or --cats-dir"
+        )
+    if list_ and preset == "multi":
+        console.print("settings: " + ", ".join(MULTI_SETTINGS))
+        console.print("methods: gemnet, gemnet_before_transform, item auctions (tuned reserve), vcg")
+        return
     if list_:
         names = paper_settings(Path(".")) if preset == "paper" else table(cats_dir)
         console.print("settings: " + ", ".join(names))
@@ -420,6 +431,25 @@ def bench(
         budget = PAPER_BUDGET_S if preset == "paper" else 600.0
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] or None  # noqa: E731
     writable_dir(out)
+    if preset == "multi":
+        res = run_multi_bench(out, split(settings), budget, quick, log=console.print, resume=resume, progress=True)
+        t = Table(title=Text(f"exact held-out revenue, several bidders (budget {budget:g} s per run)"))
+        for c in ("setting", "method", "revenue", "s.e.", "over-allocated", "train s", "steps"):
+            left = c in ("setting", "method")
+            t.add_column(c, justify="left" if left else "right", no_wrap=left)
+        for r in res["rows"]:
+            t.add_row(
+                Text(r["setting"]),
+                Text(r["method"]),
+                _num(r["test_revenue"], ".4f"),
+                _num(r["test_revenue_se"], ".4g"),
+                _num(r["over_allocation_rate"], ".2%"),
+                _num(r["train_seconds"], ".1f"),
+                "" if r["steps"] is None else str(r["steps"]),
+            )
+        print_table(t)
+        console.print(f"wrote {out}/results.json, results.md")
+        return
     res = run_bench(
         out,
         split(settings),

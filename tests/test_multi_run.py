@@ -49,6 +49,10 @@ def test_gemnet_run_from_the_cli(tmp_path):
     assert abs(spa["test_revenue"] - 5 / 12) < 3 * spa["test_revenue_se"] + 0.01
     vcg = next(r for r in s["baselines"] if r["method"] == "vcg")
     assert abs(vcg["test_revenue"] - 1 / 3) < 3 * vcg["test_revenue_se"]
+    # the paired gain over the best baseline: same profiles, so its mean is the difference of means
+    assert g["best_baseline"] == spa["method"]
+    assert g["test_gain_over_best_baseline"] == pytest.approx(g["test_revenue"] - spa["test_revenue"], abs=1e-12)
+    assert 0 < g["test_gain_over_best_baseline_se"] < g["test_revenue_se"]
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [100, 200, 300] and "hard_revenue" in lines[-1]
     # the saved mechanism is what was evaluated
@@ -104,3 +108,34 @@ def test_a_crafted_mechanism_file_is_refused(tmp_path):
     torch.save({"gemnet": {"n_bidders": 2}, "state": {}}, p)
     with pytest.raises(Exception, match="not a GemNet mechanism file"):
         load_mechanism(p)
+
+
+def test_multi_bench_quick(tmp_path):
+    res = cli(
+        "bench", "--preset", "multi", "--quick", "--settings", "multi_additive_2x2,multi_unit_2x2", "--out", tmp_path
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    methods = {(r["setting"], r["method"]) for r in rows}
+    assert ("multi_additive_2x2", "gemnet") in methods and ("multi_unit_2x2", "vcg") in methods
+    assert ("multi_additive_2x2", "vcg") in methods and ("multi_additive_2x2", "gemnet_before_transform") in methods
+    md = (tmp_path / "results.md").read_text()
+    assert "GemNet - best baseline (paired)" in md and "RegretNet 0.878" in md
+    # a second sitting reads the finished cells back
+    again = cli("bench", "--preset", "multi", "--quick", "--settings", "multi_additive_2x2", "--out", tmp_path)
+    assert "done earlier" in again.stdout
+    assert_one_line_error(cli("bench", "--preset", "multi", "--methods", "vcg", "--out", tmp_path), "--preset multi")
+    assert_one_line_error(cli("bench", "--preset", "multi", "--settings", "nope", "--out", tmp_path), "unknown setting")
+
+
+def test_grid_too_large_for_the_transform_is_a_config_error(tmp_path):
+    res = cli(
+        "train",
+        "--out",
+        tmp_path / "r",
+        "menu.model=gemnet",
+        "data.kind=additive",
+        "data.n_bidders=3",
+        "data.n_items=10",
+    )
+    assert_one_line_error(res, "gemnet.grid_levels=8 gives 8^30 grid profiles")

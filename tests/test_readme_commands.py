@@ -59,6 +59,8 @@ def _extra(words: list[str]) -> list[str]:
     extra = list(SHORTER[key])
     if key == "train" and "data.n_train=20000" in words:
         extra += SAMPLE
+    if key == "train" and "menu.model=gemnet" in words:  # no Stage 1 flow; a small transform grid
+        extra = [e for e in extra if not e.startswith("flow.")] + ["gemnet.grid_levels=3", "data.n_test=500"]
     return extra
 
 

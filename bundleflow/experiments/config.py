@@ -199,6 +199,14 @@ class RunConfig(_Strict):
                     f"menu.model=gemnet does not read {', '.join('menu.' + k for k in unused)} "
                     f"(its own settings are in the gemnet section)"
                 )
+            from bundleflow.training.compatibility import MAX_GRID_PROFILES
+
+            L, nm = self.gemnet.grid_levels, self.data.n_bidders * self.data.n_items
+            if L > 0 and L**nm > MAX_GRID_PROFILES:
+                raise ValueError(
+                    f"gemnet.grid_levels={L} gives {L}^{nm} grid profiles for {self.data.n_bidders} bidders x "
+                    f"{self.data.n_items} items, more than {MAX_GRID_PROFILES}; use fewer levels or 0 (no transform)"
+                )
         elif self.gemnet != GemNetConfig():
             raise ValueError("the gemnet section is read only with menu.model=gemnet")
         return self

@@ -57,33 +57,37 @@ def grid_levels(cfg: RunConfig) -> torch.Tensor:
     return d.low + (d.high - d.low) * (torch.arange(L, dtype=torch.float64) + 0.5) / L
 
 
-def multi_baselines(train, test) -> list[dict]:
+def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
     """Rows of the exactly evaluated baselines on ``test`` (additive: VCG and item-wise second
-    price with a tuned reserve; unit demand: VCG when the assignments can be enumerated)."""
+    price with a tuned reserve; unit demand: VCG when the assignments can be enumerated), and
+    each one's ``[B]`` revenue per held-out profile (for paired comparisons)."""
     from bundleflow.baselines.multi import MAX_VCG_ASSIGNMENTS, second_price_items, tuned_reserve, vcg
     from bundleflow.valuations.items import AdditiveValuation
 
-    rows = []
+    rows, pay = [], {}
     n, m = len(test), test[0].n_items
+
+    def add(method: str, out: MultiOutcome, seconds: float) -> None:
+        rows.append(
+            {
+                "method": method,
+                "test_revenue": out.revenue,
+                "test_revenue_se": out.revenue_se,
+                "over_allocation_rate": out.over_rate,
+                "fit_seconds": seconds,
+            }
+        )
+        pay[method] = out.payment.sum(1)
+
     if isinstance(test[0], AdditiveValuation):
         t0 = time.perf_counter()
         r = tuned_reserve(train)
-        rows.append(_row(f"item auctions, reserve {r:.3g}", second_price_items(test, r), time.perf_counter() - t0))
-        rows.append(_row("vcg", second_price_items(test, 0.0), 0.0))
+        add(f"item auctions, reserve {r:.3g}", second_price_items(test, r), time.perf_counter() - t0)
+        add("vcg", second_price_items(test, 0.0), 0.0)
     elif (n + 1) ** m <= MAX_VCG_ASSIGNMENTS:
         t0 = time.perf_counter()
-        rows.append(_row("vcg", vcg(test), time.perf_counter() - t0))
-    return rows
-
-
-def _row(method: str, out: MultiOutcome, seconds: float) -> dict:
-    return {
-        "method": method,
-        "test_revenue": out.revenue,
-        "test_revenue_se": out.revenue_se,
-        "over_allocation_rate": out.over_rate,
-        "fit_seconds": seconds,
-    }
+        add("vcg", vcg(test), time.perf_counter() - t0)
+    return rows, pay
 
 
 def load_mechanism(path: str | Path, device="cpu"):
@@ -209,8 +213,16 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         ),
     )
     with progress_bar("baselines", 1, enabled=progress) as advance:
-        rows = multi_baselines(train, test)
+        rows, base_pay = multi_baselines(train, test)
         advance(1)
+    if rows:  # paired, on the same held-out profiles
+        from bundleflow.training.learning import paired_gain
+
+        best = max(rows, key=lambda r: r["test_revenue"])["method"]
+        gain, gain_se = paired_gain(after.payment.sum(1), base_pay[best])
+        learned.update(
+            {"best_baseline": best, "test_gain_over_best_baseline": gain, "test_gain_over_best_baseline_se": gain_se}
+        )
     summary = {
         "learned": learned,
         "baselines": rows,
