@@ -10,7 +10,13 @@ import math
 import pytest
 import torch
 
-from bundleflow.baselines.multi import second_price_items, tuned_reserve, vcg
+from bundleflow.baselines.multi import (
+    second_price_items,
+    sequential_posted_prices,
+    tuned_posted_price,
+    tuned_reserve,
+    vcg,
+)
 from bundleflow.errors import InputError
 from bundleflow.mechanisms.multi import GemNet, evaluate_multi, over_allocation
 from bundleflow.oracles import lp_optimal_mechanism, lp_optimal_multi
@@ -395,3 +401,21 @@ def test_gemnet_learns_myerson_for_three_bidders_within_two_percent():
     assert out.revenue > 0.98 * myerson(3)
     assert out.revenue < myerson(3) + 3 * out.revenue_se + out.over_mean
     assert out.over_rate < 0.005
+
+
+def test_sequential_posted_prices():
+    # one item, two bidders U[0,1], price q: sold unless both values < q, revenue q (1 - q^2),
+    # largest at q = 1/sqrt(3)
+    q = 3**-0.5
+    out = sequential_posted_prices(uniform_bidders(200_000, 2, 1, seed=11), q)
+    assert abs(out.revenue - q * (1 - q**2)) < 3 * out.revenue_se and out.over_rate == 0.0
+    assert tuned_posted_price([v.subset(torch.arange(20000)) for v in uniform_bidders(200_000, 2, 1, seed=11)]) == (
+        pytest.approx(q, abs=0.05)
+    )
+    # unit demand by hand: bidder 0 (0.9, 0.8) takes item 0 (utility 0.4 > 0.3); bidder 1 (0.95,
+    # 0.6) finds item 0 gone and takes item 1 (0.1 >= 0); price 0.5 each
+    b0 = UnitDemandValuation(torch.tensor([[0.9, 0.8]]))
+    b1 = UnitDemandValuation(torch.tensor([[0.95, 0.6]]))
+    out = sequential_posted_prices([b0, b1], 0.5)
+    assert out.allocation[0].tolist() == [[1.0, 0.0], [0.0, 1.0]] and out.revenue == pytest.approx(1.0)
+    assert out.welfare == pytest.approx(1.5)

@@ -9,6 +9,11 @@
   class, by enumerating the ``(n+1)^m`` assignments (small ``m``).
 * :func:`tuned_reserve`: the best common reserve of :func:`second_price_items` on training
   profiles, over a grid.
+* :func:`sequential_posted_prices`: bidders in turn (bidder 0 first) buy what they like best
+  among the items left at posted item prices (additive: every remaining item worth its price;
+  unit demand: the remaining item of highest ``v_j - q_j`` if it is >= 0). Strategy-proof
+  (bidder i's options depend on earlier bidders' bids only) and never over-allocates; with
+  :func:`tuned_posted_price`, one common price tuned on training profiles.
 """
 
 from __future__ import annotations
@@ -42,21 +47,58 @@ def second_price_items(bidders: list[Valuation], reserve=0.0) -> MultiOutcome:
     price = torch.maximum(second, r.expand_as(second))
     alloc = torch.zeros_like(v)
     alloc.scatter_(1, winner[:, None], sold[:, None].double())
-    payment = (alloc * price[:, None]).sum(-1)  # [B, n]
-    values = (alloc * v).sum(-1)
+    return _sold_at(alloc, price[:, None], v)
+
+
+def _sold_at(alloc: torch.Tensor, price: torch.Tensor, v: torch.Tensor) -> MultiOutcome:
+    """Outcome of sure allocations ``[B, n, m]`` paid item by item at ``price`` (broadcast to
+    ``[B, n, m]``), valued additively at ``v``."""
     choice = torch.where(alloc.sum(-1) > 0, 0, -1)
-    return outcome_of(alloc, payment, values, choice)
+    return outcome_of(alloc, (alloc * price).sum(-1), (alloc * v).sum(-1), choice)
 
 
 def tuned_reserve(train: list[Valuation], grid: int = 101) -> float:
     """The common reserve in ``[0, max bid]`` (``grid`` points) that maximises the revenue of
     :func:`second_price_items` on ``train``."""
+    return _best_common_price(train, second_price_items, grid)
+
+
+def sequential_posted_prices(bidders: list[Valuation], prices) -> MultiOutcome:
+    """Bidders in index order buy at item prices ``prices`` (a number or ``[m]``) among the items
+    still unsold; ties (utility exactly 0) buy, the seller's way."""
+    B, n, m = check_bidders(bidders)
+    v = bids_of(bidders).double()
+    q = torch.as_tensor(prices, dtype=torch.float64, device=v.device).expand(m)
+    if not torch.isfinite(q).all() or (q < 0).any():
+        raise InputError("sequential_posted_prices: prices must be finite and non-negative")
+    unit = not isinstance(bidders[0], AdditiveValuation)
+    left = torch.ones(B, m, dtype=torch.bool, device=v.device)
+    alloc = torch.zeros_like(v)
+    for i in range(n):
+        if unit:
+            u = torch.where(left, v[:, i] - q, -torch.inf)
+            best, j = u.max(1)
+            buy = torch.zeros_like(left)
+            buy[torch.arange(B), j] = best >= 0
+        else:
+            buy = left & (v[:, i] >= q)
+        alloc[:, i] = buy.double()
+        left &= ~buy
+    return _sold_at(alloc, q, v)  # unit demand: at most one item each, so values add up
+
+
+def tuned_posted_price(train: list[Valuation], grid: int = 101) -> float:
+    """The common item price in ``[0, max bid]`` (``grid`` points) that maximises the revenue of
+    :func:`sequential_posted_prices` on ``train``."""
+    return _best_common_price(train, sequential_posted_prices, grid)
+
+
+def _best_common_price(train: list[Valuation], mechanism, grid: int) -> float:
+    """The price ``x`` in ``[0, max bid]`` (``grid`` points; the lowest of equals) that maximises
+    the revenue of ``mechanism(train, x)``."""
     top = float(bids_of(train).amax())
-    best = max(
-        (second_price_items(train, r).revenue, -r, r)
-        for r in torch.linspace(0, top, grid, dtype=torch.float64).tolist()
-    )
-    return best[2]
+    xs = torch.linspace(0, top, grid, dtype=torch.float64).tolist()
+    return max((mechanism(train, x).revenue, -x, x) for x in xs)[2]
 
 
 def vcg(bidders: list[Valuation]) -> MultiOutcome:

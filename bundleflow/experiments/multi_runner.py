@@ -59,9 +59,17 @@ def grid_levels(cfg: RunConfig) -> torch.Tensor:
 
 def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
     """Rows of the exactly evaluated baselines on ``test`` (additive: VCG and item-wise second
-    price with a tuned reserve; unit demand: VCG when the assignments can be enumerated), and
+    price with a tuned reserve; unit demand: VCG when the assignments can be enumerated; both:
+    sequential posted prices at a common price tuned on ``train``), and
     each one's ``[B]`` revenue per held-out profile (for paired comparisons)."""
-    from bundleflow.baselines.multi import MAX_VCG_ASSIGNMENTS, second_price_items, tuned_reserve, vcg
+    from bundleflow.baselines.multi import (
+        MAX_VCG_ASSIGNMENTS,
+        second_price_items,
+        sequential_posted_prices,
+        tuned_posted_price,
+        tuned_reserve,
+        vcg,
+    )
     from bundleflow.valuations.items import AdditiveValuation
 
     rows, pay = [], {}
@@ -87,6 +95,9 @@ def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
     elif (n + 1) ** m <= MAX_VCG_ASSIGNMENTS:
         t0 = time.perf_counter()
         add("vcg", vcg(test), time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    q = tuned_posted_price(train)
+    add(f"sequential posted price {q:.3g}", sequential_posted_prices(test, q), time.perf_counter() - t0)
     return rows, pay
 
 
