@@ -94,6 +94,7 @@ def test_interrupted_gemnet_run_resumes_bit_for_bit(tmp_path, monkeypatch):
         (["menu.model=gemnet"], "data.kind=additive or unit_demand"),
         (["menu.model=gemnet", "data.kind=additive", "menu.lr=0.1"], "does not read menu.lr"),
         (["gemnet.lr=0.1"], "only with menu.model=gemnet"),
+        (["menu.model=gemnet", "data.kind=additive", "flow.steps=10"], "no Stage 1 flow"),
         (["menu.model=gemnet", "data.kind=additive", "gemnet.hidden=[0]"], "hidden widths"),
     ],
 )
@@ -101,6 +102,17 @@ def test_bad_multi_configs_are_one_line_errors(tmp_path, overrides, fragment):
     res = cli("train", "--out", tmp_path / "run", *overrides)
     assert_one_line_error(res, fragment)
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_single_bidder_config_files_do_not_grow_a_gemnet_section(tmp_path):
+    single = load_config(None, ["data.n_items=3"]).record()
+    multi = load_config(None, TINY_MULTI).record()
+    assert "gemnet" not in single and "flow" in single and single["data"]["n_bidders"] == 1
+    assert "gemnet" in multi and "flow" not in multi
+    # a recorded config reads back as itself
+    from bundleflow.experiments.config import RunConfig
+
+    assert RunConfig.model_validate(multi).record() == multi
 
 
 def test_a_crafted_mechanism_file_is_refused(tmp_path):

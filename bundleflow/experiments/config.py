@@ -199,6 +199,8 @@ class RunConfig(_Strict):
                     f"menu.model=gemnet does not read {', '.join('menu.' + k for k in unused)} "
                     f"(its own settings are in the gemnet section)"
                 )
+            if self.flow != FlowConfig():
+                raise ValueError("menu.model=gemnet has no Stage 1 flow: remove the flow settings")
             from bundleflow.training.compatibility import MAX_GRID_PROFILES
 
             L, nm = self.gemnet.grid_levels, self.data.n_bidders * self.data.n_items
