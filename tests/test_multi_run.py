@@ -120,6 +120,12 @@ def test_a_crafted_mechanism_file_is_refused(tmp_path):
     torch.save({"gemnet": {"n_bidders": 2}, "state": {}}, p)
     with pytest.raises(Exception, match="not a GemNet mechanism file"):
         load_mechanism(p)
+    # sizes that do not match the weights are refused before anything is built
+    huge = {"n_bidders": 2, "n_items": 10**6, "n_elements": 10**6, "cap": 1.0, "value_scale": 1.0,
+            "unit_demand": False, "hidden": [4]}  # fmt: skip
+    torch.save({"gemnet": huge, "state": {"nets.1.2.bias": torch.zeros(3)}}, p)
+    with pytest.raises(Exception, match="do not match the saved weights"):
+        load_mechanism(p)
 
 
 def test_multi_bench_quick(tmp_path):

@@ -107,9 +107,15 @@ def load_mechanism(path: str | Path, device="cpu"):
 
     state = load_tensors(path, device, "mechanism")
     try:
-        net = GemNet(**{**state["gemnet"], "hidden": tuple(state["gemnet"]["hidden"])})
+        spec = {**state["gemnet"], "hidden": tuple(state["gemnet"]["hidden"])}
+        # the sizes must be those of the saved weights (a crafted file must not make us allocate)
+        shapes = {k: tuple(v.shape) for k, v in state["state"].items()}
+        K, m, n = spec["n_elements"], spec["n_items"], spec["n_bidders"]
+        if shapes.get(f"nets.{n - 1}.{2 * len(spec['hidden']) if n > 1 else 0}.bias") != (K * m + K,):
+            raise TypeError("the sizes do not match the saved weights")
+        net = GemNet(**spec)
         net.load_state_dict(state["state"])
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (KeyError, TypeError, RuntimeError, AttributeError) as exc:
         raise InputError(f"{path}: not a GemNet mechanism file ({type(exc).__name__}: {exc})") from exc
     net.eval()
     if state.get("shifts") is None:
