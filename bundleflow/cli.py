@@ -115,6 +115,17 @@ def _table(title: str, rows: list[dict]) -> Table:
     return t
 
 
+def _text_table(title: str, columns: tuple[str, ...], rows: list[list[str]], left: int = 1) -> Table:
+    """A table of already formatted ``rows``; the first ``left`` columns (user text: no markup)
+    left-aligned and unwrapped, the others right-aligned."""
+    t = Table(title=Text(title))
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i < left else "right", no_wrap=i < left)
+    for r in rows:
+        t.add_row(*(Text(x) if i < left else x for i, x in enumerate(r)))
+    return t
+
+
 def _markdown(title: str, rows: list[dict]) -> str:
     lines = [f"### {title}", "", "| " + " | ".join(_COLUMNS) + " |", "|---|---:|---:|---:|"]
     lines += [
@@ -346,12 +357,13 @@ def _train_multi(cfg, out: Path, resume: bool) -> None:
     rows += [
         (r["method"], r["test_revenue"], r["test_revenue_se"], r["over_allocation_rate"]) for r in summary["baselines"]
     ]
-    t = Table(title=Text(f"exact revenue, {summary['n_bidders']} bidders ({summary['n_test']} held-out profiles)"))
-    for i, c in enumerate(("method", "held-out revenue", "± s.e.", "over-allocated profiles")):
-        t.add_column(c, justify="left" if i == 0 else "right", no_wrap=i == 0)
-    for name, rev, se, over in rows:
-        t.add_row(Text(name), _num(rev, ".4f"), _num(se, ".4f"), _num(over, ".2%"))
-    print_table(t)
+    print_table(
+        _text_table(
+            f"exact revenue, {summary['n_bidders']} bidders ({summary['n_test']} held-out profiles)",
+            ("method", "held-out revenue", "± s.e.", "over-allocated profiles"),
+            [[name, _num(rev, ".4f"), _num(se, ".4f"), _num(over, ".2%")] for name, rev, se, over in rows],
+        )
+    )
     tr = g.get("transform")
     if tr:
         console.print(
@@ -433,21 +445,14 @@ def bench(
     writable_dir(out)
     if preset == "multi":
         res = run_multi_bench(out, split(settings), budget, quick, log=console.print, resume=resume, progress=True)
-        t = Table(title=Text(f"exact held-out revenue, several bidders (budget {budget:g} s per run)"))
-        for c in ("setting", "method", "revenue", "s.e.", "over-allocated", "train s", "steps"):
-            left = c in ("setting", "method")
-            t.add_column(c, justify="left" if left else "right", no_wrap=left)
+        cells = []
         for r in res["rows"]:
-            t.add_row(
-                Text(r["setting"]),
-                Text(r["method"]),
-                _num(r["test_revenue"], ".4f"),
-                _num(r["test_revenue_se"], ".4g"),
-                _num(r["over_allocation_rate"], ".2%"),
-                _num(r["train_seconds"], ".1f"),
-                "" if r["steps"] is None else str(r["steps"]),
-            )
-        print_table(t)
+            rev, se, secs, steps, _ = _bench_cells(r)
+            cells.append([r["setting"], r["method"], rev, se, _num(r["over_allocation_rate"], ".2%"), secs, steps])
+        columns = ("setting", "method", "revenue", "s.e.", "over-allocated", "train s", "steps")
+        print_table(
+            _text_table(f"exact held-out revenue, several bidders (budget {budget:g} s per run)", columns, cells, 2)
+        )
         console.print(f"wrote {out}/results.json, results.md")
         return
     res = run_bench(
@@ -463,21 +468,9 @@ def bench(
         resume=resume,
         progress=True,
     )
-    t = Table(title=Text(f"exact held-out revenue (budget {budget:g} s per learned run)"))
-    for c in ("setting", "method", "revenue", "s.e.", "train s", "steps", "steps to 99%"):
-        left = c in ("setting", "method")
-        t.add_column(c, justify="left" if left else "right", no_wrap=left)
-    for r in res["rows"]:
-        t.add_row(
-            Text(r["setting"]),
-            Text(r["method"]),
-            _num(r["test_revenue"], ".4f"),
-            _num(r["test_revenue_se"], ".4g"),
-            _num(r["train_seconds"], ".1f"),
-            "" if r["steps"] is None else str(r["steps"]),
-            "" if r["steps_to_99pct"] is None else str(r["steps_to_99pct"]),
-        )
-    print_table(t)
+    columns = ("setting", "method", "revenue", "s.e.", "train s", "steps", "steps to 99%")
+    cells = [[r["setting"], r["method"], *_bench_cells(r)] for r in res["rows"]]
+    print_table(_text_table(f"exact held-out revenue (budget {budget:g} s per learned run)", columns, cells, 2))
     for c in res["checks"]:
         console.print(
             f"check {c['method']} on {c['setting']}: {c['revenue']:.4f} >= {c['at_least']}: {'passed' if c['passed'] else 'FAILED'}"
@@ -486,6 +479,17 @@ def bench(
         f"wrote {out}/results.json, results.md"
         + (", revenue_vs_time.png, revenue_vs_steps.png" if res.get("plot") else "")
     )
+
+
+def _bench_cells(r: dict) -> list[str]:
+    """A bench row's revenue, s.e., training seconds, steps and steps to 99% as table cells."""
+    return [
+        _num(r["test_revenue"], ".4f"),
+        _num(r["test_revenue_se"], ".4g"),
+        _num(r["train_seconds"], ".1f"),
+        "" if r.get("steps") is None else str(r["steps"]),
+        "" if r.get("steps_to_99pct") is None else str(r["steps_to_99pct"]),
+    ]
 
 
 @command()

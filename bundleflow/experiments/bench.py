@@ -211,6 +211,19 @@ def _curve(metrics: list[dict]) -> list[tuple[int, float, float]]:
     return [(m["step"], m["seconds"], m["hard_revenue"]) for m in metrics]
 
 
+def check_names(names, known, what: str) -> None:
+    """A one-line :class:`InputError` for the first of ``names`` not in ``known`` (a ``what``)."""
+    for x in names:
+        if x not in known:
+            raise InputError(f"unknown {what} {x!r}; known: {', '.join(known)}")
+
+
+def check_budget(budget_s: float) -> None:
+    """A one-line :class:`InputError` unless ``budget_s`` is a positive number of seconds."""
+    if budget_s <= 0 or not math.isfinite(budget_s):
+        raise InputError(f"budget must be a positive number of seconds, got {budget_s}")
+
+
 def run_bench(
     out: str | Path,
     setting_names: list[str] | None = None,
@@ -245,14 +258,9 @@ def run_bench(
     explicit = bool(setting_names)
     setting_names = setting_names or list(table)
     methods = methods or list(METHODS)
-    for s in setting_names:
-        if s not in table:
-            raise InputError(f"unknown setting {s!r}; known: {', '.join(table)}")
-    for m in methods:
-        if m not in METHODS:
-            raise InputError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
-    if budget_s <= 0 or not math.isfinite(budget_s):
-        raise InputError(f"budget must be a positive number of seconds, got {budget_s}")
+    check_names(setting_names, table, "setting")
+    check_names(methods, METHODS, "method")
+    check_budget(budget_s)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     missing = {}

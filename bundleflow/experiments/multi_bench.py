@@ -16,7 +16,6 @@ import math
 import time
 from pathlib import Path
 
-from bundleflow.errors import InputError
 from bundleflow.utils.files import atomic_write_json, atomic_write_text
 
 # setting -> overrides (menu.model=gemnet added); the transform's grid where it fits
@@ -50,16 +49,14 @@ def run_multi_bench(
 ) -> dict:
     """Run GemNet and the baselines on ``setting_names`` into ``out``; write ``results.json``
     and ``results.md``; return the results dict (rows like :func:`.bench.run_bench`'s)."""
+    from bundleflow.experiments.bench import check_budget, check_names
     from bundleflow.experiments.config import load_config
     from bundleflow.experiments.multi_runner import run_multi_training
     from bundleflow.experiments.runner import holds_config
 
     setting_names = setting_names or list(MULTI_SETTINGS)
-    for s in setting_names:
-        if s not in MULTI_SETTINGS:
-            raise InputError(f"unknown setting {s!r}; known: {', '.join(MULTI_SETTINGS)}")
-    if budget_s <= 0 or not math.isfinite(budget_s):
-        raise InputError(f"budget must be a positive number of seconds, got {budget_s}")
+    check_names(setting_names, MULTI_SETTINGS, "setting")
+    check_budget(budget_s)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

@@ -11,7 +11,6 @@ for i.i.d. items is Myerson's auction per item) on the same held-out profiles.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -21,7 +20,14 @@ import yaml
 from bundleflow.errors import InputError
 from bundleflow.experiments.config import RunConfig
 from bundleflow.experiments.data import make_multi_data
-from bundleflow.experiments.runner import holds_config, read_metrics, remove_stale_temporaries, run_lock
+from bundleflow.experiments.runner import (
+    holds_config,
+    logged_seconds,
+    read_metrics,
+    remove_stale_temporaries,
+    resume_trainer,
+    run_lock,
+)
 from bundleflow.mechanisms.multi import GemNet, MultiMenuMechanism, MultiOutcome, evaluate_multi
 from bundleflow.utils.device import machine_facts, resolve_device
 from bundleflow.utils.files import (
@@ -168,15 +174,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     prior_seconds = 0.0
     if resume and ckpt.is_file():
-        state = load_tensors(ckpt, device, "checkpoint")
-        try:
-            trainer.load_state(state)
-        except Exception as exc:
-            raise InputError(f"{ckpt}: cannot resume from this checkpoint ({type(exc).__name__}: {exc})") from exc
-        log(f"resumed at step {trainer.step}")
-        kept = read_metrics(metrics_path, trainer.step)
-        atomic_write_text(metrics_path, "".join(line + "\n" for line in kept))
-        prior_seconds = read_last_seconds(metrics_path)
+        prior_seconds = logged_seconds(resume_trainer(trainer, ckpt, metrics_path, device, log))
     else:
         atomic_write_text(metrics_path, "")
 
@@ -206,10 +204,11 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     }
     mechanism: MultiMenuMechanism = model
     shifts = None
+    levels = grid_levels(cfg)
     if gc.grid_levels > 0:
         with progress_bar("compatibility transform (MILP)", 1, enabled=progress) as advance:
             mechanism, report = make_compatible(
-                model, grid_levels(cfg), time_limit=gc.transform_time_limit_s, optimise=gc.transform == "optimise"
+                model, levels, time_limit=gc.transform_time_limit_s, optimise=gc.transform == "optimise"
             )
             advance(1)
         shifts = mechanism.shifts
@@ -223,7 +222,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
             {
                 "gemnet": model.config(),
                 "state": model.state_dict(),
-                "levels": grid_levels(cfg) if shifts is not None else None,
+                "levels": levels if shifts is not None else None,
                 "shifts": shifts,
             },
             tmp,
@@ -245,14 +244,8 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         "baselines": rows,
         "n_bidders": n,
         "n_test": len(test[0]),
-        "train_seconds": read_last_seconds(metrics_path),
+        "train_seconds": logged_seconds(read_metrics(metrics_path, trainer.step)),
         "machine": machine_facts(device),  # this sitting's, if the run was resumed
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
-
-
-def read_last_seconds(metrics_path: Path) -> float:
-    """Training seconds of the last logged step (0 if none)."""
-    lines = [line for line in metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return float(json.loads(lines[-1]).get("seconds", 0.0)) if lines else 0.0

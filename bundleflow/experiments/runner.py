@@ -134,6 +134,25 @@ def read_metrics(path: Path, up_to_step: int) -> list[str]:
     return kept
 
 
+def resume_trainer(trainer, ckpt: Path, metrics_path: Path, device, log=print) -> list[str]:
+    """Load ``trainer``'s state (``load_state``, ``step``) from checkpoint ``ckpt`` and cut
+    ``metrics.jsonl`` back to the checkpointed step; returns the metrics lines kept."""
+    state = load_tensors(ckpt, device, "checkpoint")
+    try:
+        trainer.load_state(state)
+    except Exception as exc:
+        raise InputError(f"{ckpt}: cannot resume from this checkpoint ({type(exc).__name__}: {exc})") from exc
+    log(f"resumed at step {trainer.step}")
+    kept = read_metrics(metrics_path, trainer.step)  # lines up to the checkpointed step
+    atomic_write_text(metrics_path, "".join(line + "\n" for line in kept))
+    return kept
+
+
+def logged_seconds(lines: list[str]) -> float:
+    """Training seconds of the last of the metrics ``lines`` (0 if none)."""
+    return float(json.loads(lines[-1]).get("seconds", 0.0)) if lines else 0.0
+
+
 def polish_menu(menu, train, test, cap: float, rounds: int, progress: bool = True, val=None) -> dict:
     """Exact price polish of the kept menu on the training sample (:func:`bundleflow.baselines.polish_prices`).
 
@@ -231,17 +250,10 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
     ckpt = out / "checkpoint.pt"
     metrics_path = out / "metrics.jsonl"
     if resume and ckpt.is_file():
-        state = load_tensors(ckpt, device, "checkpoint")
-        try:
-            trainer.load_state(state)
-        except Exception as exc:
-            raise InputError(f"{ckpt}: cannot resume from this checkpoint ({type(exc).__name__}: {exc})") from exc
-        log(f"resumed at step {trainer.step}")
-        kept = read_metrics(metrics_path, trainer.step)  # lines up to the checkpointed step
-        atomic_write_text(metrics_path, "".join(l + "\n" for l in kept))
+        kept = resume_trainer(trainer, ckpt, metrics_path, device, log)
         logged_now = bool(kept) and json.loads(kept[-1])["step"] == trainer.step
         # Stage 2 seconds of the earlier sittings (up to the checkpoint): the clock and any time budget go on
-        prior_seconds = float(json.loads(kept[-1]).get("seconds", 0.0)) if kept else 0.0
+        prior_seconds = logged_seconds(kept)
     else:
         trainer.initialise(progress=progress)
         atomic_write_text(metrics_path, "")
