@@ -18,7 +18,7 @@ from bundleflow.baselines.multi import (
     vcg,
 )
 from bundleflow.errors import InputError
-from bundleflow.mechanisms.multi import GemNet, evaluate_multi, over_allocation
+from bundleflow.mechanisms.multi import GemNet, bids_of, evaluate_multi, over_allocation
 from bundleflow.oracles import lp_optimal_mechanism, lp_optimal_multi
 from bundleflow.training.compatibility import grid_profiles, make_compatible
 from bundleflow.training.gemnet import GemNetTraining, relaxed_multi, train_gemnet
@@ -205,6 +205,64 @@ def test_gemnet_menu_ignores_own_bid_and_misreports_do_not_pay(unit_demand):
     out = evaluate_multi(net, lie)
     u_lie = (out.allocation[:, 0] * bids[:, 0]).sum(-1) - out.payment[:, 0]
     assert (u_honest >= u_lie - 1e-12).all() and (u_honest >= -1e-12).all()
+
+
+def priced_out_items_gemnet(n: int, m: int, reserve: float, unit_demand: bool = False) -> GemNet:
+    """GemNet with item prices whose learned elements are priced out (no allocation, price
+    near ``cap``) and whose reserves are the constant ``reserve``: item auctions."""
+    net = GemNet(n, m, 3, cap=float(m), unit_demand=unit_demand, item_prices=True,
+                 generator=torch.Generator().manual_seed(5)).double()  # fmt: skip
+    K = 3
+    with torch.no_grad():
+        for mlp in net.nets:
+            out = mlp[-1]
+            out.weight.zero_()
+            out.bias[: K * m].fill_(-40.0)  # allocation sigmoid(-40) ~ 4e-18 (unit demand: softmax)
+            out.bias[K * m : K * m + K].fill_(20.0)  # price ~ cap
+            out.bias[K * m + K :].fill_(math.log(reserve / (1 - reserve)))
+    return net
+
+
+def test_gemnet_item_prices_with_priced_out_elements_are_item_auctions():
+    bidders = uniform_bidders(4000, 3, 4, seed=11)
+    net = priced_out_items_gemnet(3, 4, reserve=0.4)
+    out = evaluate_multi(net, bidders)
+    ref = second_price_items(bidders, 0.4)
+    assert torch.allclose(out.payment.sum(1), ref.payment.sum(1), atol=1e-9)
+    assert out.revenue == pytest.approx(ref.revenue, abs=1e-9) and out.over_rate == 0.0
+    alloc, price = net.menus(bids_of(bidders))
+    assert alloc.shape == (4000, 3, 4, 4) and price.shape == (4000, 3, 4)
+
+
+def test_gemnet_item_prices_unit_demand_by_hand():
+    # 2 unit-demand bidders, 2 items, reserve 0.3: bidder 0 (0.9, 0.5) faces item prices
+    # (max(0.3, 0.2), max(0.3, 0.8)) = (0.3, 0.8): takes item 0 (utility 0.6) at 0.3; bidder 1
+    # (0.2, 0.8) faces (0.9, 0.5): takes item 1 (0.3) at 0.5. Revenue 0.8, compatible.
+    net = priced_out_items_gemnet(2, 2, reserve=0.3, unit_demand=True)
+    v = torch.tensor([[[0.9, 0.5], [0.2, 0.8]]], dtype=torch.float64)
+    out = evaluate_multi(net, [UnitDemandValuation(v[:, 0]), UnitDemandValuation(v[:, 1])])
+    assert out.payment[0].tolist() == pytest.approx([0.3, 0.5], abs=1e-9)
+    assert torch.allclose(out.allocation[0], torch.eye(2, dtype=torch.float64), atol=1e-9) and out.over_rate == 0.0
+
+
+@pytest.mark.parametrize("unit_demand", [False, True])
+def test_gemnet_item_prices_stay_strategy_proof(unit_demand):
+    g = torch.Generator().manual_seed(3)
+    net = GemNet(2, 3, 4, cap=3.0, unit_demand=unit_demand, item_prices=True, generator=g).double()
+    cls = UnitDemandValuation if unit_demand else AdditiveValuation
+    bids = torch.rand(400, 2, 3, generator=g, dtype=torch.float64)
+    truth = [cls(bids[:, i]) for i in range(2)]
+    honest = evaluate_multi(net, truth)
+    u_honest = (honest.allocation[:, 0] * bids[:, 0]).sum(-1) - honest.payment[:, 0]
+    assert (u_honest >= -1e-12).all()
+    for seed in range(5):  # no misreport of bidder 0 beats the truth on any profile
+        lie = torch.rand(400, 3, generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64)
+        out = evaluate_multi(net, [cls(lie)] + truth[1:])
+        u_lie = (out.allocation[:, 0] * bids[:, 0]).sum(-1) - out.payment[:, 0]
+        assert (u_honest >= u_lie - 1e-12).all()
+        assert (u_lie < u_honest - 1e-6).any()  # lies do change outcomes: the check can fail
+    with pytest.raises(InputError, match="reserve"):
+        GemNet(2, 3, 4, cap=3.0, item_prices=True, reserve=1.5)
 
 
 def test_gemnet_one_bidder_is_a_constant_menu():

@@ -137,6 +137,7 @@ def test_multi_bench_quick(tmp_path):
     methods = {(r["setting"], r["method"]) for r in rows}
     assert ("multi_additive_2x2", "gemnet") in methods and ("multi_unit_2x2", "vcg") in methods
     assert ("multi_additive_2x2", "vcg") in methods and ("multi_additive_2x2", "gemnet_before_transform") in methods
+    assert ("multi_unit_2x2", "gemnet_items") in methods and (tmp_path / "multi_unit_2x2" / "gemnet_items").is_dir()
     md = (tmp_path / "results.md").read_text()
     assert "GemNet - best baseline (paired)" in md and "RegretNet 0.878" in md
     # a second sitting reads the finished cells back

@@ -145,6 +145,10 @@ class GemNetConfig(_Strict):
     # weight of the relaxed over-allocation in the loss, grown geometrically over training
     penalty_start: float = Field(1.0, gt=0)
     penalty_end: float = Field(100.0, gt=0)
+    # also sell single items at learned reserves floored at the others' highest bids
+    # (bundleflow.mechanisms.multi.gemnet); `reserve` is their start, a fraction of data.high
+    item_prices: bool = False
+    reserve: float = Field(0.5, gt=0, lt=1)
     # the post-training transform (bundleflow.training.compatibility): grid levels per bid
     # coordinate (0: no transform) and HiGHS's time limit per MILP round
     grid_levels: int = Field(8, ge=0)

@@ -2,8 +2,10 @@
 item-by-item auctions with a tuned reserve, exactly evaluated on the same held-out profiles.
 
 Settings (issue 14): 2x2, 2x5 and 3x10 additive bidders and 2x2 unit-demand bidders, values
-U[0,1]. Each setting is one run folder ``OUT/<setting>/gemnet`` (:mod:`.multi_runner`): the
-training length is a fixed number of steps per setting (GemNet's temperature, penalty and
+U[0,1]. GemNet runs in two variants: as in the paper (``gemnet``) and with item sales at
+learned reserves beside its elements (``gemnet_items``, ``gemnet.item_prices=true``; item
+auctions are the special case that prices every element out). Each (setting, variant) is one
+run folder ``OUT/<setting>/<variant>`` (:mod:`.multi_runner`): the training length is a fixed number of steps per setting (GemNet's temperature, penalty and
 learning-rate schedules are laid out over it), and the bench's budget only caps it. Rows give
 the held-out revenue +- s.e., the share of held-out profiles whose choices over-allocate, and
 GemNet's paired gain over the best baseline.
@@ -32,6 +34,8 @@ MULTI_SETTINGS: dict[str, list[str]] = {
 COMMON = ["menu.model=gemnet", "data.n_train=2000", "data.n_val=2000", "data.n_test=20000", "menu.log_every=250"]
 QUICK = ["data.n_train=300", "data.n_val=200", "data.n_test=500", "menu.steps=40", "menu.log_every=20",
          "menu.n_elements=4", "gemnet.hidden=[8]", "gemnet.grid_levels=0"]  # fmt: skip
+# GemNet as in the paper, and with item sales at learned reserves (gemnet.item_prices)
+GEMNET_VARIANTS: dict[str, list[str]] = {"gemnet": [], "gemnet_items": ["gemnet.item_prices=true"]}
 # approximately strategy-proof figures from the literature, for reference only: RegretNet
 # (Duetting et al., "Optimal Auctions through Deep Learning", 2019, Table 2), as recalled here,
 # not re-checked against the paper in this repository
@@ -61,60 +65,26 @@ def run_multi_bench(
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     for name in setting_names:
-        cfg = load_config(
-            None, COMMON + MULTI_SETTINGS[name] + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"]
-        )
-        folder = out / name / "gemnet"
-        t0 = time.perf_counter()
-        if resume and (folder / "summary.json").is_file() and holds_config(folder, cfg):
-            log(f"{name}: gemnet done earlier, read from {folder}")
-            run = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        else:
-            log(f"{name}: training gemnet ({cfg.menu.steps} steps, budget {budget_s:g} s)")
-            run = run_multi_training(cfg, folder, resume=resume, progress=progress, log=lambda *_: None)
-        g = run["learned"]
-        base = {
-            "setting": name,
-            "steps_to_99pct": None,
-            "stopped_by_time_budget": False,
-        }
-        rows.append(
-            {
-                **base,
-                "method": "gemnet",
-                "test_revenue": g["test_revenue"],
-                "test_revenue_se": g["test_revenue_se"],
-                "over_allocation_rate": g["test_over_allocation_rate"],
-                "over_allocation_mean": g["test_over_allocation_mean"],
-                "train_seconds": run["train_seconds"],
-                "wall_seconds": time.perf_counter() - t0,
-                "steps": g["steps_done"],
-                "stopped_by_time_budget": g["stopped_by_time_budget"],
-                "gain_over_best_baseline": g.get("test_gain_over_best_baseline"),
-                "gain_over_best_baseline_se": g.get("test_gain_over_best_baseline_se"),
-                "best_baseline": g.get("best_baseline"),
-                "grid_profiles": (g.get("transform") or {}).get("grid_profiles"),
-                "transform_seconds": (g.get("transform") or {}).get("seconds"),
-                "machine": run.get("machine"),
-            }
-        )
-        b = g["before_transform"]
-        rows.append(
-            {
-                **base,
-                "method": "gemnet_before_transform",
-                "test_revenue": b["revenue"],
-                "test_revenue_se": b["revenue_se"],
-                "over_allocation_rate": b["over_allocation_rate"],
-                "over_allocation_mean": b["over_allocation_mean"],
-                "train_seconds": run["train_seconds"],
-                "steps": g["steps_done"],
-            }
-        )
-        for r in run["baselines"]:
+        for method, extra in GEMNET_VARIANTS.items():
+            cfg = load_config(
+                None,
+                COMMON + MULTI_SETTINGS[name] + extra + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"],
+            )
+            folder = out / name / method
+            t0 = time.perf_counter()
+            if resume and (folder / "summary.json").is_file() and holds_config(folder, cfg):
+                log(f"{name}: {method} done earlier, read from {folder}")
+                run = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+            else:
+                log(f"{name}: training {method} ({cfg.menu.steps} steps, budget {budget_s:g} s)")
+                run = run_multi_training(cfg, folder, resume=resume, progress=progress, log=lambda *_: None)
+            rows += _gemnet_rows(name, method, run, time.perf_counter() - t0)
+        for r in run["baselines"]:  # the same held-out profiles and baselines in every variant's run
             rows.append(
                 {
-                    **base,
+                    "setting": name,
+                    "steps_to_99pct": None,
+                    "stopped_by_time_budget": False,
                     "method": r["method"],
                     "test_revenue": r["test_revenue"],
                     "test_revenue_se": r["test_revenue_se"],
@@ -127,6 +97,44 @@ def run_multi_bench(
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", multi_markdown(results))
     return results
+
+
+def _gemnet_rows(setting: str, method: str, run: dict, wall_seconds: float) -> list[dict]:
+    """Bench rows of one GemNet run's ``summary.json``: after the transform, and before it."""
+    g = run["learned"]
+    base = {"setting": setting, "steps_to_99pct": None}
+    b = g["before_transform"]
+    return [
+        {
+            **base,
+            "method": method,
+            "test_revenue": g["test_revenue"],
+            "test_revenue_se": g["test_revenue_se"],
+            "over_allocation_rate": g["test_over_allocation_rate"],
+            "over_allocation_mean": g["test_over_allocation_mean"],
+            "train_seconds": run["train_seconds"],
+            "wall_seconds": wall_seconds,
+            "steps": g["steps_done"],
+            "stopped_by_time_budget": g["stopped_by_time_budget"],
+            "gain_over_best_baseline": g.get("test_gain_over_best_baseline"),
+            "gain_over_best_baseline_se": g.get("test_gain_over_best_baseline_se"),
+            "best_baseline": g.get("best_baseline"),
+            "grid_profiles": (g.get("transform") or {}).get("grid_profiles"),
+            "transform_seconds": (g.get("transform") or {}).get("seconds"),
+            "machine": run.get("machine"),
+        },
+        {
+            **base,
+            "method": f"{method}_before_transform",
+            "test_revenue": b["revenue"],
+            "test_revenue_se": b["revenue_se"],
+            "over_allocation_rate": b["over_allocation_rate"],
+            "over_allocation_mean": b["over_allocation_mean"],
+            "train_seconds": run["train_seconds"],
+            "steps": g["steps_done"],
+            "stopped_by_time_budget": g["stopped_by_time_budget"],
+        },
+    ]
 
 
 def multi_markdown(results: dict) -> str:
@@ -144,16 +152,16 @@ def multi_markdown(results: dict) -> str:
         )
     lines += [
         "",
-        "| setting | GemNet - best baseline (paired) | best baseline | literature (approximately SP) |",
-        "|---|---:|---|---|",
+        "| setting | method | GemNet - best baseline (paired) | best baseline | literature (approximately SP) |",
+        "|---|---|---:|---|---|",
     ]
     for r in results["rows"]:
-        if r["method"] != "gemnet" or r.get("gain_over_best_baseline") is None:
+        if r["method"] not in GEMNET_VARIANTS or r.get("gain_over_best_baseline") is None:
             continue
         g, se = r["gain_over_best_baseline"], r["gain_over_best_baseline_se"]
         lit = LITERATURE.get(r["setting"])
         lines.append(
-            f"| {r['setting']} | {g:+.4f} +- {se:.4f} ({g / se if se else math.inf:+.1f} s.e.) | {r['best_baseline']} "
+            f"| {r['setting']} | {r['method']} | {g:+.4f} +- {se:.4f} ({g / se if se else math.inf:+.1f} s.e.) | {r['best_baseline']} "
             f"| {f'{lit[0]} {lit[1]}' if lit else ''} |"
         )
     return "\n".join(lines) + "\n"

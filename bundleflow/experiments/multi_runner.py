@@ -54,6 +54,8 @@ def gemnet_model(cfg: RunConfig) -> GemNet:
         unit_demand=unit,
         hidden=tuple(cfg.gemnet.hidden),
         generator=torch.Generator().manual_seed(cfg.menu.seed),
+        item_prices=cfg.gemnet.item_prices,
+        reserve=cfg.gemnet.reserve,
     )
 
 
@@ -117,7 +119,8 @@ def load_mechanism(path: str | Path, device="cpu"):
         # the sizes must be those of the saved weights (a crafted file must not make us allocate)
         shapes = {k: tuple(v.shape) for k, v in state["state"].items()}
         K, m, n = spec["n_elements"], spec["n_items"], spec["n_bidders"]
-        if shapes.get(f"nets.{n - 1}.{2 * len(spec['hidden']) if n > 1 else 0}.bias") != (K * m + K,):
+        outputs = K * m + K + (m if spec.get("item_prices") else 0)
+        if shapes.get(f"nets.{n - 1}.{2 * len(spec['hidden']) if n > 1 else 0}.bias") != (outputs,):
             raise TypeError("the sizes do not match the saved weights")
         net = GemNet(**spec)
         net.load_state_dict(state["state"])

@@ -129,7 +129,7 @@ class GemNetTrainer:
             v = self.sample(cfg.batch, self.generator).to(p0.device, p0.dtype)
             if not torch.isfinite(v).all():
                 raise InputError("GemNet training: the sampler returned non-finite bids")
-            alloc, price = model.menus(v)
+            alloc, price = model.menus(v, relax=tau * model.value_scale)
             revenue, over = relaxed_multi(alloc, price, v, tau * model.value_scale)
             loss = -revenue / model.value_scale + lam * over
             self.opt.zero_grad()

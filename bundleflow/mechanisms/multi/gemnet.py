@@ -10,6 +10,20 @@ and price logits:
 * prices ``p_ik = cap * sigmoid(price_logit_ik)``, ``cap`` at least the largest value of any
   bundle, so no price is forced below a value.
 
+With ``item_prices``, bidder ``i``'s menu also sells single items at prices
+
+    q_ij(b_-i) = max(r_ij(b_-i), max_{l != i} b_lj),    r_ij = value_scale * sigmoid(.)
+
+(a learned reserve from ``m`` more outputs, floored at the others' highest bid on the item, as
+in a second-price auction per item). Unit-demand bidders get ``m`` more elements (item ``j``
+at ``q_ij``). Additive bidders may buy any set of items at these prices: one more element,
+the best such set ``{j : b_ij > q_ij}`` at its price ``sum q_ij``; it is the bidder's best
+choice among the ``2^m`` elements "set ``S`` at ``sum_{j in S} q_ij``", a menu that depends on
+``b_-i`` only, so the mechanism stays strategy-proof. The item sales are compatible among
+themselves (two bidders above each other's bids cannot both exist); item auctions with a
+reserve ``r`` are the special case that prices every other element out. In training
+(``relax > 0``) the set is smoothed, ``x_ij = sigmoid((b_ij - q_ij) / relax)``.
+
 With ``n = 1`` the network's input is empty and the menu is a constant (a RochetNet menu).
 The mechanism is strategy-proof by construction (:mod:`.outcome`); compatibility is trained
 for (:mod:`bundleflow.training.gemnet`).
@@ -38,6 +52,8 @@ class GemNet(nn.Module):
         unit_demand: bool = False,
         hidden: tuple[int, ...] = (64, 64),
         generator: torch.Generator | None = None,
+        item_prices: bool = False,
+        reserve: float = 0.5,
     ):
         super().__init__()
         if n_bidders < 1 or n_items < 1 or n_elements < 1:
@@ -47,11 +63,14 @@ class GemNet(nn.Module):
         for name, x in (("cap", cap), ("value_scale", value_scale)):
             if not (x > 0 and math.isfinite(x)):
                 raise InputError(f"GemNet: {name} must be positive and finite, got {x}")
+        if not 0 < reserve < 1:
+            raise InputError(f"GemNet: the starting reserve is a fraction in (0, 1) of the value scale, got {reserve}")
         if any(h < 1 for h in hidden):
             raise InputError(f"GemNet: hidden widths must be >= 1, got {hidden}")
         self.n_bidders, self.n_items, self.n_elements = n_bidders, n_items, n_elements
         self.cap, self.value_scale, self.unit_demand = float(cap), float(value_scale), unit_demand
         self.hidden = tuple(hidden)
+        self.item_prices, self.reserve = bool(item_prices), float(reserve)
         d_in = (n_bidders - 1) * n_items
         self.nets = nn.ModuleList(self._mlp(d_in, generator) for _ in range(n_bidders))
 
@@ -62,7 +81,7 @@ class GemNet(nn.Module):
         for h in self.hidden if d_in > 0 else ():
             layers += [nn.Linear(width, h), nn.Tanh()]
             width = h
-        out = nn.Linear(max(width, 1), K * m + K)
+        out = nn.Linear(max(width, 1), self.n_outputs)
         with torch.no_grad():  # diverse starting elements: allocation logits N(0, 2^2), prices mid-range
             for layer in layers + [out]:
                 if isinstance(layer, nn.Linear):
@@ -72,8 +91,32 @@ class GemNet(nn.Module):
             if d_in == 0:
                 out.weight.zero_()
             out.bias[: K * m].copy_(2 * torch.randn(K * m, generator=generator))
-            out.bias[K * m :].copy_(torch.randn(K, generator=generator) - 1.0)
+            out.bias[K * m : K * m + K].copy_(torch.randn(K, generator=generator) - 1.0)
+            if self.item_prices:  # every reserve starts at `reserve` of the value scale
+                out.bias[K * m + K :].fill_(math.log(self.reserve / (1 - self.reserve)))
         return nn.Sequential(*layers, out)
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs of each bidder's network: allocation and price logits, and the reserves."""
+        K, m = self.n_elements, self.n_items
+        return K * m + K + (m if self.item_prices else 0)
+
+    @property
+    def menu_size(self) -> int:
+        """Elements of each bidder's menu as :meth:`menus` returns it."""
+        if not self.item_prices:
+            return self.n_elements
+        return self.n_elements + (self.n_items if self.unit_demand else 1)
+
+    def item_price(self, bids: torch.Tensor, z: torch.Tensor, i: int) -> torch.Tensor:
+        """``[B, m]`` bidder ``i``'s item prices ``q_i`` (module doc) from her network's reserve
+        outputs ``z [B, m]`` and the others' bids."""
+        r = self.value_scale * torch.sigmoid(z)
+        if bids.shape[1] == 1:
+            return r
+        others = torch.cat([bids[:, :i], bids[:, i + 1 :]], 1).amax(1)
+        return torch.maximum(r, others.to(r.dtype))
 
     def others(self, bids: torch.Tensor, i: int) -> torch.Tensor:
         """``[B, (n-1) m]`` the bids of every bidder but ``i``, scaled (``[B, 1]`` zeros if ``n = 1``)."""
@@ -83,9 +126,11 @@ class GemNet(nn.Module):
         keep = [j for j in range(n) if j != i]
         return bids[:, keep].reshape(B, (n - 1) * m) / self.value_scale
 
-    def menus(self, bids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``bids [B, n, m]`` -> ``(allocations [B, n, K, m], prices [B, n, K])`` on the bids'
-        device, in the model's dtype; bidder ``i``'s menu reads ``bids[:, j]`` for ``j != i`` only."""
+    def menus(self, bids: torch.Tensor, relax: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``bids [B, n, m]`` -> ``(allocations [B, n, K', m], prices [B, n, K'])`` on the bids'
+        device, in the model's dtype, ``K' = menu_size``; bidder ``i``'s menu reads ``bids[:, j]``
+        for ``j != i`` only (the item-sale element's set is her best under prices that do).
+        ``relax > 0`` smooths that set for training (module doc)."""
         if bids.dim() != 3 or tuple(bids.shape[1:]) != (self.n_bidders, self.n_items):
             raise InputError(
                 f"GemNet: bids must have shape [B, {self.n_bidders}, {self.n_items}], got {tuple(bids.shape)}"
@@ -103,7 +148,19 @@ class GemNet(nn.Module):
                 allocs.append(torch.softmax(torch.cat([logits, zero], -1), -1)[..., :m])
             else:
                 allocs.append(torch.sigmoid(logits))
-            prices.append(self.cap * torch.sigmoid(z[:, K * m :]))
+            prices.append(self.cap * torch.sigmoid(z[:, K * m : K * m + K]))
+            if self.item_prices:
+                q = self.item_price(bids, z[:, K * m + K :], i)  # [B, m]
+                if self.unit_demand:  # item j alone at q_ij
+                    allocs[-1] = torch.cat(
+                        [allocs[-1], torch.eye(m, dtype=z.dtype, device=z.device).expand(B, m, m)], 1
+                    )
+                    prices[-1] = torch.cat([prices[-1], q], 1)
+                else:  # the best set of items at prices q_i
+                    gap = bids[:, i].to(z.dtype) - q
+                    x = torch.sigmoid(gap / relax) if relax > 0 else (gap > 0).to(z.dtype)
+                    allocs[-1] = torch.cat([allocs[-1], x[:, None]], 1)
+                    prices[-1] = torch.cat([prices[-1], (x * q).sum(-1, keepdim=True)], 1)
         return torch.stack(allocs, 1).to(back), torch.stack(prices, 1).to(back)
 
     def config(self) -> dict:
@@ -116,4 +173,6 @@ class GemNet(nn.Module):
             "value_scale": self.value_scale,
             "unit_demand": self.unit_demand,
             "hidden": list(self.hidden),
+            "item_prices": self.item_prices,
+            "reserve": self.reserve,
         }
