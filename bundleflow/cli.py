@@ -345,15 +345,10 @@ def _train_multi(cfg, out: Path, resume: bool) -> None:
 
     summary = run_multi_training(cfg, out, resume=resume, log=console.print)
     g = summary["learned"]
-    rows = [
-        ("gemnet", g["test_revenue"], g["test_revenue_se"], g["test_over_allocation_rate"]),
-        (
-            "gemnet before the transform",
-            g["before_transform"]["revenue"],
-            g["before_transform"]["revenue_se"],
-            g["before_transform"]["over_allocation_rate"],
-        ),
-    ]
+    rows = [("gemnet", g["test_revenue"], g["test_revenue_se"], g["test_over_allocation_rate"])]
+    if g.get("transform"):
+        b = g["before_transform"]
+        rows.append(("gemnet before the transform", b["revenue"], b["revenue_se"], b["over_allocation_rate"]))
     rows += [
         (r["method"], r["test_revenue"], r["test_revenue_se"], r["over_allocation_rate"]) for r in summary["baselines"]
     ]

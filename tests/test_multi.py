@@ -15,14 +15,19 @@ from bundleflow.baselines.multi import (
     sequential_posted_prices,
     tuned_posted_price,
     tuned_reserve,
+    tuned_xor_reserve,
     vcg,
+    xor_vcg,
 )
 from bundleflow.errors import InputError
 from bundleflow.mechanisms.multi import GemNet, bids_of, evaluate_multi, over_allocation
+from bundleflow.mechanisms.multi.outcome import xor_bundle_values, xor_item_bids
 from bundleflow.oracles import lp_optimal_mechanism, lp_optimal_multi
 from bundleflow.training.compatibility import grid_profiles, make_compatible
 from bundleflow.training.gemnet import GemNetTraining, relaxed_multi, train_gemnet
+from bundleflow.valuations.generators import uniform_atoms
 from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
+from bundleflow.valuations.xor import XORValuation
 
 
 def myerson(n: int) -> float:
@@ -477,3 +482,99 @@ def test_sequential_posted_prices():
     out = sequential_posted_prices([b0, b1], 0.5)
     assert out.allocation[0].tolist() == [[1.0, 0.0], [0.0, 1.0]] and out.revenue == pytest.approx(1.0)
     assert out.welfare == pytest.approx(1.5)
+
+
+# ---------------------------------------------------------------- XOR (CATS) bidders
+
+
+def xor_bidders(rows: list[list[tuple[list[int], float]]], m: int) -> list[XORValuation]:
+    """One profile: bidder ``i``'s atoms ``rows[i]`` as ``(items, value)`` pairs."""
+    A = max(len(r) for r in rows)
+    out = []
+    for r in rows:
+        atoms = torch.zeros(1, A, m)
+        values = torch.zeros(1, A, dtype=torch.float64)
+        for a, (items, p) in enumerate(r):
+            atoms[0, a, items] = 1
+            values[0, a] = p
+        out.append(XORValuation(atoms, values))
+    return out
+
+
+def hand_xor_profile() -> list[XORValuation]:
+    # bidder 0: {0,1} 3, {2} 1; bidder 1: {1,2} 2.5; bidder 2: {0} 1
+    return xor_bidders([[([0, 1], 3.0), ([2], 1.0)], [([1, 2], 2.5)], [([0], 1.0)]], 3)
+
+
+def test_xor_vcg_by_hand():
+    bidders = hand_xor_profile()
+    # welfare-maximising: {1,2} to bidder 1 and {0} to bidder 2 (3.5 > 3); without bidder 1
+    # the best is 3 (bidder 0's {0,1}), so she pays 2.5 - (3.5 - 3) = 2; bidder 2 pays 1 - 0.5
+    out = xor_vcg(bidders)
+    assert out.payment[0].tolist() == pytest.approx([0.0, 2.0, 0.5])
+    assert out.allocation[0].tolist() == [[0, 0, 0], [0, 1, 1], [1, 0, 0]] and out.welfare == pytest.approx(3.5)
+    # a seller's reserve 0.5 per item: W' = 3 - 1 = 2 for bidder 0 alone ties 2.5 - 1 + 1 - 0.5,
+    # the first choice (bidder 0) wins and pays 3 - (2 - 2) = 3
+    out = xor_vcg(bidders, 0.5)
+    assert out.payment[0].tolist() == pytest.approx([3.0, 0.0, 0.0])
+    # sequential posted price 0.5 per item: bidder 0 takes {0,1} (3 - 1 > 1 - 0.5) at 1.0
+    seq = sequential_posted_prices(bidders, 0.5)
+    assert seq.payment[0].tolist() == pytest.approx([1.0, 0.0, 0.0]) and seq.over_rate == 0.0
+    seq = sequential_posted_prices(bidders, 1.2)  # {0,1}: 3 - 2.4 = 0.6 > {2}: 1 - 1.2; bidder 1 finds {1} taken
+    assert seq.payment[0].tolist() == pytest.approx([2.4, 0.0, 0.0])
+    with pytest.raises(InputError, match="reserve"):
+        xor_vcg(bidders, -1.0)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_xor_vcg_equals_vcg_by_enumerating_assignments(n):
+    bidders = [uniform_atoms(300, 4, 3, 0.5, seed=20 + i) for i in range(n)]
+    fast, slow = xor_vcg(bidders), vcg(bidders)
+    assert fast.welfare == pytest.approx(slow.welfare, abs=1e-12)
+    assert torch.allclose(fast.payment, slow.payment, atol=1e-9)
+    assert fast.over_rate == 0.0 and fast.revenue > 0.05
+    # with a reserve the seller keeps items: revenue >= reserve x items sold
+    r = tuned_xor_reserve(bidders, grid=11)
+    out = xor_vcg(bidders, r)
+    assert r > 0 and out.revenue > fast.revenue
+    assert (out.payment.sum(1) >= r * out.allocation.sum((1, 2)) - 1e-9).all()
+
+
+def test_xor_bundle_values_exact_and_relaxed():
+    (v,) = xor_bidders([[([0, 1], 2.0), ([2], 0.5)]], 3)
+    b = torch.tensor([[[1, 1, 0], [1, 0, 1], [1, 1, 1], [0, 0, 0]]], dtype=torch.float64)
+    assert xor_bundle_values(v, b)[0].tolist() == [2.0, 0.5, 2.0, 0.0]
+    assert torch.allclose(xor_bundle_values(v, b, soft=True), xor_bundle_values(v, b), atol=1e-20)
+    # items drawn with probability (0.75, 0.75, 0.25): atom {0,1} held w.p. 0.5625
+    soft = xor_bundle_values(v, torch.tensor([[[0.75, 0.75, 0.25]]], dtype=torch.float64), soft=True)
+    assert soft.item() == pytest.approx(2 * 0.5625)
+    with pytest.raises(InputError, match="deterministic bundles"):
+        xor_bundle_values(v, b * 0.5)
+    assert xor_item_bids(v)[0].tolist() == [1.0, 1.0, 0.5]
+
+
+def test_gemnet_bundles_for_xor_bidders_are_strategy_proof():
+    g = torch.Generator().manual_seed(4)
+    net = GemNet(2, 6, 5, cap=3.0, bundles=True, generator=g).double()
+    truth = [uniform_atoms(300, 6, 3, 0.5, seed=30 + i) for i in range(2)]
+    bids = bids_of(truth)
+    alloc, _ = net.menus(bids)
+    assert ((alloc == 0) | (alloc == 1)).all()
+    soft, _ = net.menus(bids, relax=0.01)
+    assert ((soft > 0) & (soft < 1)).all()
+    honest = evaluate_multi(net, truth)
+    assert (honest.payment >= 0).all() and honest.revenue > 0
+    got = torch.stack([xor_bundle_values(truth[0], honest.allocation[:, :1])[:, 0]], 1)[:, 0]
+    u_honest = got - honest.payment[:, 0]
+    assert (u_honest >= -1e-12).all()
+    changed = False
+    for seed in range(4):  # no misreport of bidder 0 beats the truth
+        lie = evaluate_multi(net, [uniform_atoms(300, 6, 3, 0.5, seed=90 + seed)] + truth[1:])
+        u_lie = xor_bundle_values(truth[0], lie.allocation[:, :1])[:, 0] - lie.payment[:, 0]
+        assert (u_honest >= u_lie - 1e-12).all()
+        changed |= bool((u_lie < u_honest - 1e-9).any())
+    assert changed
+    with pytest.raises(InputError, match="deterministic bundles"):
+        GemNet(2, 6, 5, cap=3.0, bundles=True, unit_demand=True)
+    with pytest.raises(InputError, match="one class for all"):
+        evaluate_multi(net, [truth[0], AdditiveValuation(torch.rand(300, 6))])

@@ -14,6 +14,18 @@
   unit demand: the remaining item of highest ``v_j - q_j`` if it is >= 0). Strategy-proof
   (bidder i's options depend on earlier bidders' bids only) and never over-allocates; with
   :func:`tuned_posted_price`, one common price tuned on training profiles.
+
+XOR (CATS) bidders, whose atoms are few (CATS: at most a handful per bidder):
+
+* :func:`xor_vcg`: VCG with a reserve ``r`` per item, the affine maximiser in which the
+  seller bids ``r`` on every item she keeps (``r = 0``: VCG). The allocation maximises
+  ``W'(x) = sum_i [v_i(S_i) - r |S_i|]`` over giving each bidder one of her atoms' bundles or
+  nothing, disjointly (:func:`xor_wdp`, by enumerating the ``prod_i (A_i + 1)`` choices; a
+  welfare-maximising allocation of XOR bids is of this form); bidder ``i`` pays
+  ``v_i(S_i) - (W'* - W'*_{-i})`` (Clarke), at least ``r |S_i|``. Strategy-proof and IR.
+  :func:`tuned_xor_reserve` tunes ``r`` on training profiles.
+* :func:`sequential_posted_prices` with XOR bidders: each, in turn, takes the bundle of
+  one of her atoms among the items left that maximises ``v(S) - q |S|``, if it is >= 0.
 """
 
 from __future__ import annotations
@@ -21,12 +33,15 @@ from __future__ import annotations
 import torch
 
 from bundleflow.errors import InputError
-from bundleflow.mechanisms.multi.outcome import MultiOutcome, bids_of, check_bidders, outcome_of
+from bundleflow.mechanisms.multi.outcome import MultiOutcome, bids_of, check_bidders, outcome_of, xor_bundle_values
 from bundleflow.oracles.multi_lp import assignments
 from bundleflow.valuations.base import Valuation
 from bundleflow.valuations.items import AdditiveValuation
+from bundleflow.valuations.xor import XORValuation
 
 MAX_VCG_ASSIGNMENTS = 1 << 12
+MAX_WDP_CHOICES = 1 << 17  # prod_i (A_i + 1) choices enumerated by xor_wdp
+_WDP_CHUNK = 1 << 11
 
 
 def second_price_items(bidders: list[Valuation], reserve=0.0) -> MultiOutcome:
@@ -71,6 +86,8 @@ def sequential_posted_prices(bidders: list[Valuation], prices) -> MultiOutcome:
     q = torch.as_tensor(prices, dtype=torch.float64, device=v.device).expand(m)
     if not torch.isfinite(q).all() or (q < 0).any():
         raise InputError("sequential_posted_prices: prices must be finite and non-negative")
+    if isinstance(bidders[0], XORValuation):
+        return _sequential_xor(bidders, float(q[0]))  # type: ignore[arg-type]
     unit = not isinstance(bidders[0], AdditiveValuation)
     left = torch.ones(B, m, dtype=torch.bool, device=v.device)
     alloc = torch.zeros_like(v)
@@ -121,3 +138,106 @@ def vcg(bidders: list[Valuation]) -> MultiOutcome:
     alloc = (owner[:, None, :] == torch.arange(n)[None, :, None]).double()
     choice = torch.where(alloc.sum(-1) > 0, 0, -1)
     return outcome_of(alloc, payment, got, choice)
+
+
+def _atom_options(bidders: list[XORValuation], reserve: float):
+    """``(bundles [B, n, A+1, m] bool, worth [B, n, A+1], value [B, n, A+1])``: bidder ``i``'s
+    options, her atoms' bundles and then nothing; ``value = v_i(bundle)``, ``worth = value - r |bundle|``."""
+    B, n = len(bidders[0]), len(bidders)
+    A = max(v.n_atoms_max for v in bidders)
+    m = bidders[0].n_items
+    bundles = torch.zeros(B, n, A + 1, m, dtype=torch.bool)
+    value = torch.zeros(B, n, A + 1, dtype=torch.float64)
+    for i, v in enumerate(bidders):
+        T = v.atoms.cpu().bool()
+        bundles[:, i, : T.shape[1]] = T
+        value[:, i, : T.shape[1]] = xor_bundle_values(v.to("cpu"), T.double())
+    worth = value - reserve * bundles.sum(-1)
+    return bundles, worth, value
+
+
+def xor_wdp(bidders: list[XORValuation], reserve: float = 0.0):
+    """Winner determination with a seller's reserve (module doc), by enumeration.
+
+    Returns ``(best [B], pick [B, n], best_without [B, n])``: the largest ``W'``, the option
+    each bidder gets (``A`` = nothing; ties to the first choice in enumeration order), and for
+    each ``i`` the largest ``W'`` of the choices that give bidder ``i`` nothing."""
+    B, n, m = check_bidders(bidders)
+    bundles, worth, _ = _atom_options(bidders, reserve)
+    O = bundles.shape[2]
+    if O**n > MAX_WDP_CHOICES:
+        raise InputError(f"xor_wdp enumerates (atoms+1)^bidders = {O**n} choices, more than {MAX_WDP_CHOICES}")
+    # clash[b, i, a, k, c]: bidder i's option a and bidder k's option c share an item
+    flat = bundles.reshape(B, n * O, m).float()
+    clash = (torch.einsum("bxm,bym->bxy", flat, flat) > 0.5).reshape(B, n, O, n, O)
+    choices = torch.cartesian_prod(*[torch.arange(O)] * n).reshape(-1, n) if n > 1 else torch.arange(O)[:, None]
+    best = torch.full((B,), -torch.inf, dtype=torch.float64)
+    pick = torch.full((B, n), O - 1, dtype=torch.long)
+    without = torch.full((B, n), -torch.inf, dtype=torch.float64)
+    for c0 in range(0, len(choices), _WDP_CHUNK):
+        ch = choices[c0 : c0 + _WDP_CHUNK]  # [C, n]
+        total = sum(worth[:, i, ch[:, i]] for i in range(n))  # [B, C]
+        ok = torch.ones(B, len(ch), dtype=torch.bool)
+        for i in range(n):
+            for k in range(i + 1, n):
+                ok &= ~clash[:, i, ch[:, i], k, ch[:, k]]
+        total = torch.where(ok, total, -torch.inf)
+        top, at = total.max(1)
+        better = top > best
+        best = torch.where(better, top, best)
+        pick[better] = ch[at[better]]
+        for i in range(n):
+            w = torch.where(ch[:, i] == O - 1, total, -torch.inf).amax(1)
+            without[:, i] = torch.maximum(without[:, i], w)
+    return best, pick, without
+
+
+def xor_vcg(bidders: list[XORValuation], reserve: float = 0.0) -> MultiOutcome:
+    """VCG with a per-item reserve for XOR bidders (module doc), exactly evaluated."""
+    r = float(reserve)
+    if not (r >= 0 and r < float("inf")):
+        raise InputError(f"xor_vcg: the reserve must be finite and >= 0, got {reserve}")
+    B, n, m = check_bidders(bidders)
+    if not isinstance(bidders[0], XORValuation):
+        raise InputError("xor_vcg: for XOR bidders")
+    bundles, _, value = _atom_options(bidders, r)
+    best, pick, without = xor_wdp(bidders, r)
+    rows = torch.arange(B)[:, None]
+    idx = torch.arange(n)[None, :]
+    got = value[rows, idx, pick]  # [B, n]
+    payment = (got - (best[:, None] - without)).clamp_min(0) * (pick < bundles.shape[2] - 1)
+    alloc = bundles[rows, idx, pick].double()  # [B, n, m]
+    choice = torch.where(pick < bundles.shape[2] - 1, 0, -1)
+    return outcome_of(alloc, payment, got, choice)
+
+
+def tuned_xor_reserve(train: list[XORValuation], grid: int = 21) -> float:
+    """The per-item reserve in ``[0, max per-item bid]`` (``grid`` points) that maximises the
+    revenue of :func:`xor_vcg` on ``train``."""
+    return _best_common_price(train, xor_vcg, grid)  # type: ignore[arg-type]
+
+
+def _sequential_xor(bidders: list[XORValuation], q: float) -> MultiOutcome:
+    """:func:`sequential_posted_prices` for XOR bidders at price ``q`` per item (module doc)."""
+    B, n, m = len(bidders[0]), len(bidders), bidders[0].n_items
+    bundles, worth, value = _atom_options(bidders, q)
+    none = bundles.shape[2] - 1
+    left = torch.ones(B, m, dtype=torch.bool)
+    alloc = torch.zeros(B, n, m, dtype=torch.float64)
+    pay = torch.zeros(B, n, dtype=torch.float64)
+    got = torch.zeros(B, n, dtype=torch.float64)
+    choice = torch.full((B, n), -1, dtype=torch.long)
+    rows = torch.arange(B)
+    for i in range(n):
+        fits = ~(bundles[:, i] & ~left[:, None, :]).any(-1)  # [B, O] inside the items left
+        fits[:, none] = False
+        u = torch.where(fits, worth[:, i], -torch.inf)
+        best, a = u.max(1)
+        buy = (best >= 0) & bundles[rows, i, a].any(-1)
+        S = bundles[rows, i, a] & buy[:, None]
+        alloc[:, i] = S.double()
+        pay[:, i] = q * S.sum(-1)
+        got[:, i] = torch.where(buy, value[rows, i, a], 0.0)
+        choice[:, i] = torch.where(buy, 0, -1)
+        left &= ~S
+    return outcome_of(alloc, pay, got, choice)

@@ -36,7 +36,7 @@ class DataConfig(_Strict):
     n_val: int = Field(1000, ge=1)
     n_test: int = Field(2000, ge=1)
     # bidders per profile: more than one needs menu.model=gemnet (each bidder's values are
-    # drawn independently from the same distribution)
+    # drawn independently from the same distribution; kind=file: n_bidders rows per profile)
     n_bidders: int = Field(1, ge=1)
     seed: int = 0
 
@@ -191,8 +191,14 @@ class RunConfig(_Strict):
         if self.data.n_bidders > 1 and self.menu.model != "gemnet":
             raise ValueError(f"data.n_bidders={self.data.n_bidders} needs menu.model=gemnet (got {self.menu.model})")
         if self.menu.model == "gemnet":
-            if self.data.kind not in ("additive", "unit_demand"):
-                raise ValueError(f"menu.model=gemnet takes data.kind=additive or unit_demand (got {self.data.kind})")
+            xor = self.data.kind in ("uniform_atoms", "file")  # XOR bidders: deterministic bundles
+            if xor and self.gemnet.item_prices:
+                raise ValueError("gemnet.item_prices is for additive or unit-demand bidders (data.kind)")
+            if xor and self.gemnet.grid_levels > 0 and "grid_levels" in self.gemnet.model_fields_set:
+                raise ValueError(
+                    "gemnet.grid_levels: the grid transform needs item bidders (data.kind=additive or "
+                    "unit_demand); XOR bidders are trained with the penalty only (over-allocation is reported)"
+                )
             unused = sorted(
                 k
                 for k in self.menu.model_fields_set - _GEMNET_MENU_FIELDS
@@ -208,7 +214,7 @@ class RunConfig(_Strict):
             from bundleflow.training.compatibility import MAX_GRID_PROFILES
 
             L, nm = self.gemnet.grid_levels, self.data.n_bidders * self.data.n_items
-            if L > 0 and L**nm > MAX_GRID_PROFILES:
+            if not xor and L > 0 and L**nm > MAX_GRID_PROFILES:
                 raise ValueError(
                     f"gemnet.grid_levels={L} gives {L}^{nm} grid profiles for {self.data.n_bidders} bidders x "
                     f"{self.data.n_items} items, more than {MAX_GRID_PROFILES}; use fewer levels or 0 (no transform)"

@@ -39,17 +39,32 @@ def make_data(cfg: RunConfig):
 
 
 def make_multi_data(cfg: RunConfig):
-    """``(train, val, test)`` multi-bidder profiles for ``cfg.data`` (``kind`` additive or unit
-    demand): each a list of ``n_bidders`` valuations of the same length, bidders independent."""
+    """``(train, val, test)`` multi-bidder profiles for ``cfg.data``: each a list of
+    ``n_bidders`` valuations of the same length, bidders independent. Item bidders (additive,
+    unit demand) are drawn; XOR bidders are drawn (``uniform_atoms``) or taken from a file
+    (``file``: ``n_bidders * (n_train + n_val + n_test)`` rows, shuffled by ``data.seed``), row
+    ``profile * n_bidders + i`` being bidder ``i`` of a profile."""
+    from bundleflow.cats.io import load_valuations
     from bundleflow.valuations import generators as gen
 
     d = cfg.data
     N, n = d.n_train + d.n_val + d.n_test, d.n_bidders
-    if d.kind not in ("additive", "unit_demand"):
-        raise InputError(f"multi-bidder data: kind must be additive or unit_demand, got {d.kind}")
-    draw = gen.additive_uniform if d.kind == "additive" else gen.unit_demand_uniform
-    v = draw(N * n, d.n_items, d.low, d.high, seed=d.seed)
-    values = v.item_values.reshape(N, n, d.n_items)
-    cls = type(v)
     cuts = [(0, d.n_train), (d.n_train, d.n_train + d.n_val), (d.n_train + d.n_val, N)]
-    return tuple([cls(values[a:b, i].contiguous()) for i in range(n)] for a, b in cuts)
+    if d.kind in ("additive", "unit_demand"):
+        draw = gen.additive_uniform if d.kind == "additive" else gen.unit_demand_uniform
+        v = draw(N * n, d.n_items, d.low, d.high, seed=d.seed)
+        values = v.item_values.reshape(N, n, d.n_items)
+        cls = type(v)
+        return tuple([cls(values[a:b, i].contiguous()) for i in range(n)] for a, b in cuts)
+    xor: Valuation
+    if d.kind == "file":
+        assert d.path is not None  # the config requires data.path for kind=file
+        xor = load_valuations(d.path)
+        if len(xor) < N * n:
+            raise InputError(f"{d.path}: {len(xor)} rows, but {n} bidders x (n_train+n_val+n_test = {N}) need {N * n}")
+        g = torch.Generator().manual_seed(d.seed)
+        xor = xor.subset(torch.randperm(len(xor), generator=g)[: N * n])
+    else:
+        xor = gen.uniform_atoms(N * n, d.n_items, d.n_atoms, d.q, d.low, d.high, seed=d.seed)
+    rows = torch.arange(N * n).reshape(N, n)
+    return tuple([xor.subset(rows[a:b, i]) for i in range(n)] for a, b in cuts)

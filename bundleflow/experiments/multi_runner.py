@@ -39,23 +39,56 @@ from bundleflow.utils.files import (
     writable_dir,
 )
 from bundleflow.utils.progress import progress_bar
+from bundleflow.valuations.base import Valuation
 
 
-def gemnet_model(cfg: RunConfig) -> GemNet:
-    """A fresh GemNet for ``cfg``: prices capped at the largest bundle value, seeded by ``menu.seed``."""
+def is_xor(cfg: RunConfig) -> bool:
+    """Whether ``cfg``'s bidders are XOR bidders (generated atoms or a CATS file)."""
+    return cfg.data.kind in ("uniform_atoms", "file")
+
+
+def gemnet_model(cfg: RunConfig, train: list[Valuation] | None = None) -> GemNet:
+    """A fresh GemNet for ``cfg``, seeded by ``menu.seed``. Item bidders: prices capped at the
+    largest bundle value ``data.high * m`` (unit demand: ``data.high``), value scale
+    ``data.high``. XOR bidders (deterministic bundles) take both from the training bidders
+    ``train``: cap the largest value, scale the mean value of the grand bundle."""
     d = cfg.data
     unit = d.kind == "unit_demand"
+    m = d.n_items
+    if is_xor(cfg):
+        if train is None:
+            raise InputError("GemNet for XOR bidders needs the training bidders (price cap and value scale)")
+        m = train[0].n_items
+        grand = torch.cat([v.grand_value().double() for v in train])
+        cap, scale = float(grand.max()), float(grand.mean())
+        if not scale > 0:
+            raise InputError("GemNet: the training bidders value nothing (all values 0)")
+    else:
+        cap, scale = d.high * (1 if unit else m), d.high
     return GemNet(
         d.n_bidders,
-        d.n_items,
+        m,
         cfg.menu.n_elements,
-        cap=d.high * (1 if unit else d.n_items),
-        value_scale=d.high,
+        cap=cap,
+        value_scale=scale,
         unit_demand=unit,
         hidden=tuple(cfg.gemnet.hidden),
         generator=torch.Generator().manual_seed(cfg.menu.seed),
         item_prices=cfg.gemnet.item_prices,
         reserve=cfg.gemnet.reserve,
+        bundles=is_xor(cfg),
+    )
+
+
+def bidder_pool(train: list[Valuation]) -> Valuation:
+    """All training bidders in one batch, to draw profiles of independent bidders from (XOR
+    bidders of :func:`~bundleflow.experiments.data.make_multi_data`: rows of one batch, so
+    their atom tensors have one width)."""
+    from bundleflow.valuations.xor import XORValuation
+
+    return XORValuation(
+        torch.cat([v.atoms for v in train]),  # type: ignore[attr-defined]
+        torch.cat([v.values for v in train]),  # type: ignore[attr-defined]
     )
 
 
@@ -65,10 +98,14 @@ def grid_levels(cfg: RunConfig) -> torch.Tensor:
     return d.low + (d.high - d.low) * (torch.arange(L, dtype=torch.float64) + 0.5) / L
 
 
+TUNE_PROFILES = 1000  # training profiles on which the XOR reserve is tuned (enumeration per profile)
+
+
 def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
     """Rows of the exactly evaluated baselines on ``test`` (additive: VCG and item-wise second
-    price with a tuned reserve; unit demand: VCG when the assignments can be enumerated; both:
-    sequential posted prices at a common price tuned on ``train``), and
+    price with a tuned reserve; unit demand: VCG when the assignments can be enumerated; XOR:
+    VCG, and VCG with a per-item seller's reserve tuned on up to ``TUNE_PROFILES`` training
+    profiles; all: sequential posted prices at a common price tuned on ``train``), and
     each one's ``[B]`` revenue per held-out profile (for paired comparisons)."""
     from bundleflow.baselines.multi import (
         MAX_VCG_ASSIGNMENTS,
@@ -76,9 +113,12 @@ def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
         sequential_posted_prices,
         tuned_posted_price,
         tuned_reserve,
+        tuned_xor_reserve,
         vcg,
+        xor_vcg,
     )
     from bundleflow.valuations.items import AdditiveValuation
+    from bundleflow.valuations.xor import XORValuation
 
     rows, pay = [], {}
     n, m = len(test), test[0].n_items
@@ -100,6 +140,13 @@ def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
         r = tuned_reserve(train)
         add(f"item auctions, reserve {r:.3g}", second_price_items(test, r), time.perf_counter() - t0)
         add("vcg", second_price_items(test, 0.0), 0.0)
+    elif isinstance(test[0], XORValuation):  # VCG and the affine maximiser with a seller's reserve
+        tune = [v.subset(torch.arange(min(len(v), TUNE_PROFILES))) for v in train]
+        t0 = time.perf_counter()
+        add("vcg", xor_vcg(test, 0.0), time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        r = tuned_xor_reserve(tune)
+        add(f"vcg, item reserve {r:.3g}", xor_vcg(test, r), time.perf_counter() - t0)
     elif (n + 1) ** m <= MAX_VCG_ASSIGNMENTS:
         t0 = time.perf_counter()
         add("vcg", vcg(test), time.perf_counter() - t0)
@@ -155,10 +202,14 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     with progress_bar("drawing profiles", 1, enabled=progress) as advance:
         train, val, test = make_multi_data(cfg)
         advance(1)
-    model = gemnet_model(cfg).to(device)
-    n, m = d.n_bidders, d.n_items
+    model = gemnet_model(cfg, train).to(device)
+    n, m = d.n_bidders, model.n_items
+    xor = is_xor(cfg)
+    pool = bidder_pool(train) if xor else None
 
-    def sample(B: int, g: torch.Generator) -> torch.Tensor:
+    def sample(B: int, g: torch.Generator) -> torch.Tensor | list[Valuation]:
+        if pool is not None:  # independent bidders drawn from the training bidders
+            return [pool.subset(torch.randint(len(pool), (B,), generator=g)) for _ in range(n)]
         return d.low + (d.high - d.low) * torch.rand(B, n, m, generator=g, dtype=torch.float64)
 
     training = GemNetTraining(
@@ -208,7 +259,10 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     mechanism: MultiMenuMechanism = model
     shifts = None
     levels = grid_levels(cfg)
-    if gc.grid_levels > 0:
+    if xor:
+        learned["transform"] = None
+        learned["transform_skipped"] = "XOR bidders: no grid of bids; over-allocation is reported as measured"
+    elif gc.grid_levels > 0:
         with progress_bar("compatibility transform (MILP)", 1, enabled=progress) as advance:
             mechanism, report = make_compatible(
                 model, levels, time_limit=gc.transform_time_limit_s, optimise=gc.transform == "optimise"

@@ -25,7 +25,7 @@ import torch
 
 from bundleflow.errors import InputError
 from bundleflow.mechanisms.multi.gemnet import GemNet
-from bundleflow.mechanisms.multi.outcome import evaluate_multi
+from bundleflow.mechanisms.multi.outcome import bids_of, element_values, evaluate_multi
 from bundleflow.valuations.base import Valuation
 
 
@@ -61,15 +61,21 @@ class GemNetTraining:
 
 
 def relaxed_multi(
-    alloc: torch.Tensor, price: torch.Tensor, values: torch.Tensor, tau: float
+    alloc: torch.Tensor, price: torch.Tensor, values: torch.Tensor | list[Valuation], tau: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(R, C)`` of the module doc for one batch: relaxed revenue and relaxed over-allocation.
 
     Args:
-        alloc: ``[B, n, K, m]``; price: ``[B, n, K]``; values: ``[B, n, m]`` (additive or unit
-            demand: the value of an allocation is linear); tau: softmax temperature (> 0).
+        alloc: ``[B, n, K, m]``; price: ``[B, n, K]``; values: item values ``[B, n, m]``
+            (additive or unit demand: the value of an allocation is linear) or the bidders
+            (XOR bidders: relaxed bundle values, :func:`element_values`); tau: softmax
+            temperature (> 0).
     """
-    u = torch.einsum("bnkm,bnm->bnk", alloc, values) - price
+    if isinstance(values, torch.Tensor):
+        ev = torch.einsum("bnkm,bnm->bnk", alloc, values)
+    else:
+        ev = element_values(alloc, values, soft=True)
+    u = ev - price
     pi = torch.softmax(torch.cat([u, torch.zeros_like(u[..., :1])], -1) / tau, -1)[..., :-1]
     revenue = (pi * price).sum((1, 2)).mean()
     expected = torch.einsum("bnk,bnkm->bnm", pi, alloc)
@@ -77,7 +83,8 @@ def relaxed_multi(
     return revenue, over
 
 
-Sampler = Callable[[int, torch.Generator], torch.Tensor]  # (batch, generator) -> bids [B, n, m]
+# (batch, generator) -> item bids [B, n, m], or the bidders (one Valuation each, B rows)
+Sampler = Callable[[int, torch.Generator], "torch.Tensor | list[Valuation]"]
 
 
 class GemNetTrainer:
@@ -126,11 +133,17 @@ class GemNetTrainer:
         t0 = time.perf_counter() - prior_seconds
         while self.step < cfg.steps:
             tau, lam = cfg.schedule(self.step)
-            v = self.sample(cfg.batch, self.generator).to(p0.device, p0.dtype)
+            drawn = self.sample(cfg.batch, self.generator)
+            values: torch.Tensor | list[Valuation]
+            if isinstance(drawn, torch.Tensor):
+                v = values = drawn.to(p0.device, p0.dtype)
+            else:
+                values = [b.to(p0.device) for b in drawn]
+                v = bids_of(values).to(p0.device, p0.dtype)
             if not torch.isfinite(v).all():
                 raise InputError("GemNet training: the sampler returned non-finite bids")
             alloc, price = model.menus(v, relax=tau * model.value_scale)
-            revenue, over = relaxed_multi(alloc, price, v, tau * model.value_scale)
+            revenue, over = relaxed_multi(alloc, price, values, tau * model.value_scale)
             loss = -revenue / model.value_scale + lam * over
             self.opt.zero_grad()
             loss.backward()

@@ -7,6 +7,9 @@ and price logits:
 
 * additive bidders: ``a_ik = sigmoid(logits_ik)`` in ``[0,1]^m`` (RochetNet's allocation);
 * unit-demand bidders: ``a_ik = softmax([logits_ik, 0])[:m]`` (a lottery over single items);
+* XOR bidders (``bundles``): deterministic bundles ``a_ik = 1[logits_ik > 0]``, relaxed to
+  ``sigmoid(logits_ik)`` in training (``relax > 0``) where their value is the relaxed XOR
+  value of :func:`~bundleflow.mechanisms.multi.outcome.xor_bundle_values`;
 * prices ``p_ik = cap * sigmoid(price_logit_ik)``, ``cap`` at least the largest value of any
   bundle, so no price is forced below a value.
 
@@ -54,6 +57,7 @@ class GemNet(nn.Module):
         generator: torch.Generator | None = None,
         item_prices: bool = False,
         reserve: float = 0.5,
+        bundles: bool = False,
     ):
         super().__init__()
         if n_bidders < 1 or n_items < 1 or n_elements < 1:
@@ -63,6 +67,8 @@ class GemNet(nn.Module):
         for name, x in (("cap", cap), ("value_scale", value_scale)):
             if not (x > 0 and math.isfinite(x)):
                 raise InputError(f"GemNet: {name} must be positive and finite, got {x}")
+        if bundles and (unit_demand or item_prices):
+            raise InputError("GemNet: deterministic bundles (XOR bidders) go without unit_demand and item_prices")
         if not 0 < reserve < 1:
             raise InputError(f"GemNet: the starting reserve is a fraction in (0, 1) of the value scale, got {reserve}")
         if any(h < 1 for h in hidden):
@@ -70,7 +76,7 @@ class GemNet(nn.Module):
         self.n_bidders, self.n_items, self.n_elements = n_bidders, n_items, n_elements
         self.cap, self.value_scale, self.unit_demand = float(cap), float(value_scale), unit_demand
         self.hidden = tuple(hidden)
-        self.item_prices, self.reserve = bool(item_prices), float(reserve)
+        self.item_prices, self.reserve, self.bundles = bool(item_prices), float(reserve), bool(bundles)
         d_in = (n_bidders - 1) * n_items
         self.nets = nn.ModuleList(self._mlp(d_in, generator) for _ in range(n_bidders))
 
@@ -146,6 +152,8 @@ class GemNet(nn.Module):
             if self.unit_demand:
                 zero = torch.zeros(B, K, 1, dtype=z.dtype, device=z.device)
                 allocs.append(torch.softmax(torch.cat([logits, zero], -1), -1)[..., :m])
+            elif self.bundles and relax <= 0:
+                allocs.append((logits > 0).to(z.dtype))
             else:
                 allocs.append(torch.sigmoid(logits))
             prices.append(self.cap * torch.sigmoid(z[:, K * m : K * m + K]))
@@ -175,4 +183,5 @@ class GemNet(nn.Module):
             "hidden": list(self.hidden),
             "item_prices": self.item_prices,
             "reserve": self.reserve,
+            "bundles": self.bundles,
         }

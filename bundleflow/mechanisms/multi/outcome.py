@@ -16,14 +16,22 @@ item's marginals sum to at most 1); unit-demand bidders' marginals form a doubly
 substochastic matrix, a mixture of matchings (Birkhoff-von Neumann).
 
 Values of an allocation: additive ``v . a``; unit demand ``v . a`` with ``sum_j a_j <= 1`` (a
-lottery over single items). Bidders are :class:`~bundleflow.valuations.Valuation` s of
-these two classes, one per bidder, all of the same length ``B`` (one row per profile).
+lottery over single items); XOR (CATS) bidders are offered deterministic bundles
+``a in {0,1}^m``, valued ``v(a) = max{p_t : T_t subset of a}``. Bidders are
+:class:`~bundleflow.valuations.Valuation` s of one of these classes, one per bidder, all of
+the same length ``B`` (one row per profile).
+
+Bids. A menu reads the others' *bids* ``[B, n, m]`` (:func:`bids_of`): item bidders' item
+values; an XOR bidder's per-item bid is ``max{p_t / |T_t| : j in T_t}``, the largest value
+per item of an atom that holds item ``j`` (0 if none). A menu that reads these features of
+``b_-i`` only is still a function of ``b_-i``, so strategy-proofness is unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 
@@ -32,6 +40,9 @@ from bundleflow.mechanisms.menu import TIE_TOL, choose
 from bundleflow.utils.stats import mean_and_se
 from bundleflow.valuations.base import Valuation
 from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
+from bundleflow.valuations.xor import XORValuation
+
+BIDDER_CLASSES = (AdditiveValuation, UnitDemandValuation, XORValuation)
 
 # an item allocated with total probability above 1 + OVER_TOL is over-allocated: the slack
 # covers float32 round-off of allocations near 1 and HiGHS's feasibility tolerance (1e-7)
@@ -50,15 +61,19 @@ class MultiMenuMechanism(Protocol):
         ...
 
 
-def check_bidders(bidders: list[Valuation]) -> tuple[int, int, int]:
+def check_bidders(bidders: Sequence[Valuation]) -> tuple[int, int, int]:
     """``(B, n, m)`` of a list of per-bidder valuations, or a one-line :class:`InputError`."""
     if not bidders:
         raise InputError("a multi-bidder profile needs at least one bidder")
     B, m = len(bidders[0]), bidders[0].n_items
     for i, v in enumerate(bidders):
-        if not isinstance(v, (AdditiveValuation, UnitDemandValuation)):
+        if not isinstance(v, BIDDER_CLASSES):
             raise InputError(
-                f"bidder {i}: multi-bidder menus take additive or unit-demand valuations, got {type(v).__name__}"
+                f"bidder {i}: multi-bidder menus take additive, unit-demand or XOR valuations, got {type(v).__name__}"
+            )
+        if type(v) is not type(bidders[0]):
+            raise InputError(
+                f"bidder {i} is {type(v).__name__}, bidder 0 {type(bidders[0]).__name__}: one class for all"
             )
         if len(v) != B or v.n_items != m:
             raise InputError(f"bidder {i} has {len(v)} profiles over {v.n_items} items; bidder 0 has {B} over {m}")
@@ -67,10 +82,52 @@ def check_bidders(bidders: list[Valuation]) -> tuple[int, int, int]:
     return B, len(bidders), m
 
 
+def xor_item_bids(v: XORValuation) -> torch.Tensor:
+    """``[B, m]`` an XOR bidder's per-item bids ``max{p_t / |T_t| : j in T_t}`` (module doc)."""
+    T = v.atoms.double()  # [B, A, m]
+    size = T.sum(-1).clamp_min(1.0)  # [B, A]
+    per_item = (v.values / size)[..., None] * T  # [B, A, m]
+    if per_item.shape[1] == 0:
+        return torch.zeros(len(v), v.n_items, dtype=torch.float64, device=v.device)
+    return per_item.amax(1)
+
+
 def bids_of(bidders: list[Valuation]) -> torch.Tensor:
-    """``[B, n, m]`` truthful bids: each bidder's item values."""
+    """``[B, n, m]`` truthful bids (module doc): item values, or XOR bidders' per-item bids."""
     check_bidders(bidders)
+    if isinstance(bidders[0], XORValuation):
+        return torch.stack([xor_item_bids(v) for v in bidders], 1)  # type: ignore[arg-type]
     return torch.stack([v.item_values for v in bidders], 1)  # type: ignore[attr-defined]
+
+
+def xor_bundle_values(v: XORValuation, bundles: torch.Tensor, soft: bool = False) -> torch.Tensor:
+    """``[B, K]`` value of bidder ``b`` (row ``b`` of ``v``) for her own bundles ``bundles [B, K, m]``.
+
+    Exact (``soft=False``): bundles must be 0/1; ``max{p_t : T_t subset of a}``. Relaxed
+    (``soft=True``, for training): ``max_t p_t prod_{j in T_t} a_j``, the value of atom ``t``
+    times the chance it is held when item ``j`` is drawn with probability ``a_j``; it equals
+    the exact value on 0/1 bundles and is differentiable in ``a``."""
+    T = v.atoms.to(bundles.dtype)  # [B, A, m]
+    p = v.values.to(bundles.dtype)  # [B, A]
+    if T.shape[1] == 0:
+        return torch.zeros(bundles.shape[:2], dtype=bundles.dtype, device=bundles.device)
+    if soft:
+        held = torch.exp(torch.einsum("bam,bkm->bka", T, torch.log(bundles.clamp_min(1e-30))))
+    else:
+        if not ((bundles == 0) | (bundles == 1)).all():
+            raise InputError("XOR bidders are offered deterministic bundles: allocations must be 0 or 1")
+        held = (torch.einsum("bam,bkm->bka", T, 1 - bundles) < 0.5).to(bundles.dtype)
+    return (held * p[:, None, :]).amax(-1)
+
+
+def element_values(alloc: torch.Tensor, bidders: list[Valuation], soft: bool = False) -> torch.Tensor:
+    """``[B, n, K]`` bidder ``i``'s value for each element of her menu ``alloc [B, n, K, m]``:
+    linear for item bidders, :func:`xor_bundle_values` for XOR bidders."""
+    if isinstance(bidders[0], XORValuation):
+        xor = [cast(XORValuation, v).to(alloc.device) for v in bidders]
+        return torch.stack([xor_bundle_values(v, alloc[:, i], soft) for i, v in enumerate(xor)], 1)
+    values = torch.stack([v.item_values for v in bidders], 1).to(alloc)  # type: ignore[attr-defined]
+    return torch.einsum("bnkm,bnm->bnk", alloc, values)
 
 
 def over_allocation(allocation: torch.Tensor) -> torch.Tensor:
@@ -152,13 +209,18 @@ def evaluate_multi(mechanism: MultiMenuMechanism, bidders: list[Valuation], tie_
             f"the profiles have {n} x {m}"
         )
     bids = bids_of(bidders).double()
-    tol = tie_tol * max(1.0, float(bids.amax()) * m)
+    if isinstance(bidders[0], XORValuation):  # the tie tolerance's scale: the largest value
+        scale = max(float(v.grand_value().amax()) for v in bidders)
+    else:
+        scale = float(bids.amax()) * m
+    tol = tie_tol * max(1.0, scale)
     allocs, pays, vals, choices = [], [], [], []
     for b0 in range(0, B, _PROFILE_CHUNK):
         v = bids[b0 : b0 + _PROFILE_CHUNK]
+        rows = torch.arange(b0, b0 + len(v))
         alloc, price = mechanism.menus(v.to(torch.get_default_dtype()))
         alloc, price = alloc.double(), price.double()
-        ev = torch.einsum("bnkm,bnm->bnk", alloc, v)  # [b, n, K]; linear for both classes
+        ev = element_values(alloc, [bidder.subset(rows) for bidder in bidders])  # [b, n, K]
         a_i, p_i, v_i, c_i = [], [], [], []
         for i in range(n):
             c, p, _, val = choose(ev[:, i], price[:, i], tol)
