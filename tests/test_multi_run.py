@@ -210,3 +210,36 @@ def test_xor_profiles_from_a_file(tmp_path):
     res = cli("train", "--out", tmp_path / "r", *over, "data.n_train=10", "data.n_val=1", "data.n_test=1")
     assert_one_line_error(res, "3 bidders x (n_train+n_val+n_test = 12) need 36")
     assert not (tmp_path / "r" / "config.yaml").exists()
+
+
+def test_cats_instances_are_profiles(tmp_path):
+    from bundleflow.cats.io import generate_npz, load_cats_npz
+    from bundleflow.experiments.data import load_multi_data
+
+    path = tmp_path / "regions.npz"
+    generate_npz(path, "regions", 12, 24, seed=2, bidders_per_instance=3)  # 8 instances of 3 bidders
+    over = ["menu.model=gemnet", "data.kind=file", f"data.path={path}", "data.n_bidders=3"]
+    train, val, test, independent = load_multi_data(
+        load_config(None, [*over, "data.n_train=4", "data.n_val=2", "data.n_test=2"])
+    )
+    assert not independent and [len(v) for v in train] == [4, 4, 4]
+    v, meta = load_cats_npz(path)
+    instance = torch.as_tensor(meta["instance"])
+    key = {tuple(v.values[r].tolist()) + tuple(v.atoms[r].flatten().tolist()): int(instance[r]) for r in range(len(v))}
+    for part in (train, val, test):  # the three bidders of a profile come from one instance
+        for p in range(len(part[0])):
+            ids = {key[tuple(b.values[p].tolist()) + tuple(b.atoms[p].flatten().tolist())] for b in part}
+            assert len(ids) == 1
+    # 2 bidders per profile do not match the instances of 3: rows become independent bidders
+    *_, independent = load_multi_data(
+        load_config(None, [*over[:3], "data.n_bidders=2", "data.n_train=6", "data.n_val=3", "data.n_test=3"])
+    )
+    assert independent
+    res = cli("train", "--out", tmp_path / "r", *over, "data.n_train=6", "data.n_val=1", "data.n_test=2")
+    assert_one_line_error(res, "8 instances of 3 bidders, but n_train+n_val+n_test = 9")
+    from bundleflow.cats.io import save_cats_npz
+    from bundleflow.errors import InputError
+
+    save_cats_npz(tmp_path / "bad.npz", v, instance=torch.arange(5).numpy())  # 5 ids for 24 rows
+    with pytest.raises(InputError, match="'instance' must hold one whole number per row"):
+        load_cats_npz(tmp_path / "bad.npz")

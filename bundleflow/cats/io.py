@@ -43,7 +43,8 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
     """Load a CATS reference npz file.
 
     Returns ``(valuation, metadata)``; metadata holds ``n_items``, ``distribution``
-    and any other scalar provenance field. ``limit`` keeps the first rows only.
+    and any other scalar provenance field, and ``instance`` (``[N]`` int64, each row's CATS
+    instance) when the file has it. ``limit`` keeps the first rows only.
     """
     path = Path(path)
     if not path.is_file():
@@ -97,12 +98,18 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
         raise InputError(f"{path}: padding atoms (index >= n_atoms) must be empty with value 0")
     if "n_items" in arrays and int(arrays["n_items"]) != atoms.shape[2]:
         raise InputError(f"{path}: n_items={int(arrays['n_items'])} but atoms have {atoms.shape[2]} items")
+    instance = arrays.get("instance")
+    if instance is not None:  # the CATS instance of each row (bidders of one instance share goods)
+        if instance.shape != atoms.shape[:1] or not np.issubdtype(instance.dtype, np.integer):
+            raise InputError(f"{path}: 'instance' must hold one whole number per row ({atoms.shape[0]})")
     if limit is not None:
         atoms, values = atoms[:limit], values[:limit]
     meta = {"path": str(path), "n_items": int(atoms.shape[2]), "n_valuations": int(atoms.shape[0])}
     for key, arr in arrays.items():
         if key not in _REQUIRED and arr.ndim == 0:
             meta[key] = arr.item()
+    if instance is not None:
+        meta["instance"] = instance[: atoms.shape[0]].astype(np.int64)
     return XORValuation(torch.from_numpy(atoms), torch.from_numpy(values)), meta
 
 

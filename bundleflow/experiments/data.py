@@ -39,12 +39,22 @@ def make_data(cfg: RunConfig):
 
 
 def make_multi_data(cfg: RunConfig):
-    """``(train, val, test)`` multi-bidder profiles for ``cfg.data``: each a list of
-    ``n_bidders`` valuations of the same length, bidders independent. Item bidders (additive,
-    unit demand) are drawn; XOR bidders are drawn (``uniform_atoms``) or taken from a file
-    (``file``: ``n_bidders * (n_train + n_val + n_test)`` rows, shuffled by ``data.seed``), row
-    ``profile * n_bidders + i`` being bidder ``i`` of a profile."""
-    from bundleflow.cats.io import load_valuations
+    """``(train, val, test)`` multi-bidder profiles for ``cfg.data`` (:func:`load_multi_data`)."""
+    return load_multi_data(cfg)[:3]
+
+
+def load_multi_data(cfg: RunConfig):
+    """``(train, val, test, independent)``: multi-bidder profiles for ``cfg.data``, each a list
+    of ``n_bidders`` valuations of the same length, and whether the bidders of a profile are
+    independent draws (so training may combine bidders of different profiles).
+
+    Item bidders (additive, unit demand) and ``uniform_atoms`` XOR bidders are drawn
+    independently. From a file (``file``), the rows of one CATS *instance* form a profile when
+    every instance has exactly ``n_bidders`` rows (``bundleflow data generate
+    --bidders-per-instance N``: bidders sharing the instance's goods and common values, as in
+    CATS's multi-bidder mode); otherwise rows are independent bidders, ``n_bidders`` per
+    profile. Profiles are shuffled by ``data.seed``; ``n_train + n_val + n_test`` are needed."""
+    from bundleflow.cats.io import load_cats_npz, load_valuations
     from bundleflow.valuations import generators as gen
 
     d = cfg.data
@@ -55,16 +65,41 @@ def make_multi_data(cfg: RunConfig):
         v = draw(N * n, d.n_items, d.low, d.high, seed=d.seed)
         values = v.item_values.reshape(N, n, d.n_items)
         cls = type(v)
-        return tuple([cls(values[a:b, i].contiguous()) for i in range(n)] for a, b in cuts)
+        return (*tuple([cls(values[a:b, i].contiguous()) for i in range(n)] for a, b in cuts), True)
     xor: Valuation
+    independent = True
     if d.kind == "file":
         assert d.path is not None  # the config requires data.path for kind=file
-        xor = load_valuations(d.path)
-        if len(xor) < N * n:
-            raise InputError(f"{d.path}: {len(xor)} rows, but {n} bidders x (n_train+n_val+n_test = {N}) need {N * n}")
         g = torch.Generator().manual_seed(d.seed)
-        xor = xor.subset(torch.randperm(len(xor), generator=g)[: N * n])
+        instance = None
+        if str(d.path).endswith(".npz"):
+            xor, meta = load_cats_npz(d.path)
+            instance = meta.get("instance")
+        else:
+            xor = load_valuations(d.path)
+        groups = _instances_of(instance, n) if instance is not None and n > 1 else None
+        if groups is not None:  # one CATS instance per profile
+            independent = False
+            if len(groups) < N:
+                raise InputError(f"{d.path}: {len(groups)} instances of {n} bidders, but n_train+n_val+n_test = {N}")
+            rows = groups[torch.randperm(len(groups), generator=g)[:N]]
+        else:
+            if len(xor) < N * n:
+                raise InputError(
+                    f"{d.path}: {len(xor)} rows, but {n} bidders x (n_train+n_val+n_test = {N}) need {N * n}"
+                )
+            rows = torch.randperm(len(xor), generator=g)[: N * n].reshape(N, n)
     else:
         xor = gen.uniform_atoms(N * n, d.n_items, d.n_atoms, d.q, d.low, d.high, seed=d.seed)
-    rows = torch.arange(N * n).reshape(N, n)
-    return tuple([xor.subset(rows[a:b, i]) for i in range(n)] for a, b in cuts)
+        rows = torch.arange(N * n).reshape(N, n)
+    return (*tuple([xor.subset(rows[a:b, i]) for i in range(n)] for a, b in cuts), independent)
+
+
+def _instances_of(instance, n: int) -> torch.Tensor | None:
+    """``[P, n]`` the rows of each CATS instance if every instance has exactly ``n`` rows."""
+    inst = torch.as_tensor(instance).flatten().long()
+    ids, counts = torch.unique(inst, return_counts=True)
+    if len(inst) == 0 or not (counts == n).all():
+        return None
+    order = torch.argsort(inst, stable=True)
+    return order.reshape(len(ids), n)

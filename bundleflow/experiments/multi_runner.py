@@ -19,7 +19,7 @@ import yaml
 
 from bundleflow.errors import InputError
 from bundleflow.experiments.config import RunConfig
-from bundleflow.experiments.data import make_multi_data
+from bundleflow.experiments.data import load_multi_data
 from bundleflow.experiments.runner import (
     holds_config,
     logged_seconds,
@@ -200,16 +200,19 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     device = resolve_device(cfg.device)
     d, mc, gc = cfg.data, cfg.menu, cfg.gemnet
     with progress_bar("drawing profiles", 1, enabled=progress) as advance:
-        train, val, test = make_multi_data(cfg)
+        train, val, test, independent = load_multi_data(cfg)
         advance(1)
     model = gemnet_model(cfg, train).to(device)
     n, m = d.n_bidders, model.n_items
     xor = is_xor(cfg)
-    pool = bidder_pool(train) if xor else None
+    pool = bidder_pool(train) if xor and independent else None
 
     def sample(B: int, g: torch.Generator) -> torch.Tensor | list[Valuation]:
         if pool is not None:  # independent bidders drawn from the training bidders
             return [pool.subset(torch.randint(len(pool), (B,), generator=g)) for _ in range(n)]
+        if xor:  # bidders of one CATS instance: whole training profiles
+            rows = torch.randint(len(train[0]), (B,), generator=g)
+            return [v.subset(rows) for v in train]
         return d.low + (d.high - d.low) * torch.rand(B, n, m, generator=g, dtype=torch.float64)
 
     training = GemNetTraining(
