@@ -373,15 +373,32 @@ def _train_multi(cfg, out: Path, resume: bool) -> None:
 
 @command()
 def evaluate(
-    menu_file: Path = typer.Argument(..., help="menu.json written by `bundleflow train`"),
-    data: Path = typer.Argument(..., help="valuations (.npz or CATS bid file)"),
-    limit: int = typer.Option(None, help="first LIMIT rows only (default: all)"),
+    menu_file: Path = typer.Argument(
+        ..., help="menu.json written by `bundleflow train`, or a GemNet run's mechanism.pt"
+    ),
+    data: Path = typer.Argument(
+        ..., help="valuations (.npz or CATS bid file); for mechanism.pt also .npy item values [B, n, m]"
+    ),
+    limit: int = typer.Option(None, help="first LIMIT rows (mechanism.pt: profiles) only (default: all)"),
 ):
     """Exact revenue of a saved menu on a valuation file."""
     from bundleflow.cats.io import load_valuations
     from bundleflow.mechanisms.menu import Menu, evaluate_menu
     from bundleflow.utils.files import json_dumps
 
+    if menu_file.suffix == ".pt":  # a multi-bidder mechanism
+        from bundleflow.experiments.multi_runner import load_mechanism, profiles_from_file
+        from bundleflow.mechanisms.multi import evaluate_multi
+        from bundleflow.valuations.xor import XORValuation
+
+        mech = load_mechanism(menu_file)
+        net = getattr(mech, "base", mech)
+        bidders = profiles_from_file(data, mech.n_bidders, net.unit_demand, _limit(limit))
+        if net.bundles != isinstance(bidders[0], XORValuation):
+            kind = "XOR (CATS)" if net.bundles else "item"
+            raise InputError(f"{menu_file}: a mechanism for {kind} bidders; {data} holds the other kind")
+        console.print_json(json_dumps(evaluate_multi(mech, bidders).summary()))
+        return
     if not menu_file.is_file():
         raise InputError(f"{menu_file}: no such menu file")
     try:
@@ -416,18 +433,21 @@ def bench(
     """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plots."""
     from bundleflow.experiments.bench import METHODS, PAPER_BUDGET_S, PRESETS, paper_settings, run_bench
     from bundleflow.experiments.bench import settings as table
-    from bundleflow.experiments.multi_bench import MULTI_SETTINGS, run_multi_bench
+    from bundleflow.experiments.multi_bench import SETTING_NAMES, run_multi_bench
     from bundleflow.utils.files import writable_dir
 
     if preset not in PRESETS + ("multi",):
         raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS + ('multi',))}")
     if preset == "multi" and (methods or data_dir is not None or cats_dir is not None):
         raise InputError(
-            "--preset multi runs GemNet and its baselines on generated profiles: no --methods, --data-dir or --cats-dir"
+            "--preset multi runs GemNet and its baselines on profiles it draws: no --methods, --data-dir or --cats-dir"
         )
     if list_ and preset == "multi":
-        console.print("settings: " + ", ".join(MULTI_SETTINGS))
-        console.print("methods: gemnet, gemnet_before_transform, item auctions (tuned reserve), vcg")
+        console.print("settings: " + ", ".join(SETTING_NAMES))
+        console.print(
+            "methods: gemnet, gemnet_items (item bidders), before the transform, item auctions (tuned reserve), "
+            "vcg, vcg with a tuned item reserve (XOR bidders), sequential posted price"
+        )
         return
     if list_:
         names = paper_settings(Path(".")) if preset == "paper" else table(cats_dir)

@@ -545,9 +545,14 @@ def test_xor_bundle_values_exact_and_relaxed():
     b = torch.tensor([[[1, 1, 0], [1, 0, 1], [1, 1, 1], [0, 0, 0]]], dtype=torch.float64)
     assert xor_bundle_values(v, b)[0].tolist() == [2.0, 0.5, 2.0, 0.0]
     assert torch.allclose(xor_bundle_values(v, b, soft=True), xor_bundle_values(v, b), atol=1e-20)
-    # items drawn with probability (0.75, 0.75, 0.25): atom {0,1} held w.p. 0.5625
+    # items drawn with probability (0.75, 0.75, 0.25): atom {0,1} held w.p. >= 1 - 0.25 - 0.25
     soft = xor_bundle_values(v, torch.tensor([[[0.75, 0.75, 0.25]]], dtype=torch.float64), soft=True)
-    assert soft.item() == pytest.approx(2 * 0.5625)
+    assert soft.item() == pytest.approx(2 * 0.5)
+    # on the 0/1 bundle {0}, one item short of both atoms, the gradient asks for the missing
+    # items (the atoms tie at value 0 and share it: 2/2 for items 0 and 1, 0.5/2 for item 2)
+    a = torch.tensor([[[1.0, 0.0, 0.0]]], dtype=torch.float64, requires_grad=True)
+    xor_bundle_values(v, a, soft=True).sum().backward()
+    assert a.grad.tolist() == [[[1.0, 1.0, 0.25]]]
     with pytest.raises(InputError, match="deterministic bundles"):
         xor_bundle_values(v, b * 0.5)
     assert xor_item_bids(v)[0].tolist() == [1.0, 1.0, 0.5]
@@ -560,8 +565,11 @@ def test_gemnet_bundles_for_xor_bidders_are_strategy_proof():
     bids = bids_of(truth)
     alloc, _ = net.menus(bids)
     assert ((alloc == 0) | (alloc == 1)).all()
-    soft, _ = net.menus(bids, relax=0.01)
-    assert ((soft > 0) & (soft < 1)).all()
+    soft, _ = net.menus(bids.requires_grad_(False), relax=0.01)  # training: same bundles, sigmoid's gradient
+    assert torch.equal(soft.detach(), alloc)
+    p0 = net.nets[0][-1].bias
+    (soft[:, 0].sum()).backward()
+    assert p0.grad is not None and p0.grad.abs().sum() > 0
     honest = evaluate_multi(net, truth)
     assert (honest.payment >= 0).all() and honest.revenue > 0
     got = torch.stack([xor_bundle_values(truth[0], honest.allocation[:, :1])[:, 0]], 1)[:, 0]

@@ -61,6 +61,16 @@ def test_gemnet_run_from_the_cli(tmp_path):
     again = evaluate_multi(load_mechanism(out / "mechanism.pt"), test)
     assert again.revenue == pytest.approx(g["test_revenue"], abs=1e-12)
     assert again.over_rate == pytest.approx(g["test_over_allocation_rate"])
+    # the same from the command line, on the profiles saved as item values [B, n, m]
+    import numpy as np
+
+    np.save(tmp_path / "test.npy", torch.stack([v.item_values for v in test], 1).numpy())
+    res = cli("evaluate", out / "mechanism.pt", tmp_path / "test.npy")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["revenue"] == pytest.approx(g["test_revenue"], abs=1e-12)
+    assert_one_line_error(cli("evaluate", out / "mechanism.pt", tmp_path / "nope.npy"), "no such file")
+    np.save(tmp_path / "flat.npy", np.zeros((4, 3)))
+    assert_one_line_error(cli("evaluate", out / "mechanism.pt", tmp_path / "flat.npy"), "must have shape [B, 2, m]")
 
 
 def test_interrupted_gemnet_run_resumes_bit_for_bit(tmp_path, monkeypatch):
@@ -194,6 +204,21 @@ def test_gemnet_run_with_xor_bidders(tmp_path):
     _, _, test = make_multi_data(load_config(None, TINY_XOR))
     net = load_mechanism(out / "mechanism.pt")
     assert net.bundles and evaluate_multi(net, test).revenue == pytest.approx(g["test_revenue"], abs=1e-12)
+    # `bundleflow evaluate mechanism.pt FILE`: the held-out profiles written as consecutive rows
+    from bundleflow.cats.io import save_cats_npz
+    from bundleflow.valuations.xor import XORValuation
+
+    rows = XORValuation(
+        torch.stack([v.atoms for v in test], 1).flatten(0, 1), torch.stack([v.values for v in test], 1).flatten(0, 1)
+    )
+    save_cats_npz(tmp_path / "test.npz", rows)
+    res = cli("evaluate", out / "mechanism.pt", tmp_path / "test.npz")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["revenue"] == pytest.approx(g["test_revenue"], rel=1e-6)  # npz stores float32
+    import numpy as np
+
+    np.save(tmp_path / "items.npy", np.random.default_rng(0).random((10, 2, 6)))
+    assert_one_line_error(cli("evaluate", out / "mechanism.pt", tmp_path / "items.npy"), "XOR (CATS) bidders")
 
 
 def test_xor_profiles_from_a_file(tmp_path):

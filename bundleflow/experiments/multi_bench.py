@@ -2,7 +2,9 @@
 item-by-item auctions with a tuned reserve, exactly evaluated on the same held-out profiles.
 
 Settings (issue 14): 2x2, 2x5 and 3x10 additive bidders and 2x2 unit-demand bidders, values
-U[0,1]. GemNet runs in two variants: as in the paper (``gemnet``) and with item sales at
+U[0,1]; CATS regions and arbitrary with 3 bidders of one instance and 50 items (XOR bidders,
+deterministic bundles, no grid transform; the baselines are VCG, VCG with a tuned seller's
+reserve and sequential posted prices). GemNet runs in two variants: as in the paper (``gemnet``) and with item sales at
 learned reserves beside its elements (``gemnet_items``, ``gemnet.item_prices=true``; item
 auctions are the special case that prices every element out). Each (setting, variant) is one
 run folder ``OUT/<setting>/<variant>`` (:mod:`.multi_runner`): the training length is a fixed number of steps per setting (GemNet's temperature, penalty and
@@ -31,6 +33,16 @@ MULTI_SETTINGS: dict[str, list[str]] = {
     "multi_unit_2x2": ["data.kind=unit_demand", "data.n_bidders=2", "data.n_items=2", "menu.n_elements=16",
                        "menu.steps=4000", "gemnet.grid_levels=8"],
 }  # fmt: skip
+# CATS multi-bidder settings (issue 14): the bidders of a profile are the bidders of one CATS
+# instance (`bundleflow data generate --bidders-per-instance n`), drawn once into OUT/data
+MULTI_CATS: dict[str, tuple[str, int, int]] = {
+    "multi_cats_regions_3x50": ("regions", 50, 3),
+    "multi_cats_arbitrary_3x50": ("arbitrary", 50, 3),
+}
+CATS_SPLIT = (2000, 500, 3000)  # training, validation, held-out profiles
+CATS_QUICK_SPLIT = (300, 200, 500)  # QUICK's split
+CATS_SEED = 1
+SETTING_NAMES = list(MULTI_SETTINGS) + list(MULTI_CATS)
 COMMON = ["menu.model=gemnet", "data.n_train=2000", "data.n_val=2000", "data.n_test=20000", "menu.log_every=250"]
 QUICK = ["data.n_train=300", "data.n_val=200", "data.n_test=500", "menu.steps=40", "menu.log_every=20",
          "menu.n_elements=4", "gemnet.hidden=[8]", "gemnet.grid_levels=0"]  # fmt: skip
@@ -40,6 +52,49 @@ GEMNET_VARIANTS: dict[str, list[str]] = {"gemnet": [], "gemnet_items": ["gemnet.
 # (Duetting et al., "Optimal Auctions through Deep Learning", 2019, Table 2), as recalled here,
 # not re-checked against the paper in this repository
 LITERATURE = {"multi_additive_2x2": ("RegretNet", 0.878), "multi_additive_3x10": ("RegretNet", 5.541)}
+
+
+def cats_profiles_file(data_dir: Path, setting: str, quick: bool = False) -> Path:
+    """The CATS file of setting ``setting`` (:data:`MULTI_CATS`) under ``data_dir``."""
+    dist, m, n = MULTI_CATS[setting]
+    rows = n * sum(CATS_QUICK_SPLIT if quick else CATS_SPLIT)
+    return Path(data_dir) / f"{dist}_{m}_x{n}_{rows}_seed{CATS_SEED}.npz"
+
+
+def setting_overrides(name: str, data_dir: Path, quick: bool = False) -> list[str]:
+    """Config overrides of setting ``name`` (before COMMON's and QUICK's are applied around it)."""
+    if name in MULTI_SETTINGS:
+        return MULTI_SETTINGS[name]
+    _, _, n = MULTI_CATS[name]
+    split = CATS_QUICK_SPLIT if quick else CATS_SPLIT
+    return [
+        "data.kind=file",
+        f"data.path={cats_profiles_file(data_dir, name, quick)}",
+        f"data.n_bidders={n}",
+        f"data.n_train={split[0]}",
+        f"data.n_val={split[1]}",
+        f"data.n_test={split[2]}",
+        "menu.n_elements=64",
+        "menu.steps=4000",
+    ]
+
+
+def ensure_cats_profiles(name: str, data_dir: Path, quick: bool, log=print, progress: bool = False) -> Path:
+    """Draw the CATS file of setting ``name`` unless it exists (instances of ``n`` bidders)."""
+    from bundleflow.cats.io import generate_npz
+    from bundleflow.utils.progress import progress_bar
+
+    dist, m, n = MULTI_CATS[name]
+    path = cats_profiles_file(data_dir, name, quick)
+    if path.is_file():
+        return path
+    rows = n * sum(CATS_QUICK_SPLIT if quick else CATS_SPLIT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with progress_bar(f"generating {path.name} (CATS, {n} bidders per instance)", rows, enabled=progress) as advance:
+        generate_npz(path, dist, m, rows, CATS_SEED, bidders_per_instance=n, progress=advance)
+    log(f"generated {path} ({rows // n} {dist} instances of {n} bidders, {m} items, {time.perf_counter() - t0:.0f} s)")
+    return path
 
 
 def run_multi_bench(
@@ -58,18 +113,19 @@ def run_multi_bench(
     from bundleflow.experiments.multi_runner import run_multi_training
     from bundleflow.experiments.runner import holds_config
 
-    setting_names = setting_names or list(MULTI_SETTINGS)
-    check_names(setting_names, MULTI_SETTINGS, "setting")
+    setting_names = setting_names or SETTING_NAMES
+    check_names(setting_names, SETTING_NAMES, "setting")
     check_budget(budget_s)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     for name in setting_names:
-        for method, extra in GEMNET_VARIANTS.items():
-            cfg = load_config(
-                None,
-                COMMON + MULTI_SETTINGS[name] + extra + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"],
-            )
+        if name in MULTI_CATS:
+            ensure_cats_profiles(name, out / "data", quick, log, progress)
+        variants = {"gemnet": []} if name in MULTI_CATS else GEMNET_VARIANTS  # item sales need item bidders
+        for method, extra in variants.items():
+            overrides = COMMON + setting_overrides(name, out / "data", quick) + extra
+            cfg = load_config(None, overrides + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"])
             folder = out / name / method
             t0 = time.perf_counter()
             if resume and (folder / "summary.json").is_file() and holds_config(folder, cfg):
@@ -104,7 +160,7 @@ def _gemnet_rows(setting: str, method: str, run: dict, wall_seconds: float) -> l
     g = run["learned"]
     base = {"setting": setting, "steps_to_99pct": None}
     b = g["before_transform"]
-    return [
+    rows = [
         {
             **base,
             "method": method,
@@ -135,6 +191,7 @@ def _gemnet_rows(setting: str, method: str, run: dict, wall_seconds: float) -> l
             "stopped_by_time_budget": g["stopped_by_time_budget"],
         },
     ]
+    return rows[:1] if g.get("transform_skipped") else rows  # XOR bidders: no transform
 
 
 def multi_markdown(results: dict) -> str:

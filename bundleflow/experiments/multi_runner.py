@@ -179,6 +179,49 @@ def load_mechanism(path: str | Path, device="cpu"):
     return ShiftedMenus(net, state["levels"], state["shifts"])
 
 
+def profiles_from_file(path: str | Path, n_bidders: int, unit_demand: bool = False, limit: int | None = None):
+    """Held-out profiles for a saved mechanism of ``n_bidders`` bidders, from a file:
+
+    * ``.npy``: item values ``[B, n, m]`` (additive bidders, or unit demand with ``unit_demand``);
+    * a CATS ``.npz`` or bid file: XOR bidders, the rows of one CATS instance per profile when
+      every instance has ``n_bidders`` rows, else ``n_bidders`` consecutive rows per profile.
+
+    ``limit`` keeps the first ``limit`` profiles. Returns one valuation per bidder."""
+    import numpy as np
+
+    from bundleflow.cats.io import load_cats_npz, load_valuations
+    from bundleflow.experiments.data import _instances_of
+    from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix == ".npy":
+        try:
+            values = torch.from_numpy(np.load(path, allow_pickle=False)).double()
+        except ValueError as exc:
+            raise InputError(f"{path}: not a numeric .npy array ({exc})") from exc
+        if values.dim() != 3 or values.shape[1] != n_bidders:
+            raise InputError(f"{path}: item values must have shape [B, {n_bidders}, m], got {tuple(values.shape)}")
+        values = values[:limit] if limit is not None else values
+        cls = UnitDemandValuation if unit_demand else AdditiveValuation
+        return [cls(values[:, i].contiguous()) for i in range(n_bidders)]
+    instance = None
+    if path.suffix == ".npz":
+        xor, meta = load_cats_npz(path)
+        instance = meta.get("instance")
+    else:
+        xor = load_valuations(path)
+    rows = _instances_of(instance, n_bidders) if instance is not None and n_bidders > 1 else None
+    if rows is None:
+        P = len(xor) // n_bidders
+        rows = torch.arange(P * n_bidders).reshape(P, n_bidders)
+    rows = rows[:limit] if limit is not None else rows
+    if len(rows) == 0:
+        raise InputError(f"{path}: {len(xor)} rows hold no profile of {n_bidders} bidders")
+    return [xor.subset(rows[:, i]) for i in range(n_bidders)]
+
+
 def run_multi_training(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True, log=print) -> dict:
     """Train, transform and evaluate GemNet into run folder ``out``; returns the summary.
     Nothing is written before the inputs validate."""

@@ -7,9 +7,11 @@ and price logits:
 
 * additive bidders: ``a_ik = sigmoid(logits_ik)`` in ``[0,1]^m`` (RochetNet's allocation);
 * unit-demand bidders: ``a_ik = softmax([logits_ik, 0])[:m]`` (a lottery over single items);
-* XOR bidders (``bundles``): deterministic bundles ``a_ik = 1[logits_ik > 0]``, relaxed to
-  ``sigmoid(logits_ik)`` in training (``relax > 0``) where their value is the relaxed XOR
-  value of :func:`~bundleflow.mechanisms.multi.outcome.xor_bundle_values`;
+* XOR bidders (``bundles``): deterministic bundles ``a_ik = 1[logits_ik > 0]``; in training
+  (``relax > 0``) the same bundles with the gradient of ``sigmoid(logits_ik)`` (straight
+  through), valued by the relaxed XOR value of
+  :func:`~bundleflow.mechanisms.multi.outcome.xor_bundle_values` (exact on 0/1 bundles, so
+  the relaxed revenue and over-allocation are those of the bundles offered);
 * prices ``p_ik = cap * sigmoid(price_logit_ik)``, ``cap`` at least the largest value of any
   bundle, so no price is forced below a value.
 
@@ -97,6 +99,8 @@ class GemNet(nn.Module):
             if d_in == 0:
                 out.weight.zero_()
             out.bias[: K * m].copy_(2 * torch.randn(K * m, generator=generator))
+            if self.bundles:  # XOR bidders value few small bundles: start from large ones (~90% of items)
+                out.bias[: K * m] += 3.0
             out.bias[K * m : K * m + K].copy_(torch.randn(K, generator=generator) - 1.0)
             if self.item_prices:  # every reserve starts at `reserve` of the value scale
                 out.bias[K * m + K :].fill_(math.log(self.reserve / (1 - self.reserve)))
@@ -152,8 +156,12 @@ class GemNet(nn.Module):
             if self.unit_demand:
                 zero = torch.zeros(B, K, 1, dtype=z.dtype, device=z.device)
                 allocs.append(torch.softmax(torch.cat([logits, zero], -1), -1)[..., :m])
-            elif self.bundles and relax <= 0:
-                allocs.append((logits > 0).to(z.dtype))
+            elif self.bundles:  # 0/1; in training the gradient of sigmoid(logits) (straight through)
+                hard = (logits > 0).to(z.dtype)
+                if relax > 0:
+                    soft = torch.sigmoid(logits)
+                    hard = hard + (soft - soft.detach())  # exactly hard in the forward pass
+                allocs.append(hard)
             else:
                 allocs.append(torch.sigmoid(logits))
             prices.append(self.cap * torch.sigmoid(z[:, K * m : K * m + K]))

@@ -104,15 +104,17 @@ def xor_bundle_values(v: XORValuation, bundles: torch.Tensor, soft: bool = False
     """``[B, K]`` value of bidder ``b`` (row ``b`` of ``v``) for her own bundles ``bundles [B, K, m]``.
 
     Exact (``soft=False``): bundles must be 0/1; ``max{p_t : T_t subset of a}``. Relaxed
-    (``soft=True``, for training): ``max_t p_t prod_{j in T_t} a_j``, the value of atom ``t``
-    times the chance it is held when item ``j`` is drawn with probability ``a_j``; it equals
-    the exact value on 0/1 bundles and is differentiable in ``a``."""
+    (``soft=True``, for training): ``max_t p_t relu(1 - sum_{j in T_t} (1 - a_j))``, the value
+    of atom ``t`` times a lower bound (the union bound) on the chance it is held when item
+    ``j`` is drawn with probability ``a_j``. It equals the exact value on 0/1 bundles, where
+    its gradient in ``a_j`` is ``p_t`` for the atoms held or missing one item (``relu``'s
+    gradient taken as 1 at 0): a bundle one item short of an atom learns to add it."""
     T = v.atoms.to(bundles.dtype)  # [B, A, m]
     p = v.values.to(bundles.dtype)  # [B, A]
     if T.shape[1] == 0:
         return torch.zeros(bundles.shape[:2], dtype=bundles.dtype, device=bundles.device)
-    if soft:
-        held = torch.exp(torch.einsum("bam,bkm->bka", T, torch.log(bundles.clamp_min(1e-30))))
+    if soft:  # relu(1 - missing); clamp passes the gradient at 0, so one missing item still learns
+        held = (1 - torch.einsum("bam,bkm->bka", T, 1 - bundles)).clamp(min=0)
     else:
         if not ((bundles == 0) | (bundles == 1)).all():
             raise InputError("XOR bidders are offered deterministic bundles: allocations must be 0 or 1")
