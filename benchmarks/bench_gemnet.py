@@ -1,10 +1,12 @@
 """GemNet's speed and scale on this machine (issue 14, point 5).
 
-    python benchmarks/bench_gemnet.py [--grids 4,6,8,10,12] [--sizes 2x2,2x5,3x10,5x10]
+    python benchmarks/bench_gemnet.py [--grids 4,6,8,10,12] [--sizes 2x2,2x5,3x10,5x10] [--xor-sizes 2x50,3x50,5x50]
 
 1. **Training step**: seconds per step (median of 30 after 5 warm-up steps) for additive
    U[0,1] bidders at each ``n x m`` of ``--sizes``, with the bench's menu sizes (16 elements
    at m <= 2, 32 at m <= 5, else 64), batch 512, hidden (64, 64); and the steps an hour buys.
+   The same for XOR bidders (deterministic bundles, 64 elements; 6 atoms of about m/8 items
+   each, like CATS regions at 50 items) at each ``n x m`` of ``--xor-sizes``.
 2. **Transform vs grid size**: a 2x2 GemNet trained for 4,000 steps, made compatible on grids
    of ``L`` levels per bid (``L^4`` profiles): MILP seconds, over-allocating grid profiles
    before, held-out revenue and over-allocation off the grid on 20,000 profiles.
@@ -25,6 +27,7 @@ from bundleflow.mechanisms.multi import GemNet, evaluate_multi
 from bundleflow.training.compatibility import make_compatible
 from bundleflow.training.gemnet import GemNetTrainer, GemNetTraining, train_gemnet
 from bundleflow.utils.files import atomic_write_json
+from bundleflow.valuations.generators import uniform_atoms
 from bundleflow.valuations.items import AdditiveValuation
 
 OUT = Path("runs/bench_gemnet")
@@ -34,11 +37,23 @@ def elements(m: int) -> int:
     return 16 if m <= 2 else 32 if m <= 5 else 64
 
 
-def step_seconds(n: int, m: int) -> float:
+def step_seconds(n: int, m: int, xor: bool = False) -> float:
     g = torch.Generator().manual_seed(0)
-    net = GemNet(n, m, elements(m), cap=float(m), generator=g)
+    if xor:
+        pool = uniform_atoms(4096, m, 6, 1 / 8, seed=0)  # atoms of about m/8 items
+
+        def sample(B, gen):
+            return [pool.subset(torch.randint(len(pool), (B,), generator=gen)) for _ in range(n)]
+
+        net = GemNet(n, m, 64, cap=float(pool.grand_value().max()), bundles=True, generator=g)
+    else:
+        net = GemNet(n, m, elements(m), cap=float(m), generator=g)
+
+        def sample(B, gen):
+            return torch.rand(B, n, m, generator=gen)
+
     cfg = GemNetTraining(steps=35, log_every=1000)
-    trainer = GemNetTrainer(net, lambda B, gen: torch.rand(B, n, m, generator=gen), cfg, g)
+    trainer = GemNetTrainer(net, sample, cfg, g)
     times = []
     for _ in range(35):
         cfg.steps = trainer.step + 1
@@ -52,6 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grids", default="4,6,8,10,12")
     ap.add_argument("--sizes", default="2x2,2x5,3x10,5x10")
+    ap.add_argument("--xor-sizes", default="2x50,3x50,5x50")
     args = ap.parse_args()
     results: dict = {"threads": torch.get_num_threads(), "steps": [], "transform": []}
     print("| bidders x items | elements | seconds per step | steps per hour |\n|---|---:|---:|---:|")
@@ -60,6 +76,11 @@ def main() -> None:
         s = step_seconds(n, m)
         results["steps"].append({"n": n, "m": m, "elements": elements(m), "seconds_per_step": s})
         print(f"| {n} x {m} | {elements(m)} | {s:.4f} | {3600 / s:,.0f} |", flush=True)
+    for size in filter(None, args.xor_sizes.split(",")):
+        n, m = (int(x) for x in size.split("x"))
+        s = step_seconds(n, m, xor=True)
+        results["steps"].append({"n": n, "m": m, "elements": 64, "xor": True, "seconds_per_step": s})
+        print(f"| {n} x {m} XOR | 64 | {s:.4f} | {3600 / s:,.0f} |", flush=True)
 
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
