@@ -212,10 +212,10 @@ def test_gemnet_menu_ignores_own_bid_and_misreports_do_not_pay(unit_demand):
     assert (u_honest >= u_lie - 1e-12).all() and (u_honest >= -1e-12).all()
 
 
-def priced_out_items_gemnet(n: int, m: int, reserve: float, unit_demand: bool = False) -> GemNet:
+def priced_out_items_gemnet(n: int, m: int, reserve: float, unit_demand: bool = False, bundles: bool = False) -> GemNet:
     """GemNet with item prices whose learned elements are priced out (no allocation, price
     near ``cap``) and whose reserves are the constant ``reserve``: item auctions."""
-    net = GemNet(n, m, 3, cap=float(m), unit_demand=unit_demand, item_prices=True,
+    net = GemNet(n, m, 3, cap=float(m), unit_demand=unit_demand, item_prices=True, bundles=bundles,
                  generator=torch.Generator().manual_seed(5)).double()  # fmt: skip
     K = 3
     with torch.no_grad():
@@ -586,3 +586,19 @@ def test_gemnet_bundles_for_xor_bidders_are_strategy_proof():
         GemNet(2, 6, 5, cap=3.0, bundles=True, unit_demand=True)
     with pytest.raises(InputError, match="one class for all"):
         evaluate_multi(net, [truth[0], AdditiveValuation(torch.rand(300, 6))])
+
+
+def test_gemnet_item_sales_to_xor_bidders_by_hand():
+    # per-item bids: bidder 0 (1.5, 1.5, 1), bidder 1 (0, 1.25, 1.25), bidder 2 (1, 0, 0); with
+    # reserve 0.3 bidder 0 faces item prices (1, 1.25, 1.25): {0,1} at 2.25 (utility 0.75);
+    # bidder 1 faces (1.5, 1.5, 1): {1,2} at 2.5 (utility 0, bought); bidder 2 faces
+    # (1.5, 1.5, 1.25): nothing. Item 1 goes twice: XOR item sales are not compatible by
+    # construction, and the evaluation says so.
+    net = priced_out_items_gemnet(3, 3, reserve=0.3, bundles=True)
+    bidders = hand_xor_profile()
+    out = evaluate_multi(net, bidders)
+    assert out.payment[0].tolist() == pytest.approx([2.25, 2.5, 0.0])
+    assert out.allocation[0].tolist() == [[1, 1, 0], [0, 1, 1], [0, 0, 0]]
+    assert out.over_rate == 1.0 and out.over[0].item() == pytest.approx(1.0)
+    with pytest.raises(InputError, match="needs the bidders"):
+        net.menus(bids_of(bidders))

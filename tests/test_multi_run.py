@@ -101,7 +101,6 @@ def test_interrupted_gemnet_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     "overrides, fragment",
     [
         (["data.n_bidders=2"], "needs menu.model=gemnet"),
-        (["menu.model=gemnet", "gemnet.item_prices=true"], "item_prices is for additive"),
         (["menu.model=gemnet", "gemnet.grid_levels=4"], "grid transform needs item bidders"),
         (["menu.model=gemnet", "data.kind=additive", "menu.lr=0.1"], "does not read menu.lr"),
         (["gemnet.lr=0.1"], "only with menu.model=gemnet"),
@@ -204,6 +203,9 @@ def test_gemnet_run_with_xor_bidders(tmp_path):
     _, _, test = make_multi_data(load_config(None, TINY_XOR))
     net = load_mechanism(out / "mechanism.pt")
     assert net.bundles and evaluate_multi(net, test).revenue == pytest.approx(g["test_revenue"], abs=1e-12)
+    again = cli("train", "--out", out, *TINY_XOR)  # the folder's config.yaml reads back: resumed, not refused
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "summary.json").read_text())["learned"]["test_revenue"] == g["test_revenue"]
     # `bundleflow evaluate mechanism.pt FILE`: the held-out profiles written as consecutive rows
     from bundleflow.cats.io import save_cats_npz
     from bundleflow.valuations.xor import XORValuation
@@ -268,3 +270,17 @@ def test_cats_instances_are_profiles(tmp_path):
     save_cats_npz(tmp_path / "bad.npz", v, instance=torch.arange(5).numpy())  # 5 ids for 24 rows
     with pytest.raises(InputError, match="'instance' must hold one whole number per row"):
         load_cats_npz(tmp_path / "bad.npz")
+
+
+def test_gemnet_with_item_sales_to_xor_bidders_runs_and_reloads(tmp_path):
+    over = [*TINY_XOR, "menu.steps=60", "menu.log_every=30", "gemnet.item_prices=true", "gemnet.reserve=0.1"]
+    s = run_multi_training(load_config(None, over), tmp_path / "run", progress=False, log=lambda *a: None)
+    g = s["learned"]
+    assert g["steps_done"] == 60 and g["transform"] is None and g["test_revenue"] > 0
+    _, _, test = make_multi_data(load_config(None, over))
+    net = load_mechanism(tmp_path / "run" / "mechanism.pt")
+    assert net.needs_bidders
+    out = evaluate_multi(net, test)  # the evaluation hands the bidders' atoms to the menus
+    assert out.revenue == pytest.approx(g["test_revenue"], abs=1e-12)
+    assert out.over_rate == pytest.approx(g["test_over_allocation_rate"])
+    assert (out.choice == 8).any()  # the item-sale element (after the 8 learned ones) is taken

@@ -192,9 +192,8 @@ class RunConfig(_Strict):
             raise ValueError(f"data.n_bidders={self.data.n_bidders} needs menu.model=gemnet (got {self.menu.model})")
         if self.menu.model == "gemnet":
             xor = self.data.kind in ("uniform_atoms", "file")  # XOR bidders: deterministic bundles
-            if xor and self.gemnet.item_prices:
-                raise ValueError("gemnet.item_prices is for additive or unit-demand bidders (data.kind)")
-            if xor and self.gemnet.grid_levels > 0 and "grid_levels" in self.gemnet.model_fields_set:
+            default_levels = GemNetConfig.model_fields["grid_levels"].default
+            if xor and self.gemnet.grid_levels not in (0, default_levels):  # (config.yaml records the default)
                 raise ValueError(
                     "gemnet.grid_levels: the grid transform needs item bidders (data.kind=additive or "
                     "unit_demand); XOR bidders are trained with the penalty only (over-allocation is reported)"

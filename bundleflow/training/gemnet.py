@@ -142,7 +142,9 @@ class GemNetTrainer:
                 v = bids_of(values).to(p0.device, p0.dtype)
             if not torch.isfinite(v).all():
                 raise InputError("GemNet training: the sampler returned non-finite bids")
-            alloc, price = model.menus(v, relax=tau * model.value_scale)
+            alloc, price = model.menus(
+                v, relax=tau * model.value_scale, bidders=None if isinstance(values, torch.Tensor) else values
+            )
             revenue, over = relaxed_multi(alloc, price, values, tau * model.value_scale)
             loss = -revenue / model.value_scale + lam * over
             self.opt.zero_grad()

@@ -69,8 +69,8 @@ class GemNet(nn.Module):
         for name, x in (("cap", cap), ("value_scale", value_scale)):
             if not (x > 0 and math.isfinite(x)):
                 raise InputError(f"GemNet: {name} must be positive and finite, got {x}")
-        if bundles and (unit_demand or item_prices):
-            raise InputError("GemNet: deterministic bundles (XOR bidders) go without unit_demand and item_prices")
+        if bundles and unit_demand:
+            raise InputError("GemNet: deterministic bundles (XOR bidders) go without unit_demand")
         if not 0 < reserve < 1:
             raise InputError(f"GemNet: the starting reserve is a fraction in (0, 1) of the value scale, got {reserve}")
         if any(h < 1 for h in hidden):
@@ -119,6 +119,12 @@ class GemNet(nn.Module):
             return self.n_elements
         return self.n_elements + (self.n_items if self.unit_demand else 1)
 
+    @property
+    def needs_bidders(self) -> bool:
+        """Whether :meth:`menus` needs the bidders themselves (XOR bidders with item sales:
+        the best atom at the item prices is found from the bidder's atoms)."""
+        return self.bundles and self.item_prices
+
     def item_price(self, bids: torch.Tensor, z: torch.Tensor, i: int) -> torch.Tensor:
         """``[B, m]`` bidder ``i``'s item prices ``q_i`` (module doc) from her network's reserve
         outputs ``z [B, m]`` and the others' bids."""
@@ -136,16 +142,20 @@ class GemNet(nn.Module):
         keep = [j for j in range(n) if j != i]
         return bids[:, keep].reshape(B, (n - 1) * m) / self.value_scale
 
-    def menus(self, bids: torch.Tensor, relax: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def menus(self, bids: torch.Tensor, relax: float = 0.0, bidders=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``bids [B, n, m]`` -> ``(allocations [B, n, K', m], prices [B, n, K'])`` on the bids'
         device, in the model's dtype, ``K' = menu_size``; bidder ``i``'s menu reads ``bids[:, j]``
         for ``j != i`` only (the item-sale element's set is her best under prices that do).
-        ``relax > 0`` smooths that set for training (module doc)."""
+        ``relax > 0`` smooths that set for training (module doc). ``bidders`` (one
+        :class:`~bundleflow.valuations.XORValuation` per bidder, ``B`` rows) are needed when
+        :attr:`needs_bidders`."""
         if bids.dim() != 3 or tuple(bids.shape[1:]) != (self.n_bidders, self.n_items):
             raise InputError(
                 f"GemNet: bids must have shape [B, {self.n_bidders}, {self.n_items}], got {tuple(bids.shape)}"
             )
         B, K, m = bids.shape[0], self.n_elements, self.n_items
+        if self.needs_bidders and (bidders is None or len(bidders) != self.n_bidders):
+            raise InputError("GemNet with item sales to XOR bidders needs the bidders (their atoms) beside the bids")
         p0 = next(self.parameters())
         back = bids.device
         bids = bids.to(p0.device)
@@ -167,7 +177,11 @@ class GemNet(nn.Module):
             prices.append(self.cap * torch.sigmoid(z[:, K * m : K * m + K]))
             if self.item_prices:
                 q = self.item_price(bids, z[:, K * m + K :], i)  # [B, m]
-                if self.unit_demand:  # item j alone at q_ij
+                if self.bundles:  # XOR: the best of her atoms' bundles at prices q_i
+                    x, cost = _best_atom(bidders[i], q)
+                    allocs[-1] = torch.cat([allocs[-1], x[:, None]], 1)
+                    prices[-1] = torch.cat([prices[-1], cost[:, None]], 1)
+                elif self.unit_demand:  # item j alone at q_ij
                     allocs[-1] = torch.cat(
                         [allocs[-1], torch.eye(m, dtype=z.dtype, device=z.device).expand(B, m, m)], 1
                     )
@@ -193,3 +207,21 @@ class GemNet(nn.Module):
             "reserve": self.reserve,
             "bundles": self.bundles,
         }
+
+
+def _best_atom(bidder, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(bundle [B, m], price [B])``: the bundle ``T_t`` of one of ``bidder``'s atoms that
+    maximises ``v(T_t) - q . T_t`` if that is >= 0 (an XOR bidder's best set at item prices
+    ``q [B, m]``: a best set is always an atom's bundle), else nothing at 0."""
+    from bundleflow.mechanisms.multi.outcome import xor_bundle_values
+
+    T = bidder.atoms.to(q.device, q.dtype)  # [B, A, m]
+    if T.shape[1] == 0:
+        return torch.zeros_like(q), torch.zeros_like(q[:, 0])
+    worth = xor_bundle_values(bidder.to(q.device), T).to(q.dtype)  # [B, A] v(T_t)
+    cost = torch.einsum("bam,bm->ba", T, q)
+    gain = torch.where(T.any(-1), worth - cost, -torch.inf)
+    best, t = gain.max(-1)
+    buy = (best >= 0).to(q.dtype)
+    rows = torch.arange(len(q), device=q.device)
+    return T[rows, t] * buy[:, None], cost[rows, t] * buy

@@ -220,9 +220,13 @@ def evaluate_multi(mechanism: MultiMenuMechanism, bidders: list[Valuation], tie_
     for b0 in range(0, B, _PROFILE_CHUNK):
         v = bids[b0 : b0 + _PROFILE_CHUNK]
         rows = torch.arange(b0, b0 + len(v))
-        alloc, price = mechanism.menus(v.to(torch.get_default_dtype()))
+        chunk = [bidder.subset(rows) for bidder in bidders]
+        if getattr(mechanism, "needs_bidders", False):
+            alloc, price = mechanism.menus(v.to(torch.get_default_dtype()), bidders=chunk)  # type: ignore[call-arg]
+        else:
+            alloc, price = mechanism.menus(v.to(torch.get_default_dtype()))
         alloc, price = alloc.double(), price.double()
-        ev = element_values(alloc, [bidder.subset(rows) for bidder in bidders])  # [b, n, K]
+        ev = element_values(alloc, chunk)  # [b, n, K]
         a_i, p_i, v_i, c_i = [], [], [], []
         for i in range(n):
             c, p, _, val = choose(ev[:, i], price[:, i], tol)
