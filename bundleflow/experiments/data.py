@@ -54,7 +54,6 @@ def load_multi_data(cfg: RunConfig):
     --bidders-per-instance N``: bidders sharing the instance's goods and common values, as in
     CATS's multi-bidder mode); otherwise rows are independent bidders, ``n_bidders`` per
     profile. Profiles are shuffled by ``data.seed``; ``n_train + n_val + n_test`` are needed."""
-    from bundleflow.cats.io import load_cats_npz, load_valuations
     from bundleflow.valuations import generators as gen
 
     d = cfg.data
@@ -71,13 +70,7 @@ def load_multi_data(cfg: RunConfig):
     if d.kind == "file":
         assert d.path is not None  # the config requires data.path for kind=file
         g = torch.Generator().manual_seed(d.seed)
-        instance = None
-        if str(d.path).endswith(".npz"):
-            xor, meta = load_cats_npz(d.path)
-            instance = meta.get("instance")
-        else:
-            xor = load_valuations(d.path)
-        groups = _instances_of(instance, n) if instance is not None and n > 1 else None
+        xor, groups = load_xor_instances(d.path, n)
         if groups is not None:  # one CATS instance per profile
             independent = False
             if len(groups) < N:
@@ -93,6 +86,18 @@ def load_multi_data(cfg: RunConfig):
         xor = gen.uniform_atoms(N * n, d.n_items, d.n_atoms, d.q, d.low, d.high, seed=d.seed)
         rows = torch.arange(N * n).reshape(N, n)
     return (*tuple([xor.subset(rows[a:b, i]) for i in range(n)] for a, b in cuts), independent)
+
+
+def load_xor_instances(path, n: int):
+    """``(bidders, rows)``: the XOR bidders of a CATS ``.npz`` or bid file, and ``[P, n]`` the
+    rows of each CATS instance if every instance has exactly ``n > 1`` rows (else ``None``)."""
+    from bundleflow.cats.io import load_cats_npz, load_valuations
+
+    if str(path).endswith(".npz"):
+        xor, meta = load_cats_npz(path)
+        instance = meta.get("instance")
+        return xor, (_instances_of(instance, n) if instance is not None and n > 1 else None)
+    return load_valuations(path), None
 
 
 def _instances_of(instance, n: int) -> torch.Tensor | None:

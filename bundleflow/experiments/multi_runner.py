@@ -189,8 +189,7 @@ def profiles_from_file(path: str | Path, n_bidders: int, unit_demand: bool = Fal
     ``limit`` keeps the first ``limit`` profiles. Returns one valuation per bidder."""
     import numpy as np
 
-    from bundleflow.cats.io import load_cats_npz, load_valuations
-    from bundleflow.experiments.data import _instances_of
+    from bundleflow.experiments.data import load_xor_instances
     from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
 
     path = Path(path)
@@ -206,13 +205,7 @@ def profiles_from_file(path: str | Path, n_bidders: int, unit_demand: bool = Fal
         values = values[:limit] if limit is not None else values
         cls = UnitDemandValuation if unit_demand else AdditiveValuation
         return [cls(values[:, i].contiguous()) for i in range(n_bidders)]
-    instance = None
-    if path.suffix == ".npz":
-        xor, meta = load_cats_npz(path)
-        instance = meta.get("instance")
-    else:
-        xor = load_valuations(path)
-    rows = _instances_of(instance, n_bidders) if instance is not None and n_bidders > 1 else None
+    xor, rows = load_xor_instances(path, n_bidders)
     if rows is None:
         P = len(xor) // n_bidders
         rows = torch.arange(P * n_bidders).reshape(P, n_bidders)
