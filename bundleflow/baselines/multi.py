@@ -162,9 +162,14 @@ def xor_wdp(bidders: list[XORValuation], reserve: float = 0.0):
     Returns ``(best [B], pick [B, n], best_without [B, n])``: the largest ``W'``, the option
     each bidder gets (``A`` = nothing; ties to the first choice in enumeration order), and for
     each ``i`` the largest ``W'`` of the choices that give bidder ``i`` nothing."""
-    B, n, m = check_bidders(bidders)
+    check_bidders(bidders)
     bundles, worth, _ = _atom_options(bidders, reserve)
-    O = bundles.shape[2]
+    return _wdp(bundles, worth)
+
+
+def _wdp(bundles: torch.Tensor, worth: torch.Tensor):
+    """:func:`xor_wdp` on the options of :func:`_atom_options`."""
+    B, n, O, m = bundles.shape
     if O**n > MAX_WDP_CHOICES:
         raise InputError(f"xor_wdp enumerates (atoms+1)^bidders = {O**n} choices, more than {MAX_WDP_CHOICES}")
     # clash[b, i, a, k, c]: bidder i's option a and bidder k's option c share an item
@@ -200,8 +205,8 @@ def xor_vcg(bidders: list[XORValuation], reserve: float = 0.0) -> MultiOutcome:
     B, n, m = check_bidders(bidders)
     if not isinstance(bidders[0], XORValuation):
         raise InputError("xor_vcg: for XOR bidders")
-    bundles, _, value = _atom_options(bidders, r)
-    best, pick, without = xor_wdp(bidders, r)
+    bundles, worth, value = _atom_options(bidders, r)
+    best, pick, without = _wdp(bundles, worth)
     rows = torch.arange(B)[:, None]
     idx = torch.arange(n)[None, :]
     got = value[rows, idx, pick]  # [B, n]

@@ -211,6 +211,17 @@ def _curve(metrics: list[dict]) -> list[tuple[int, float, float]]:
     return [(m["step"], m["seconds"], m["hard_revenue"]) for m in metrics]
 
 
+def finished_cell(folder: Path, cfg, resume: bool, log, label: str) -> dict | None:
+    """The ``summary.json`` of a bench cell's run folder when ``resume`` and it finished with
+    the same config (logged as read back), else ``None``: the cell is still to run."""
+    from bundleflow.experiments.runner import holds_config
+
+    if resume and (folder / "summary.json").is_file() and holds_config(folder, cfg):
+        log(f"{label} done earlier, read from {folder}")
+        return json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return None
+
+
 def check_names(names, known, what: str) -> None:
     """A one-line :class:`InputError` for the first of ``names`` not in ``known`` (a ``what``)."""
     for x in names:
@@ -248,7 +259,7 @@ def run_bench(
     from bundleflow.experiments.baseline_table import baseline_rows
     from bundleflow.experiments.config import load_config
     from bundleflow.experiments.data import make_data
-    from bundleflow.experiments.runner import holds_config, run_training
+    from bundleflow.experiments.runner import run_training
 
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -291,10 +302,8 @@ def run_bench(
             mcfg = load_config(None, ov + LEARNED_OVERRIDES[method] + [f"menu.time_budget_s={budget_s}"])
             folder = out / name / method
             t0 = time.perf_counter()
-            if resume and (folder / "summary.json").is_file() and holds_config(folder, mcfg):
-                log(f"{name}: {method} done earlier, read from {folder}")
-                run = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-            else:
+            run = finished_cell(folder, mcfg, resume, log, f"{name}: {method}")
+            if run is None:
                 log(f"{name}: training {method} (budget {budget_s:g} s)")
                 run = run_training(
                     mcfg,

@@ -15,7 +15,6 @@ GemNet's paired gain over the best baseline.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -123,10 +122,9 @@ def run_multi_bench(
 ) -> dict:
     """Run GemNet and the baselines on ``setting_names`` into ``out``; write ``results.json``
     and ``results.md``; return the results dict (rows like :func:`.bench.run_bench`'s)."""
-    from bundleflow.experiments.bench import check_budget, check_names
+    from bundleflow.experiments.bench import check_budget, check_names, finished_cell
     from bundleflow.experiments.config import load_config
     from bundleflow.experiments.multi_runner import run_multi_training
-    from bundleflow.experiments.runner import holds_config
 
     setting_names = setting_names or SETTING_NAMES
     check_names(setting_names, SETTING_NAMES, "setting")
@@ -143,9 +141,9 @@ def run_multi_bench(
             cfg = load_config(None, overrides + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"])
             folder = out / name / method
             t0 = time.perf_counter()
-            if resume and (folder / "summary.json").is_file() and holds_config(folder, cfg):
-                log(f"{name}: {method} done earlier, read from {folder}")
-                run = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+            done = finished_cell(folder, cfg, resume, log, f"{name}: {method}")
+            if done is not None:
+                run = done
             else:
                 log(f"{name}: training {method} ({cfg.menu.steps} steps, budget {budget_s:g} s)")
                 run = run_multi_training(cfg, folder, resume=resume, progress=progress, log=lambda *_: None)

@@ -166,7 +166,7 @@ def load_mechanism(path: str | Path, device="cpu"):
         # the sizes must be those of the saved weights (a crafted file must not make us allocate)
         shapes = {k: tuple(v.shape) for k, v in state["state"].items()}
         K, m, n = spec["n_elements"], spec["n_items"], spec["n_bidders"]
-        outputs = K * m + K + (m if spec.get("item_prices") else 0)
+        outputs = GemNet.outputs(K, m, bool(spec.get("item_prices")))
         if shapes.get(f"nets.{n - 1}.{2 * len(spec['hidden']) if n > 1 else 0}.bias") != (outputs,):
             raise TypeError("the sizes do not match the saved weights")
         net = GemNet(**spec)

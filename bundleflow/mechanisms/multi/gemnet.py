@@ -106,18 +106,14 @@ class GemNet(nn.Module):
                 out.bias[K * m + K :].fill_(math.log(self.reserve / (1 - self.reserve)))
         return nn.Sequential(*layers, out)
 
-    @property
-    def n_outputs(self) -> int:
+    @staticmethod
+    def outputs(n_elements: int, n_items: int, item_prices: bool) -> int:
         """Outputs of each bidder's network: allocation and price logits, and the reserves."""
-        K, m = self.n_elements, self.n_items
-        return K * m + K + (m if self.item_prices else 0)
+        return n_elements * n_items + n_elements + (n_items if item_prices else 0)
 
     @property
-    def menu_size(self) -> int:
-        """Elements of each bidder's menu as :meth:`menus` returns it."""
-        if not self.item_prices:
-            return self.n_elements
-        return self.n_elements + (self.n_items if self.unit_demand else 1)
+    def n_outputs(self) -> int:
+        return self.outputs(self.n_elements, self.n_items, self.item_prices)
 
     @property
     def needs_bidders(self) -> bool:
@@ -144,7 +140,8 @@ class GemNet(nn.Module):
 
     def menus(self, bids: torch.Tensor, relax: float = 0.0, bidders=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``bids [B, n, m]`` -> ``(allocations [B, n, K', m], prices [B, n, K'])`` on the bids'
-        device, in the model's dtype, ``K' = menu_size``; bidder ``i``'s menu reads ``bids[:, j]``
+        device, in the model's dtype (``K' = K``, with item sales ``K + m`` for unit demand and
+        ``K + 1`` otherwise); bidder ``i``'s menu reads ``bids[:, j]``
         for ``j != i`` only (the item-sale element's set is her best under prices that do).
         ``relax > 0`` smooths that set for training (module doc). ``bidders`` (one
         :class:`~bundleflow.valuations.XORValuation` per bidder, ``B`` rows) are needed when
