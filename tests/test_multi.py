@@ -24,7 +24,13 @@ from bundleflow.mechanisms.multi import GemNet, bids_of, evaluate_multi, over_al
 from bundleflow.mechanisms.multi.outcome import xor_bundle_values, xor_item_bids
 from bundleflow.oracles import lp_optimal_mechanism, lp_optimal_multi
 from bundleflow.training.compatibility import grid_profiles, make_compatible
-from bundleflow.training.gemnet import GemNetTraining, relaxed_multi, train_gemnet
+from bundleflow.training.gemnet import (
+    GemNetTrainer,
+    GemNetTraining,
+    relaxed_multi,
+    relaxed_serial,
+    train_gemnet,
+)
 from bundleflow.valuations.generators import uniform_atoms
 from bundleflow.valuations.items import AdditiveValuation, UnitDemandValuation
 from bundleflow.valuations.xor import XORValuation
@@ -212,11 +218,13 @@ def test_gemnet_menu_ignores_own_bid_and_misreports_do_not_pay(unit_demand):
     assert (u_honest >= u_lie - 1e-12).all() and (u_honest >= -1e-12).all()
 
 
-def priced_out_items_gemnet(n: int, m: int, reserve: float, unit_demand: bool = False, bundles: bool = False) -> GemNet:
+def priced_out_items_gemnet(
+    n: int, m: int, reserve: float, unit_demand: bool = False, bundles: bool = False, serial: bool = False
+) -> GemNet:
     """GemNet with item prices whose learned elements are priced out (no allocation, price
     near ``cap``) and whose reserves are the constant ``reserve``: item auctions."""
     net = GemNet(n, m, 3, cap=float(m), unit_demand=unit_demand, item_prices=True, bundles=bundles,
-                 generator=torch.Generator().manual_seed(5)).double()  # fmt: skip
+                 serial=serial, generator=torch.Generator().manual_seed(5)).double()  # fmt: skip
     K = 3
     with torch.no_grad():
         for mlp in net.nets:
@@ -602,3 +610,114 @@ def test_gemnet_item_sales_to_xor_bidders_by_hand():
     assert out.over_rate == 1.0 and out.over[0].item() == pytest.approx(1.0)
     with pytest.raises(InputError, match="needs the bidders"):
         net.menus(bids_of(bidders))
+
+
+def constant_bundle_gemnet(n: int, m: int, bundles: list[list[int]], prices: list[float], serial: bool) -> GemNet:
+    """GemNet for XOR bidders whose every bidder is offered the same constant menu."""
+    K = len(bundles)
+    net = GemNet(n, m, K, cap=3.0, bundles=True, serial=serial, generator=torch.Generator().manual_seed(6)).double()
+    with torch.no_grad():
+        for mlp in net.nets:
+            out = mlp[-1]
+            out.weight.zero_()
+            for k, items in enumerate(bundles):
+                out.bias[k * m : (k + 1) * m] = torch.tensor([5.0 if j in items else -5.0 for j in range(m)])
+                out.bias[K * m + k] = math.log(prices[k] / (3.0 - prices[k]))  # cap * sigmoid = price
+    return net
+
+
+def test_serial_menus_for_xor_bidders_by_hand():
+    bidders = hand_xor_profile()  # bidder 0: {0,1} 3, {2} 1; bidder 1: {1,2} 2.5; bidder 2: {0} 1
+    menu = ([[0, 1], [1, 2]], [2.0, 2.0])
+    # the same menu for all: bidder 0 takes {0,1} (utility 1 > {1,2}: 1 - 2), bidder 1 takes
+    # {1,2} (2.5 - 2): item 1 twice
+    out = evaluate_multi(constant_bundle_gemnet(3, 3, *menu, serial=False), bidders)
+    assert out.payment[0].tolist() == pytest.approx([2.0, 2.0, 0.0]) and out.over[0].item() == 1.0
+    # serial: both elements meet bidder 0's {0,1}, so bidders 1 and 2 are offered nothing
+    net = constant_bundle_gemnet(3, 3, *menu, serial=True)
+    out = evaluate_multi(net, bidders)
+    assert out.payment[0].tolist() == pytest.approx([2.0, 0.0, 0.0]) and out.over_rate == 0.0
+    alloc, price = net.menus(bids_of(bidders), bidders=bidders)
+    assert alloc[0, 0].tolist() == [[1, 1, 0], [0, 1, 1]] and (alloc[0, 1:] == 0).all()
+    assert (price[0, 1:] == net.cap + 1).all()
+    # serial item sales at reserve 0.3: bidder 0 takes {0,1} at 0.6 (utility 2.4 > {2}: 0.7);
+    # bidder 1's only atom meets item 1, bidder 2's is item 0: nothing more is sold (plain
+    # item sales allocate item 1 twice here)
+    out = evaluate_multi(priced_out_items_gemnet(3, 3, reserve=0.3, bundles=True, serial=True), bidders)
+    assert out.payment[0].tolist() == pytest.approx([0.6, 0.0, 0.0]) and out.over_rate == 0.0
+    with pytest.raises(InputError, match="XOR bidders"):
+        GemNet(2, 3, 2, cap=1.0, serial=True)
+    with pytest.raises(InputError, match="relaxed_serial"):
+        net.menus(bids_of(bidders), relax=0.1, bidders=bidders)
+
+
+def test_serial_item_sales_with_priced_out_elements_are_sequential_posted_prices():
+    bidders = [uniform_atoms(3000, 5, 3, 0.4, seed=50 + i) for i in range(3)]
+    out = evaluate_multi(priced_out_items_gemnet(3, 5, reserve=0.35, bundles=True, serial=True), bidders)
+    ref = sequential_posted_prices(bidders, 0.35)
+    assert torch.allclose(out.payment, ref.payment, atol=1e-9) and torch.equal(out.allocation, ref.allocation)
+    assert out.over_rate == 0.0 and ref.revenue > 0.3
+
+
+@pytest.mark.parametrize("item_prices", [False, True])
+def test_serial_menus_are_compatible_and_strategy_proof(item_prices):
+    n, m, B = 3, 6, 2000
+    truth = [uniform_atoms(B, m, 3, 0.4, seed=60 + i) for i in range(n)]
+    kw = dict(cap=3.0, bundles=True, item_prices=item_prices, reserve=0.2)
+    plain = GemNet(n, m, 6, generator=torch.Generator().manual_seed(7), **kw).double()
+    net = GemNet(n, m, 6, serial=True, generator=torch.Generator().manual_seed(7), **kw).double()
+    assert evaluate_multi(plain, truth).over_rate > 0.05  # the same networks, not serial, over-allocate
+    honest = evaluate_multi(net, truth)
+    assert honest.over_rate == 0.0 and honest.revenue > 0
+    # bidder 1's learned elements read bidder 0 only: changing bidders 1 and 2 leaves them
+    others = [truth[0]] + [uniform_atoms(B, m, 3, 0.4, seed=70 + i) for i in range(1, n)]
+    a1, p1 = net.menus(bids_of(truth), bidders=truth)
+    a2, p2 = net.menus(bids_of(others), bidders=others)
+    assert torch.equal(a1[:, :2, :6], a2[:, :2, :6]) and torch.equal(p1[:, :2, :6], p2[:, :2, :6])
+    u_honest = xor_bundle_values(truth[1], honest.allocation[:, 1:2])[:, 0] - honest.payment[:, 1]
+    changed = False
+    for seed in range(4):  # no misreport of bidder 1 beats the truth
+        lie = evaluate_multi(net, [truth[0], uniform_atoms(B, m, 3, 0.4, seed=90 + seed), truth[2]])
+        assert lie.over_rate == 0.0
+        u_lie = xor_bundle_values(truth[1], lie.allocation[:, 1:2])[:, 0] - lie.payment[:, 1]
+        assert (u_honest >= u_lie - 1e-12).all()
+        changed |= bool((u_lie < u_honest - 1e-9).any())
+    assert changed
+
+
+def test_serial_training_charges_an_earlier_sale_for_what_it_blocks():
+    n, m = 2, 6
+    bidders = [uniform_atoms(256, m, 3, 0.4, seed=80 + i) for i in range(n)]
+    net = GemNet(n, m, 4, cap=3.0, bundles=True, serial=True, generator=torch.Generator().manual_seed(8))
+    bids = bids_of(bidders).float()
+    # an earlier sale is charged for what it blocks: bidder 0's gradient differs from the one
+    # that treats the items taken as given
+    grads = []
+    for charge in (True, False):
+        net.zero_grad()
+        relaxed_serial(net, bids, bidders, 0.05, charge_blocking=charge)[0].backward()
+        grads.append(net.nets[0][-1].bias.grad.clone())
+        assert net.nets[1][-1].bias.grad.abs().sum() > 0
+    assert (grads[0] - grads[1]).abs().sum() > 1e-3 * grads[1].abs().sum()
+    # training raises the exact revenue, which stays compatible on held-out profiles
+    test = [uniform_atoms(2000, m, 3, 0.4, seed=90 + i) for i in range(n)]
+    before = evaluate_multi(net, test).revenue
+
+    def sample(B, g):
+        s = int(torch.randint(0, 10**6, (1,), generator=g))
+        return [uniform_atoms(B, m, 3, 0.4, seed=s + i) for i in range(n)]
+
+    cfg = GemNetTraining(steps=300, batch=256, log_every=100, tau_start=0.05, tau_end=0.05)
+    val = [uniform_atoms(500, m, 3, 0.4, seed=95 + i) for i in range(n)]
+    trainer = GemNetTrainer(net, sample, cfg, torch.Generator().manual_seed(9), validation=val)
+    rows = []
+    trainer.run(rows.append)
+    assert trainer.keep_best and [r["step"] for r in rows] == [100, 200, 300]
+    kept = trainer.restore_best()
+    best = max(rows, key=lambda r: r["hard_revenue"])  # the start is a candidate too
+    assert kept["validation_revenue"] == max(best["hard_revenue"], kept["start_validation_revenue"])
+    assert evaluate_multi(net, val).revenue == pytest.approx(kept["validation_revenue"], abs=1e-12)
+    after = evaluate_multi(net, test)
+    assert after.over_rate == 0.0 and after.revenue > before + 0.1
+    with pytest.raises(InputError, match="validation profiles"):
+        GemNetTrainer(net, sample, cfg, torch.Generator(), keep_best=True)

@@ -149,6 +149,9 @@ class GemNetConfig(_Strict):
     # (bundleflow.mechanisms.multi.gemnet); `reserve` is their start, a fraction of data.high
     item_prices: bool = False
     reserve: float = Field(0.5, gt=0, lt=1)
+    # XOR bidders: serial menus, compatible by construction (bidder k's menu reads bidders
+    # 0..k-1 and loses the elements meeting items they took; bundleflow.mechanisms.multi.gemnet)
+    serial: bool = False
     # the post-training transform (bundleflow.training.compatibility): grid levels per bid
     # coordinate (0: no transform) and HiGHS's time limit per MILP round
     grid_levels: int = Field(8, ge=0)
@@ -193,6 +196,11 @@ class RunConfig(_Strict):
         if self.menu.model == "gemnet":
             xor = self.data.kind in ("uniform_atoms", "file")  # XOR bidders: deterministic bundles
             default_levels = GemNetConfig.model_fields["grid_levels"].default
+            if self.gemnet.serial and not xor:
+                raise ValueError(
+                    "gemnet.serial: serial menus are built for XOR bidders (data.kind=uniform_atoms or file); "
+                    "item bidders get the grid transform"
+                )
             if xor and self.gemnet.grid_levels not in (0, default_levels):  # (config.yaml records the default)
                 raise ValueError(
                     "gemnet.grid_levels: the grid transform needs item bidders (data.kind=additive or "

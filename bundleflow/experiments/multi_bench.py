@@ -6,7 +6,9 @@ U[0,1]; CATS regions and arbitrary with 3 bidders of one instance and 50 items (
 deterministic bundles, no grid transform; the baselines are VCG, VCG with a tuned seller's
 reserve and sequential posted prices). GemNet runs in two variants: as in the paper (``gemnet``) and with item sales at
 learned reserves beside its elements (``gemnet_items``, ``gemnet.item_prices=true``; item
-auctions are the special case that prices every element out). Each (setting, variant) is one
+auctions are the special case that prices every element out); on the CATS settings also as
+serial menus with item sales (``gemnet_serial``, ``gemnet.serial=true``: bidder ``k``'s menu
+reads the earlier bidders and loses what they took, so it never over-allocates). Each (setting, variant) is one
 run folder ``OUT/<setting>/<variant>`` (:mod:`.multi_runner`): the training length is a fixed number of steps per setting (GemNet's temperature, penalty and
 learning-rate schedules are laid out over it), and the bench's budget only caps it. Rows give
 the held-out revenue +- s.e., the share of held-out profiles whose choices over-allocate, and
@@ -47,6 +49,9 @@ QUICK = ["data.n_train=300", "data.n_val=200", "data.n_test=500", "menu.steps=40
          "menu.n_elements=4", "gemnet.hidden=[8]", "gemnet.grid_levels=0"]  # fmt: skip
 # GemNet as in the paper, and with item sales at learned reserves (gemnet.item_prices)
 GEMNET_VARIANTS: dict[str, list[str]] = {"gemnet": [], "gemnet_items": ["gemnet.item_prices=true"]}
+# XOR (CATS) settings also run serial menus with item sales: compatible by construction
+XOR_VARIANTS: dict[str, list[str]] = {"gemnet_serial": ["gemnet.serial=true", "gemnet.item_prices=true"]}
+ALL_VARIANTS = {**GEMNET_VARIANTS, **XOR_VARIANTS}
 # per (setting, variant) settings: with unit demand and item sales, a stronger penalty left
 # 0.25% of the validation profiles over-allocated before the transform instead of 3.3%
 # (validation revenue 0.696 vs 0.705), so the transform has far less to repair; pure GemNet
@@ -55,11 +60,16 @@ VARIANT_EXTRAS: dict[tuple[str, str], list[str]] = {("multi_unit_2x2", "gemnet_i
 # CATS: item reserves start near the per-item reserve VCG tunes on the training profiles
 # (about 52 of a value scale near 700 on regions 3 x 50), not at half the scale of a bundle
 for _cats in ("multi_cats_regions_3x50", "multi_cats_arbitrary_3x50"):
-    VARIANT_EXTRAS[(_cats, "gemnet_items")] = ["gemnet.reserve=0.07"]
+    VARIANT_EXTRAS[(_cats, "gemnet_items")] = VARIANT_EXTRAS[(_cats, "gemnet_serial")] = ["gemnet.reserve=0.07"]
 # approximately strategy-proof figures from the literature, for reference only: RegretNet
 # (Duetting et al., "Optimal Auctions through Deep Learning", 2019, Table 2), as recalled here,
 # not re-checked against the paper in this repository
 LITERATURE = {"multi_additive_2x2": ("RegretNet", 0.878), "multi_additive_3x10": ("RegretNet", 5.541)}
+
+
+def variants(setting: str) -> dict[str, list[str]]:
+    """The GemNet variants run on ``setting`` (name -> overrides)."""
+    return ALL_VARIANTS if setting in MULTI_CATS else GEMNET_VARIANTS
 
 
 def cats_profiles_file(data_dir: Path, setting: str, quick: bool = False) -> Path:
@@ -135,7 +145,7 @@ def run_multi_bench(
     for name in setting_names:
         if name in MULTI_CATS:
             ensure_cats_profiles(name, out / "data", quick, log, progress)
-        for method, extra in GEMNET_VARIANTS.items():
+        for method, extra in variants(name).items():
             overrides = COMMON + setting_overrides(name, out / "data", quick) + extra
             overrides += VARIANT_EXTRAS.get((name, method), [])
             cfg = load_config(None, overrides + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"])
@@ -226,7 +236,7 @@ def multi_markdown(results: dict) -> str:
         "|---|---|---:|---|---|",
     ]
     for r in results["rows"]:
-        if r["method"] not in GEMNET_VARIANTS or r.get("gain_over_best_baseline") is None:
+        if r["method"] not in ALL_VARIANTS or r.get("gain_over_best_baseline") is None:
             continue
         g, se = r["gain_over_best_baseline"], r["gain_over_best_baseline_se"]
         lit = LITERATURE.get(r["setting"])

@@ -77,6 +77,7 @@ def gemnet_model(cfg: RunConfig, train: list[Valuation] | None = None) -> GemNet
         item_prices=cfg.gemnet.item_prices,
         reserve=cfg.gemnet.reserve,
         bundles=is_xor(cfg),
+        serial=cfg.gemnet.serial,
     )
 
 
@@ -285,6 +286,12 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         stopped = trainer.run(record, mc.time_budget_s, prior_seconds)
     if stopped:
         log(f"time budget of {mc.time_budget_s:g} s reached at step {trainer.step}")
+    kept = trainer.restore_best()
+    if kept is not None:
+        log(
+            f"kept the menus of step {kept['step']}: validation revenue {kept['validation_revenue']:.4g} "
+            f"(start {kept['start_validation_revenue']:.4g})"
+        )
     model.eval()
     before = evaluate_multi(model, test)
     learned = {
@@ -294,13 +301,19 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         "steps_done": trainer.step,
         "stopped_by_time_budget": stopped,
         "before_transform": before.summary(),
+        "kept": kept,  # serial menus: the validation-best step (None: the last)
     }
     mechanism: MultiMenuMechanism = model
     shifts = None
     levels = grid_levels(cfg)
     if xor:
         learned["transform"] = None
-        learned["transform_skipped"] = "XOR bidders: no grid of bids; over-allocation is reported as measured"
+        learned["serial"] = gc.serial
+        learned["transform_skipped"] = (
+            "serial menus: compatible by construction"
+            if gc.serial
+            else "XOR bidders: no grid of bids; over-allocation is reported as measured"
+        )
     elif gc.grid_levels > 0:
         with progress_bar("compatibility transform (MILP)", 1, enabled=progress) as advance:
             mechanism, report = make_compatible(

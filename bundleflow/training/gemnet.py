@@ -12,6 +12,12 @@ The relaxed revenue is ``R = E_b sum_i sum_k pi_ik p_ik`` and the relaxed over-a
 ``tau`` falls and ``lambda`` grows geometrically over training, so the relaxed choice
 approaches the exact one while incompatibility is priced ever higher. What is reported is
 the exact evaluation (:func:`bundleflow.mechanisms.multi.evaluate_multi`), never ``R``.
+
+Serial menus (XOR bidders, :mod:`bundleflow.mechanisms.multi.gemnet`) are compatible by
+construction and trained without the penalty: :func:`relaxed_serial` relaxes the earlier
+bidders' choices into the chance ``t_j`` that item ``j`` is already taken, and bidder ``k``'s
+element ``e`` enters her softmax with weight ``prod_{j in e} (1 - t_j)``, the relaxed chance that
+it is still on her menu, so an earlier sale learns what it costs the later bidders.
 """
 
 from __future__ import annotations
@@ -83,13 +89,43 @@ def relaxed_multi(
     return revenue, over
 
 
+def relaxed_serial(
+    model: GemNet, bids: torch.Tensor, bidders: list[Valuation], tau: float, charge_blocking: bool = True
+):
+    """``(R, C)`` of :func:`relaxed_multi` for serial menus (module doc): ``bids [B, n, m]`` in
+    the model's dtype and device, one XOR ``bidders`` entry per bidder, temperature ``tau``.
+    ``C`` is the over-allocation of the relaxed choices (reported, not penalised: the exact
+    menus never over-allocate). ``charge_blocking=False`` treats the items taken as given (no
+    gradient from a later bidder's revenue to the earlier choices; an ablation)."""
+    B, n, m = bids.shape
+    taken = torch.zeros(B, m, dtype=bids.dtype, device=bids.device)  # t_j: relaxed, in [0, 1]
+    revenue = bids.new_zeros(())
+    total = torch.zeros_like(taken)
+    for i in range(n):
+        a, p = model.bidder_menu(bids, i, tau, bidders[i], taken.detach())
+        gone = taken if charge_blocking else taken.detach()
+        still = torch.exp(torch.einsum("bkm,bm->bk", a, torch.log1p(-gone.clamp(max=1 - 1e-6))))
+        u = element_values(a[:, None], [bidders[i]], soft=True)[:, 0] - p  # [B, K']
+        logits = torch.cat([u / tau + torch.log(still.clamp_min(1e-30)), torch.zeros_like(u[:, :1])], -1)
+        pi = torch.softmax(logits, -1)[:, :-1]
+        revenue = revenue + (pi * p).sum(-1).mean()
+        got = torch.einsum("bk,bkm->bm", pi, a)
+        total = total + got
+        taken = (taken + got).clamp(max=1.0)
+    return revenue, (total - 1).clamp_min(0).sum(-1).mean()
+
+
 # (batch, generator) -> item bids [B, n, m], or the bidders (one Valuation each, B rows)
 Sampler = Callable[[int, torch.Generator], "torch.Tensor | list[Valuation]"]
 
 
 class GemNetTrainer:
     """:func:`train_gemnet` as an object that can be checkpointed and resumed
-    (:meth:`state` / :meth:`load_state`: model, optimiser, schedule, sampler stream, step)."""
+    (:meth:`state` / :meth:`load_state`: model, optimiser, schedule, sampler stream, step).
+
+    With ``keep_best`` (default: for serial menus, which never over-allocate, given validation
+    profiles) the trainer also keeps the menus of the highest exact validation revenue seen,
+    the start included; :meth:`restore_best` puts them back after training."""
 
     def __init__(
         self,
@@ -98,12 +134,17 @@ class GemNetTrainer:
         cfg: GemNetTraining,
         generator: torch.Generator,
         validation: list[Valuation] | None = None,
+        keep_best: bool | None = None,
     ):
         cfg.check()
         self.model, self.sample, self.cfg, self.generator, self.validation = model, sample, cfg, generator, validation
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.steps, eta_min=cfg.lr_final)
         self.step = 0
+        self.keep_best = bool(model.serial and validation is not None) if keep_best is None else keep_best
+        if self.keep_best and validation is None:
+            raise InputError("GemNet training: keeping the best menus needs validation profiles")
+        self.best: dict | None = None  # {"step", "revenue", "start_revenue", "model"}
 
     def state(self) -> dict:
         return {
@@ -112,6 +153,7 @@ class GemNetTrainer:
             "sched": self.sched.state_dict(),
             "generator": self.generator.get_state(),
             "step": self.step,
+            "best": self.best,
         }
 
     def load_state(self, state: dict) -> None:
@@ -120,6 +162,33 @@ class GemNetTrainer:
         self.sched.load_state_dict(state["sched"])
         self.generator.set_state(state["generator"])
         self.step = int(state["step"])
+        self.best = state.get("best")
+
+    def _validate(self) -> dict:
+        """Exact revenue and over-allocation rate on the validation profiles."""
+        was = self.model.training
+        self.model.eval()
+        out = evaluate_multi(self.model, self.validation)  # type: ignore[arg-type]
+        self.model.train(was)
+        return {"hard_revenue": out.revenue, "over_allocation_rate": out.over_rate}
+
+    def _offer_best(self, revenue: float) -> None:
+        if self.best is None or revenue > self.best["revenue"]:
+            start = revenue if self.best is None else self.best["start_revenue"]
+            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best = {"step": self.step, "revenue": revenue, "start_revenue": start, "model": state}
+
+    def restore_best(self) -> dict | None:
+        """Put back the kept menus (``keep_best``); returns ``{"step", "validation_revenue",
+        "start_validation_revenue"}`` or None when nothing is kept."""
+        if not self.keep_best or self.best is None:
+            return None
+        self.model.load_state_dict(self.best["model"])
+        return {
+            "step": int(self.best["step"]),
+            "validation_revenue": float(self.best["revenue"]),
+            "start_validation_revenue": float(self.best["start_revenue"]),
+        }
 
     def run(
         self, log: Callable[[dict], None] | None = None, time_budget_s: float = 0.0, prior_seconds: float = 0.0
@@ -131,6 +200,8 @@ class GemNetTrainer:
         cfg, model = self.cfg, self.model
         p0 = next(model.parameters())
         t0 = time.perf_counter() - prior_seconds
+        if self.keep_best and self.best is None:  # the start is a candidate
+            self._offer_best(self._validate()["hard_revenue"])
         while self.step < cfg.steps:
             tau, lam = cfg.schedule(self.step)
             drawn = self.sample(cfg.batch, self.generator)
@@ -142,11 +213,15 @@ class GemNetTrainer:
                 v = bids_of(values).to(p0.device, p0.dtype)
             if not torch.isfinite(v).all():
                 raise InputError("GemNet training: the sampler returned non-finite bids")
-            alloc, price = model.menus(
-                v, relax=tau * model.value_scale, bidders=None if isinstance(values, torch.Tensor) else values
-            )
-            revenue, over = relaxed_multi(alloc, price, values, tau * model.value_scale)
-            loss = -revenue / model.value_scale + lam * over
+            if model.serial:  # compatible by construction: no penalty
+                revenue, over = relaxed_serial(model, v, values, tau * model.value_scale)  # type: ignore[arg-type]
+                loss = -revenue / model.value_scale
+            else:
+                alloc, price = model.menus(
+                    v, relax=tau * model.value_scale, bidders=None if isinstance(values, torch.Tensor) else values
+                )
+                revenue, over = relaxed_multi(alloc, price, values, tau * model.value_scale)
+                loss = -revenue / model.value_scale + lam * over
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
@@ -163,11 +238,9 @@ class GemNetTrainer:
                     "soft_over_allocation": float(over.detach()),
                 }
                 if self.validation is not None:
-                    was = model.training
-                    model.eval()
-                    out = evaluate_multi(model, self.validation)
-                    model.train(was)
-                    row.update({"hard_revenue": out.revenue, "over_allocation_rate": out.over_rate})
+                    row.update(self._validate())
+                    if self.keep_best:
+                        self._offer_best(row["hard_revenue"])
                 if log is not None:
                     log(row)
             if out_of_time:
@@ -183,8 +256,8 @@ def train_gemnet(
     validation: list[Valuation] | None = None,
     log: Callable[[dict], None] | None = None,
 ) -> list[dict]:
-    """Train ``model`` on fresh batches ``sample(cfg.batch, generator)`` (:class:`GemNetTrainer`);
-    returns the logged rows."""
+    """Train ``model`` on fresh batches ``sample(cfg.batch, generator)`` (:class:`GemNetTrainer`;
+    serial menus given ``validation`` end as the validation-best ones); returns the logged rows."""
     history: list[dict] = []
 
     def keep(row: dict) -> None:
@@ -192,5 +265,7 @@ def train_gemnet(
         if log is not None:
             log(row)
 
-    GemNetTrainer(model, sample, cfg, generator, validation).run(keep)
+    trainer = GemNetTrainer(model, sample, cfg, generator, validation)
+    trainer.run(keep)
+    trainer.restore_best()
     return history

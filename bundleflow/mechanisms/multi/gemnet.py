@@ -29,6 +29,18 @@ themselves (two bidders above each other's bids cannot both exist); item auction
 reserve ``r`` are the special case that prices every other element out. In training
 (``relax > 0``) the set is smoothed, ``x_ij = sigmoid((b_ij - q_ij) / relax)``.
 
+*Serial* menus (``serial``, XOR bidders): bidder ``k``'s network reads the bids of bidders
+``0 .. k-1`` only (the later bidders' inputs are zeros, the sizes unchanged), and her menu
+loses every element that meets an item an earlier bidder took (its allocation is emptied and
+its price set to ``cap + 1``, so it is never chosen); with item sales her best atom is
+sought among the atoms that avoid those items, at the learned prices ``r_k(b_<k)`` alone (no
+floor: sequential posted prices are the special case of constant prices with every learned
+element priced out). The earlier bidders' choices depend on ``b_<k`` only, so bidder ``k``'s menu does too:
+strategy-proof, and compatible on every profile by construction (no grid, no transform).
+:meth:`GemNet.menus` makes the choices with :func:`bundleflow.mechanisms.menu.choose` and the
+evaluation's tie tolerance, so the items taken there are the items the evaluation allocates;
+training relaxes the earlier choices (:func:`bundleflow.training.gemnet.relaxed_serial`).
+
 With ``n = 1`` the network's input is empty and the menu is a constant (a RochetNet menu).
 The mechanism is strategy-proof by construction (:mod:`.outcome`); compatibility is trained
 for (:mod:`bundleflow.training.gemnet`).
@@ -60,6 +72,7 @@ class GemNet(nn.Module):
         item_prices: bool = False,
         reserve: float = 0.5,
         bundles: bool = False,
+        serial: bool = False,
     ):
         super().__init__()
         if n_bidders < 1 or n_items < 1 or n_elements < 1:
@@ -71,6 +84,8 @@ class GemNet(nn.Module):
                 raise InputError(f"GemNet: {name} must be positive and finite, got {x}")
         if bundles and unit_demand:
             raise InputError("GemNet: deterministic bundles (XOR bidders) go without unit_demand")
+        if serial and not bundles:
+            raise InputError("GemNet: serial menus are built for XOR bidders (deterministic bundles)")
         if not 0 < reserve < 1:
             raise InputError(f"GemNet: the starting reserve is a fraction in (0, 1) of the value scale, got {reserve}")
         if any(h < 1 for h in hidden):
@@ -79,6 +94,7 @@ class GemNet(nn.Module):
         self.cap, self.value_scale, self.unit_demand = float(cap), float(value_scale), unit_demand
         self.hidden = tuple(hidden)
         self.item_prices, self.reserve, self.bundles = bool(item_prices), float(reserve), bool(bundles)
+        self.serial = bool(serial)
         d_in = (n_bidders - 1) * n_items
         self.nets = nn.ModuleList(self._mlp(d_in, generator) for _ in range(n_bidders))
 
@@ -118,77 +134,123 @@ class GemNet(nn.Module):
     @property
     def needs_bidders(self) -> bool:
         """Whether :meth:`menus` needs the bidders themselves (XOR bidders with item sales:
-        the best atom at the item prices is found from the bidder's atoms)."""
-        return self.bundles and self.item_prices
+        the best atom at the item prices is found from the bidder's atoms; serial menus: the
+        earlier bidders' choices need their values)."""
+        return self.bundles and (self.item_prices or self.serial)
 
     def item_price(self, bids: torch.Tensor, z: torch.Tensor, i: int) -> torch.Tensor:
         """``[B, m]`` bidder ``i``'s item prices ``q_i`` (module doc) from her network's reserve
         outputs ``z [B, m]`` and the others' bids."""
         r = self.value_scale * torch.sigmoid(z)
-        if bids.shape[1] == 1:
+        if bids.shape[1] == 1 or self.serial:  # serial menus: no floor (module doc)
             return r
         others = torch.cat([bids[:, :i], bids[:, i + 1 :]], 1).amax(1)
         return torch.maximum(r, others.to(r.dtype))
 
     def others(self, bids: torch.Tensor, i: int) -> torch.Tensor:
-        """``[B, (n-1) m]`` the bids of every bidder but ``i``, scaled (``[B, 1]`` zeros if ``n = 1``)."""
+        """``[B, (n-1) m]`` the bids of every bidder but ``i``, scaled, in bidder order (serial
+        menus: the later bidders' entries are zeros); ``[B, 1]`` zeros if ``n = 1``."""
         B, n, m = bids.shape
         if n == 1:
             return torch.zeros(B, 1, dtype=bids.dtype, device=bids.device)
         keep = [j for j in range(n) if j != i]
-        return bids[:, keep].reshape(B, (n - 1) * m) / self.value_scale
+        x = bids[:, keep] / self.value_scale
+        if self.serial:
+            x = x * (torch.tensor(keep, device=bids.device) < i).to(x.dtype)[None, :, None]
+        return x.reshape(B, (n - 1) * m)
 
-    def menus(self, bids: torch.Tensor, relax: float = 0.0, bidders=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _check_bids(self, bids: torch.Tensor, bidders) -> None:
+        if bids.dim() != 3 or tuple(bids.shape[1:]) != (self.n_bidders, self.n_items):
+            raise InputError(
+                f"GemNet: bids must have shape [B, {self.n_bidders}, {self.n_items}], got {tuple(bids.shape)}"
+            )
+        if self.needs_bidders and (bidders is None or len(bidders) != self.n_bidders):
+            raise InputError("GemNet for XOR bidders with item sales or serial menus needs the bidders beside the bids")
+
+    def bidder_menu(
+        self, bids: torch.Tensor, i: int, relax: float = 0.0, bidder=None, taken: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bidder ``i``'s menu before anything is priced out: ``(allocations [B, K', m], prices
+        [B, K'])`` in the model's dtype and device, from ``bids [B, n, m]`` (already there).
+        ``bidder``: her valuation (XOR item sales); ``taken [B, m]``: the items earlier bidders
+        took (serial item sales seek her best atom among those avoiding them)."""
+        B, K, m = bids.shape[0], self.n_elements, self.n_items
+        z = self.nets[i](self.others(bids, i).to(bids.dtype))
+        logits = z[:, : K * m].reshape(B, K, m)
+        if self.unit_demand:
+            zero = torch.zeros(B, K, 1, dtype=z.dtype, device=z.device)
+            alloc = torch.softmax(torch.cat([logits, zero], -1), -1)[..., :m]
+        elif self.bundles:  # 0/1; in training the gradient of sigmoid(logits) (straight through)
+            alloc = (logits > 0).to(z.dtype)
+            if relax > 0:
+                soft = torch.sigmoid(logits)
+                alloc = alloc + (soft - soft.detach())  # exactly hard in the forward pass
+        else:
+            alloc = torch.sigmoid(logits)
+        price = self.cap * torch.sigmoid(z[:, K * m : K * m + K])
+        if not self.item_prices:
+            return alloc, price
+        q = self.item_price(bids, z[:, K * m + K :], i)  # [B, m]
+        if self.bundles:  # XOR: the best of her atoms' bundles at prices q_i
+            x, cost = _best_atom(bidder, q, taken)
+            return torch.cat([alloc, x[:, None]], 1), torch.cat([price, cost[:, None]], 1)
+        if self.unit_demand:  # item j alone at q_ij
+            eye = torch.eye(m, dtype=z.dtype, device=z.device).expand(B, m, m)
+            return torch.cat([alloc, eye], 1), torch.cat([price, q], 1)
+        gap = bids[:, i] - q  # the best set of items at prices q_i
+        x = torch.sigmoid(gap / relax) if relax > 0 else (gap > 0).to(z.dtype)
+        return torch.cat([alloc, x[:, None]], 1), torch.cat([price, (x * q).sum(-1, keepdim=True)], 1)
+
+    def menus(
+        self, bids: torch.Tensor, relax: float = 0.0, bidders=None, tol: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``bids [B, n, m]`` -> ``(allocations [B, n, K', m], prices [B, n, K'])`` on the bids'
         device, in the model's dtype (``K' = K``, with item sales ``K + m`` for unit demand and
         ``K + 1`` otherwise); bidder ``i``'s menu reads ``bids[:, j]``
         for ``j != i`` only (the item-sale element's set is her best under prices that do).
         ``relax > 0`` smooths that set for training (module doc). ``bidders`` (one
         :class:`~bundleflow.valuations.XORValuation` per bidder, ``B`` rows) are needed when
-        :attr:`needs_bidders`."""
-        if bids.dim() != 3 or tuple(bids.shape[1:]) != (self.n_bidders, self.n_items):
-            raise InputError(
-                f"GemNet: bids must have shape [B, {self.n_bidders}, {self.n_items}], got {tuple(bids.shape)}"
-            )
-        B, K, m = bids.shape[0], self.n_elements, self.n_items
-        if self.needs_bidders and (bidders is None or len(bidders) != self.n_bidders):
-            raise InputError("GemNet with item sales to XOR bidders needs the bidders (their atoms) beside the bids")
+        :attr:`needs_bidders`. Serial menus (exact only; ``tol``: the evaluation's absolute tie
+        tolerance, by default that of :func:`~bundleflow.mechanisms.multi.outcome.tie_tolerance`)
+        price out the elements meeting items the earlier bidders took (module doc)."""
+        self._check_bids(bids, bidders)
         p0 = next(self.parameters())
         back = bids.device
-        bids = bids.to(p0.device)
+        bids = bids.to(p0.device, p0.dtype)
+        if self.serial:
+            if relax > 0:
+                raise InputError("serial GemNet menus are relaxed by bundleflow.training.gemnet.relaxed_serial")
+            alloc, price = self._serial_menus(bids, bidders, tol)
+        else:
+            pairs = [
+                self.bidder_menu(bids, i, relax, bidders[i] if bidders is not None else None)
+                for i in range(self.n_bidders)
+            ]
+            alloc, price = torch.stack([a for a, _ in pairs], 1), torch.stack([p for _, p in pairs], 1)
+        return alloc.to(back), price.to(back)
+
+    def _serial_menus(self, bids: torch.Tensor, bidders, tol: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Serial menus (module doc): bidder by bidder, price out what meets the items taken."""
+        from bundleflow.mechanisms.menu import choose
+        from bundleflow.mechanisms.multi.outcome import tie_tolerance, xor_bundle_values
+
+        bidders = [v.to(bids.device) for v in bidders]
+        if tol is None:
+            tol = tie_tolerance(bidders)
+        B = bids.shape[0]
+        rows = torch.arange(B, device=bids.device)
+        taken = torch.zeros(B, self.n_items, dtype=bids.dtype, device=bids.device)
         allocs, prices = [], []
-        for i, net in enumerate(self.nets):
-            z = net(self.others(bids, i).to(p0.dtype))
-            logits = z[:, : K * m].reshape(B, K, m)
-            if self.unit_demand:
-                zero = torch.zeros(B, K, 1, dtype=z.dtype, device=z.device)
-                allocs.append(torch.softmax(torch.cat([logits, zero], -1), -1)[..., :m])
-            elif self.bundles:  # 0/1; in training the gradient of sigmoid(logits) (straight through)
-                hard = (logits > 0).to(z.dtype)
-                if relax > 0:
-                    soft = torch.sigmoid(logits)
-                    hard = hard + (soft - soft.detach())  # exactly hard in the forward pass
-                allocs.append(hard)
-            else:
-                allocs.append(torch.sigmoid(logits))
-            prices.append(self.cap * torch.sigmoid(z[:, K * m : K * m + K]))
-            if self.item_prices:
-                q = self.item_price(bids, z[:, K * m + K :], i)  # [B, m]
-                if self.bundles:  # XOR: the best of her atoms' bundles at prices q_i
-                    x, cost = _best_atom(bidders[i], q)
-                    allocs[-1] = torch.cat([allocs[-1], x[:, None]], 1)
-                    prices[-1] = torch.cat([prices[-1], cost[:, None]], 1)
-                elif self.unit_demand:  # item j alone at q_ij
-                    allocs[-1] = torch.cat(
-                        [allocs[-1], torch.eye(m, dtype=z.dtype, device=z.device).expand(B, m, m)], 1
-                    )
-                    prices[-1] = torch.cat([prices[-1], q], 1)
-                else:  # the best set of items at prices q_i
-                    gap = bids[:, i].to(z.dtype) - q
-                    x = torch.sigmoid(gap / relax) if relax > 0 else (gap > 0).to(z.dtype)
-                    allocs[-1] = torch.cat([allocs[-1], x[:, None]], 1)
-                    prices[-1] = torch.cat([prices[-1], (x * q).sum(-1, keepdim=True)], 1)
-        return torch.stack(allocs, 1).to(back), torch.stack(prices, 1).to(back)
+        for i in range(self.n_bidders):
+            a, p = self.bidder_menu(bids, i, 0.0, bidders[i], taken)
+            free = torch.einsum("bkm,bm->bk", a, taken) < 0.5
+            a = a * free[..., None].to(a.dtype)
+            p = torch.where(free, p, torch.full_like(p, self.cap + 1.0))  # nothing at a price: never taken
+            c = choose(xor_bundle_values(bidders[i], a.double()), p.double(), tol)[0]
+            taken = torch.maximum(taken, a[rows, c.clamp_min(0)] * (c >= 0)[:, None].to(a.dtype))
+            allocs.append(a)
+            prices.append(p)
+        return torch.stack(allocs, 1), torch.stack(prices, 1)
 
     def config(self) -> dict:
         """The constructor's arguments (with the state dict, enough to rebuild the model)."""
@@ -203,13 +265,15 @@ class GemNet(nn.Module):
             "item_prices": self.item_prices,
             "reserve": self.reserve,
             "bundles": self.bundles,
+            "serial": self.serial,
         }
 
 
-def _best_atom(bidder, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _best_atom(bidder, q: torch.Tensor, taken: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(bundle [B, m], price [B])``: the bundle ``T_t`` of one of ``bidder``'s atoms that
     maximises ``v(T_t) - q . T_t`` if that is >= 0 (an XOR bidder's best set at item prices
-    ``q [B, m]``: a best set is always an atom's bundle), else nothing at 0."""
+    ``q [B, m]``: a best set is always an atom's bundle), else nothing at 0. Atoms meeting
+    ``taken [B, m]`` (items gone; above 0.5 counts as taken) are left out."""
     from bundleflow.mechanisms.multi.outcome import xor_bundle_values
 
     T = bidder.atoms.to(q.device, q.dtype)  # [B, A, m]
@@ -217,7 +281,10 @@ def _best_atom(bidder, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.zeros_like(q), torch.zeros_like(q[:, 0])
     worth = xor_bundle_values(bidder.to(q.device), T).to(q.dtype)  # [B, A] v(T_t)
     cost = torch.einsum("bam,bm->ba", T, q)
-    gain = torch.where(T.any(-1), worth - cost, -torch.inf)
+    usable = T.any(-1)
+    if taken is not None:
+        usable &= torch.einsum("bam,bm->ba", T, (taken > 0.5).to(q.dtype)) < 0.5
+    gain = torch.where(usable, worth - cost, -torch.inf)
     best, t = gain.max(-1)
     buy = (best >= 0).to(q.dtype)
     rows = torch.arange(len(q), device=q.device)

@@ -200,6 +200,16 @@ def outcome_of(allocation: torch.Tensor, payment: torch.Tensor, values: torch.Te
     )
 
 
+def tie_tolerance(bidders: list[Valuation], tie_tol: float = TIE_TOL) -> float:
+    """The absolute tie tolerance of :func:`evaluate_multi` for these bidders: ``tie_tol``
+    times the largest value of a bundle (at least 1)."""
+    if isinstance(bidders[0], XORValuation):
+        scale = max(float(v.grand_value().amax()) for v in bidders)
+    else:
+        scale = float(bids_of(bidders).amax()) * bidders[0].n_items
+    return tie_tol * max(1.0, scale)
+
+
 @torch.no_grad()
 def evaluate_multi(mechanism: MultiMenuMechanism, bidders: list[Valuation], tie_tol: float = TIE_TOL) -> MultiOutcome:
     """Exact evaluation: every bidder reports truthfully (a dominant strategy) and takes her
@@ -211,17 +221,15 @@ def evaluate_multi(mechanism: MultiMenuMechanism, bidders: list[Valuation], tie_
             f"the profiles have {n} x {m}"
         )
     bids = bids_of(bidders).double()
-    if isinstance(bidders[0], XORValuation):  # the tie tolerance's scale: the largest value
-        scale = max(float(v.grand_value().amax()) for v in bidders)
-    else:
-        scale = float(bids.amax()) * m
-    tol = tie_tol * max(1.0, scale)
+    tol = tie_tolerance(bidders, tie_tol)
     allocs, pays, vals, choices = [], [], [], []
     for b0 in range(0, B, _PROFILE_CHUNK):
         v = bids[b0 : b0 + _PROFILE_CHUNK]
         rows = torch.arange(b0, b0 + len(v))
         chunk = [bidder.subset(rows) for bidder in bidders]
-        if getattr(mechanism, "needs_bidders", False):
+        if getattr(mechanism, "serial", False):  # its choices inside are made with this tolerance
+            alloc, price = mechanism.menus(v.to(torch.get_default_dtype()), bidders=chunk, tol=tol)  # type: ignore[call-arg]
+        elif getattr(mechanism, "needs_bidders", False):
             alloc, price = mechanism.menus(v.to(torch.get_default_dtype()), bidders=chunk)  # type: ignore[call-arg]
         else:
             alloc, price = mechanism.menus(v.to(torch.get_default_dtype()))
