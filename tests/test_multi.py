@@ -21,7 +21,8 @@ from bundleflow.baselines.multi import (
 )
 from bundleflow.errors import InputError
 from bundleflow.mechanisms.multi import GemNet, bids_of, evaluate_multi, over_allocation
-from bundleflow.mechanisms.multi.outcome import xor_bundle_values, xor_item_bids
+from bundleflow.mechanisms.multi.gemnet import FLOOR_SLACK
+from bundleflow.mechanisms.multi.outcome import tie_tolerance, xor_bundle_values, xor_item_bids
 from bundleflow.oracles import lp_optimal_mechanism, lp_optimal_multi
 from bundleflow.training.compatibility import grid_profiles, make_compatible
 from bundleflow.training.gemnet import (
@@ -219,12 +220,12 @@ def test_gemnet_menu_ignores_own_bid_and_misreports_do_not_pay(unit_demand):
 
 
 def priced_out_items_gemnet(
-    n: int, m: int, reserve: float, unit_demand: bool = False, bundles: bool = False, serial: bool = False
+    n: int, m: int, reserve: float, unit_demand: bool = False, bundles: bool = False, **flags
 ) -> GemNet:
     """GemNet with item prices whose learned elements are priced out (no allocation, price
     near ``cap``) and whose reserves are the constant ``reserve``: item auctions."""
     net = GemNet(n, m, 3, cap=float(m), unit_demand=unit_demand, item_prices=True, bundles=bundles,
-                 serial=serial, generator=torch.Generator().manual_seed(5)).double()  # fmt: skip
+                 generator=torch.Generator().manual_seed(5), **flags).double()  # fmt: skip
     K = 3
     with torch.no_grad():
         for mlp in net.nets:
@@ -612,10 +613,10 @@ def test_gemnet_item_sales_to_xor_bidders_by_hand():
         net.menus(bids_of(bidders))
 
 
-def constant_bundle_gemnet(n: int, m: int, bundles: list[list[int]], prices: list[float], serial: bool) -> GemNet:
+def constant_bundle_gemnet(n: int, m: int, bundles: list[list[int]], prices: list[float], **flags) -> GemNet:
     """GemNet for XOR bidders whose every bidder is offered the same constant menu."""
     K = len(bundles)
-    net = GemNet(n, m, K, cap=3.0, bundles=True, serial=serial, generator=torch.Generator().manual_seed(6)).double()
+    net = GemNet(n, m, K, cap=3.0, bundles=True, generator=torch.Generator().manual_seed(6), **flags).double()
     with torch.no_grad():
         for mlp in net.nets:
             out = mlp[-1]
@@ -721,3 +722,55 @@ def test_serial_training_charges_an_earlier_sale_for_what_it_blocks():
     assert after.over_rate == 0.0 and after.revenue > before + 0.1
     with pytest.raises(InputError, match="validation profiles"):
         GemNetTrainer(net, sample, cfg, torch.Generator(), keep_best=True)
+
+
+def test_conflict_prices_for_xor_bidders_by_hand():
+    bidders = hand_xor_profile()  # bidder 0: {0,1} 3, {2} 1; bidder 1: {1,2} 2.5; bidder 2: {0} 1
+    # everyone is offered all items at 0.5: all three buy, every item goes three times
+    plain = evaluate_multi(constant_bundle_gemnet(3, 3, [[0, 1, 2]], [0.5]), bidders)
+    assert plain.payment[0].tolist() == pytest.approx([0.5] * 3) and plain.over[0].item() == 6.0
+    # conflict prices: bidder 0's price is floored at 2.5 (bidder 1's {1,2} meets it), bidder
+    # 1's and 2's at 3 (bidder 0's {0,1}); bidder 0 alone buys and receives {0,1}, the atom
+    # she wants inside it
+    out = evaluate_multi(constant_bundle_gemnet(3, 3, [[0, 1, 2]], [0.5], conflict_prices=True), bidders)
+    floor = 2.5 * (1 + FLOOR_SLACK) + 2 * tie_tolerance(bidders)  # above the rival value and ties
+    assert out.payment[0].tolist() == pytest.approx([floor, 0.0, 0.0], rel=1e-12) and out.over_rate == 0.0
+    assert out.allocation[0].tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 0]]
+    # item sales at 0.3 with every learned element priced out: the same, through bidder 0's
+    # best atom at max(0.3 |S|, floor(S)): {0,1} at 2.5 beats {2} at 2.5
+    out = evaluate_multi(priced_out_items_gemnet(3, 3, reserve=0.3, bundles=True, conflict_prices=True), bidders)
+    assert out.payment[0].tolist() == pytest.approx([floor, 0.0, 0.0], rel=1e-12) and out.over_rate == 0.0
+    # two bidders who want item 0 equally: the margin above the tie tolerance sells to neither
+    twins = xor_bidders([[([0], 1.0)], [([0], 1.0)]], 2)
+    tie = evaluate_multi(constant_bundle_gemnet(2, 2, [[0]], [0.5], conflict_prices=True), twins)
+    assert tie.payment[0].tolist() == [0.0, 0.0] and tie.over_rate == 0.0
+    with pytest.raises(InputError, match="not both"):
+        GemNet(2, 3, 2, cap=1.0, bundles=True, serial=True, conflict_prices=True)
+
+
+@pytest.mark.parametrize("item_prices", [False, True])
+def test_conflict_prices_are_compatible_and_strategy_proof(item_prices):
+    n, m, B = 3, 6, 2000
+    truth = [uniform_atoms(B, m, 3, 0.4, seed=60 + i) for i in range(n)]
+    kw = dict(cap=3.0, bundles=True, item_prices=item_prices, reserve=0.2)
+    net = GemNet(n, m, 6, conflict_prices=True, generator=torch.Generator().manual_seed(7), **kw).double()
+    honest = evaluate_multi(net, truth)
+    assert honest.over_rate == 0.0 and honest.revenue > 0
+    # bidder 1's prices read the others only; what she receives is an atom of hers
+    others = [truth[0], uniform_atoms(B, m, 3, 0.4, seed=71), truth[2]]
+    _, p1 = net.menus(bids_of(truth), bidders=truth)
+    _, p2 = net.menus(bids_of(others), bidders=others)
+    assert torch.equal(p1[:, 1, :6], p2[:, 1, :6])
+    got = honest.allocation[:, 1]
+    atoms = truth[1].atoms.double()
+    is_atom = (atoms == got[:, None]).all(-1).any(-1) | (got == 0).all(-1)
+    assert is_atom.all()
+    u_honest = xor_bundle_values(truth[1], honest.allocation[:, 1:2])[:, 0] - honest.payment[:, 1]
+    changed = False
+    for seed in range(4):  # no misreport of bidder 1 beats the truth
+        lie = evaluate_multi(net, [truth[0], uniform_atoms(B, m, 3, 0.4, seed=90 + seed), truth[2]])
+        assert lie.over_rate == 0.0
+        u_lie = xor_bundle_values(truth[1], lie.allocation[:, 1:2])[:, 0] - lie.payment[:, 1]
+        assert (u_honest >= u_lie - 1e-12).all()
+        changed |= bool((u_lie < u_honest - 1e-9).any())
+    assert changed

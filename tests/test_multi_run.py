@@ -223,13 +223,14 @@ def test_gemnet_run_with_xor_bidders(tmp_path):
     assert_one_line_error(cli("evaluate", out / "mechanism.pt", tmp_path / "items.npy"), "XOR (CATS) bidders")
 
 
-def test_serial_gemnet_run_never_over_allocates(tmp_path):
-    out = tmp_path / "serial"
-    over = [*TINY_XOR, "gemnet.serial=true", "gemnet.item_prices=true", "gemnet.reserve=0.2"]
+@pytest.mark.parametrize("flag", ["serial", "conflict_prices"])
+def test_gemnet_run_compatible_by_construction(tmp_path, flag):
+    out = tmp_path / flag
+    over = [*TINY_XOR, f"gemnet.{flag}=true", "gemnet.item_prices=true", "gemnet.reserve=0.2"]
     res = cli("train", "--out", out, *over)
     assert res.exit_code == 0, res.output
     g = json.loads((out / "summary.json").read_text())["learned"]
-    assert g["serial"] and "by construction" in g["transform_skipped"]
+    assert g[flag] and "by construction" in g["transform_skipped"]
     # the validation-best menus are kept, the start among the candidates
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     kept = g["kept"]
@@ -237,9 +238,9 @@ def test_serial_gemnet_run_never_over_allocates(tmp_path):
     assert g["test_over_allocation_rate"] == 0.0 and g["test_revenue"] > 0
     net = load_mechanism(out / "mechanism.pt")
     _, _, test = make_multi_data(load_config(None, over))
-    assert net.serial and evaluate_multi(net, test).revenue == pytest.approx(g["test_revenue"], abs=1e-12)
-    bad = cli("train", "--out", tmp_path / "bad", *TINY_MULTI, "gemnet.serial=true")
-    assert_one_line_error(bad, "gemnet.serial: serial menus are built for XOR bidders")
+    assert getattr(net, flag) and evaluate_multi(net, test).revenue == pytest.approx(g["test_revenue"], abs=1e-12)
+    bad = cli("train", "--out", tmp_path / "bad", *TINY_MULTI, f"gemnet.{flag}=true")
+    assert_one_line_error(bad, f"gemnet.{flag} is built for XOR bidders")
     assert not (tmp_path / "bad").exists()
 
 

@@ -152,6 +152,9 @@ class GemNetConfig(_Strict):
     # XOR bidders: serial menus, compatible by construction (bidder k's menu reads bidders
     # 0..k-1 and loses the elements meeting items they took; bundleflow.mechanisms.multi.gemnet)
     serial: bool = False
+    # XOR bidders: every price floored at the best rival atom meeting the bundle, compatible by
+    # construction (bundleflow.mechanisms.multi.gemnet)
+    conflict_prices: bool = False
     # the post-training transform (bundleflow.training.compatibility): grid levels per bid
     # coordinate (0: no transform) and HiGHS's time limit per MILP round
     grid_levels: int = Field(8, ge=0)
@@ -196,11 +199,14 @@ class RunConfig(_Strict):
         if self.menu.model == "gemnet":
             xor = self.data.kind in ("uniform_atoms", "file")  # XOR bidders: deterministic bundles
             default_levels = GemNetConfig.model_fields["grid_levels"].default
-            if self.gemnet.serial and not xor:
-                raise ValueError(
-                    "gemnet.serial: serial menus are built for XOR bidders (data.kind=uniform_atoms or file); "
-                    "item bidders get the grid transform"
-                )
+            for flag in ("serial", "conflict_prices"):
+                if getattr(self.gemnet, flag) and not xor:
+                    raise ValueError(
+                        f"gemnet.{flag} is built for XOR bidders (data.kind=uniform_atoms or file); "
+                        "item bidders get the grid transform"
+                    )
+            if self.gemnet.serial and self.gemnet.conflict_prices:
+                raise ValueError("gemnet.serial and gemnet.conflict_prices: choose one")
             if xor and self.gemnet.grid_levels not in (0, default_levels):  # (config.yaml records the default)
                 raise ValueError(
                     "gemnet.grid_levels: the grid transform needs item bidders (data.kind=additive or "

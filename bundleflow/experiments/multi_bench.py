@@ -8,7 +8,9 @@ reserve and sequential posted prices). GemNet runs in two variants: as in the pa
 learned reserves beside its elements (``gemnet_items``, ``gemnet.item_prices=true``; item
 auctions are the special case that prices every element out); on the CATS settings also as
 serial menus with item sales (``gemnet_serial``, ``gemnet.serial=true``: bidder ``k``'s menu
-reads the earlier bidders and loses what they took, so it never over-allocates). Each (setting, variant) is one
+reads the earlier bidders and loses what they took, so it never over-allocates) and with
+conflict prices (``gemnet_conflict``, ``gemnet.conflict_prices=true``: every price floored at
+the best rival atom meeting the bundle, so it never over-allocates either). Each (setting, variant) is one
 run folder ``OUT/<setting>/<variant>`` (:mod:`.multi_runner`): the training length is a fixed number of steps per setting (GemNet's temperature, penalty and
 learning-rate schedules are laid out over it), and the bench's budget only caps it. Rows give
 the held-out revenue +- s.e., the share of held-out profiles whose choices over-allocate, and
@@ -50,7 +52,10 @@ QUICK = ["data.n_train=300", "data.n_val=200", "data.n_test=500", "menu.steps=40
 # GemNet as in the paper, and with item sales at learned reserves (gemnet.item_prices)
 GEMNET_VARIANTS: dict[str, list[str]] = {"gemnet": [], "gemnet_items": ["gemnet.item_prices=true"]}
 # XOR (CATS) settings also run serial menus with item sales: compatible by construction
-XOR_VARIANTS: dict[str, list[str]] = {"gemnet_serial": ["gemnet.serial=true", "gemnet.item_prices=true"]}
+XOR_VARIANTS: dict[str, list[str]] = {
+    "gemnet_serial": ["gemnet.serial=true", "gemnet.item_prices=true"],
+    "gemnet_conflict": ["gemnet.conflict_prices=true", "gemnet.item_prices=true"],
+}
 ALL_VARIANTS = {**GEMNET_VARIANTS, **XOR_VARIANTS}
 # per (setting, variant) settings: with unit demand and item sales, a stronger penalty left
 # 0.25% of the validation profiles over-allocated before the transform instead of 3.3%
@@ -60,7 +65,8 @@ VARIANT_EXTRAS: dict[tuple[str, str], list[str]] = {("multi_unit_2x2", "gemnet_i
 # CATS: item reserves start near the per-item reserve VCG tunes on the training profiles
 # (about 52 of a value scale near 700 on regions 3 x 50), not at half the scale of a bundle
 for _cats in ("multi_cats_regions_3x50", "multi_cats_arbitrary_3x50"):
-    VARIANT_EXTRAS[(_cats, "gemnet_items")] = VARIANT_EXTRAS[(_cats, "gemnet_serial")] = ["gemnet.reserve=0.07"]
+    for _variant in ("gemnet_items", "gemnet_serial", "gemnet_conflict"):
+        VARIANT_EXTRAS[(_cats, _variant)] = ["gemnet.reserve=0.07"]
 # approximately strategy-proof figures from the literature, for reference only: RegretNet
 # (Duetting et al., "Optimal Auctions through Deep Learning", 2019, Table 2), as recalled here,
 # not re-checked against the paper in this repository

@@ -78,6 +78,7 @@ def gemnet_model(cfg: RunConfig, train: list[Valuation] | None = None) -> GemNet
         reserve=cfg.gemnet.reserve,
         bundles=is_xor(cfg),
         serial=cfg.gemnet.serial,
+        conflict_prices=cfg.gemnet.conflict_prices,
     )
 
 
@@ -301,17 +302,17 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         "steps_done": trainer.step,
         "stopped_by_time_budget": stopped,
         "before_transform": before.summary(),
-        "kept": kept,  # serial menus: the validation-best step (None: the last)
+        "kept": kept,  # menus compatible by construction: the validation-best step (None: the last)
     }
     mechanism: MultiMenuMechanism = model
     shifts = None
     levels = grid_levels(cfg)
     if xor:
         learned["transform"] = None
-        learned["serial"] = gc.serial
+        learned["serial"], learned["conflict_prices"] = gc.serial, gc.conflict_prices
         learned["transform_skipped"] = (
-            "serial menus: compatible by construction"
-            if gc.serial
+            f"{'serial menus' if gc.serial else 'conflict prices'}: compatible by construction"
+            if model.compatible_by_construction
             else "XOR bidders: no grid of bids; over-allocation is reported as measured"
         )
     elif gc.grid_levels > 0:

@@ -102,7 +102,7 @@ def relaxed_serial(
     revenue = bids.new_zeros(())
     total = torch.zeros_like(taken)
     for i in range(n):
-        a, p = model.bidder_menu(bids, i, tau, bidders[i], taken.detach())
+        a, p = model.bidder_menu(bids, i, tau, bidders, taken.detach())
         gone = taken if charge_blocking else taken.detach()
         still = torch.exp(torch.einsum("bkm,bm->bk", a, torch.log1p(-gone.clamp(max=1 - 1e-6))))
         u = element_values(a[:, None], [bidders[i]], soft=True)[:, 0] - p  # [B, K']
@@ -123,7 +123,7 @@ class GemNetTrainer:
     """:func:`train_gemnet` as an object that can be checkpointed and resumed
     (:meth:`state` / :meth:`load_state`: model, optimiser, schedule, sampler stream, step).
 
-    With ``keep_best`` (default: for serial menus, which never over-allocate, given validation
+    With ``keep_best`` (default: for menus compatible by construction, given validation
     profiles) the trainer also keeps the menus of the highest exact validation revenue seen,
     the start included; :meth:`restore_best` puts them back after training."""
 
@@ -141,7 +141,8 @@ class GemNetTrainer:
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.steps, eta_min=cfg.lr_final)
         self.step = 0
-        self.keep_best = bool(model.serial and validation is not None) if keep_best is None else keep_best
+        default = model.compatible_by_construction and validation is not None
+        self.keep_best = bool(default) if keep_best is None else keep_best
         if self.keep_best and validation is None:
             raise InputError("GemNet training: keeping the best menus needs validation profiles")
         self.best: dict | None = None  # {"step", "revenue", "start_revenue", "model"}
@@ -221,7 +222,7 @@ class GemNetTrainer:
                     v, relax=tau * model.value_scale, bidders=None if isinstance(values, torch.Tensor) else values
                 )
                 revenue, over = relaxed_multi(alloc, price, values, tau * model.value_scale)
-                loss = -revenue / model.value_scale + lam * over
+                loss = -revenue / model.value_scale + (0.0 if model.conflict_prices else lam) * over
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()

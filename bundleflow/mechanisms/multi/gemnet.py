@@ -41,6 +41,16 @@ strategy-proof, and compatible on every profile by construction (no grid, no tra
 evaluation's tie tolerance, so the items taken there are the items the evaluation allocates;
 training relaxes the earlier choices (:func:`bundleflow.training.gemnet.relaxed_serial`).
 
+*Conflict prices* (``conflict_prices``, XOR bidders): every element's price is floored at
+``floor_i(A) = max{p_lt : l != i, T_lt meets A}``, the highest value of another bidder's atom
+that meets the bundle ``A`` offered (plus a margin above the evaluation's tie tolerance), and
+a bidder who takes ``A`` receives her best atom inside it (same value to her). With item
+sales, any bundle ``S`` costs ``max(q_i . S, floor_i(S))``. Prices are functions of ``b_-i``
+(the others' atoms), so the menus are strategy-proof, and compatible by construction: if
+bidder ``i`` receives atom ``S`` and bidder ``l`` atom ``T`` meeting it, then
+``price_i >= p_l(T) + margin`` and ``price_l >= p_i(S) + margin``, so one of them would
+have bought at a loss. Each winner pays at least the best conflicting rival value.
+
 With ``n = 1`` the network's input is empty and the menu is a constant (a RochetNet menu).
 The mechanism is strategy-proof by construction (:mod:`.outcome`); compatibility is trained
 for (:mod:`bundleflow.training.gemnet`).
@@ -54,6 +64,10 @@ import torch
 from torch import nn
 
 from bundleflow.errors import InputError
+
+# conflict floors are raised by this relative slack: prices are float32, values float64, and
+# a floor rounded down must not fall below the rival value it stands for
+FLOOR_SLACK = 1e-6
 
 
 class GemNet(nn.Module):
@@ -73,6 +87,7 @@ class GemNet(nn.Module):
         reserve: float = 0.5,
         bundles: bool = False,
         serial: bool = False,
+        conflict_prices: bool = False,
     ):
         super().__init__()
         if n_bidders < 1 or n_items < 1 or n_elements < 1:
@@ -84,8 +99,12 @@ class GemNet(nn.Module):
                 raise InputError(f"GemNet: {name} must be positive and finite, got {x}")
         if bundles and unit_demand:
             raise InputError("GemNet: deterministic bundles (XOR bidders) go without unit_demand")
-        if serial and not bundles:
-            raise InputError("GemNet: serial menus are built for XOR bidders (deterministic bundles)")
+        if (serial or conflict_prices) and not bundles:
+            raise InputError(
+                "GemNet: serial menus and conflict prices are built for XOR bidders (deterministic bundles)"
+            )
+        if serial and conflict_prices:
+            raise InputError("GemNet: serial menus or conflict prices, not both")
         if not 0 < reserve < 1:
             raise InputError(f"GemNet: the starting reserve is a fraction in (0, 1) of the value scale, got {reserve}")
         if any(h < 1 for h in hidden):
@@ -94,7 +113,7 @@ class GemNet(nn.Module):
         self.cap, self.value_scale, self.unit_demand = float(cap), float(value_scale), unit_demand
         self.hidden = tuple(hidden)
         self.item_prices, self.reserve, self.bundles = bool(item_prices), float(reserve), bool(bundles)
-        self.serial = bool(serial)
+        self.serial, self.conflict_prices = bool(serial), bool(conflict_prices)
         d_in = (n_bidders - 1) * n_items
         self.nets = nn.ModuleList(self._mlp(d_in, generator) for _ in range(n_bidders))
 
@@ -135,8 +154,14 @@ class GemNet(nn.Module):
     def needs_bidders(self) -> bool:
         """Whether :meth:`menus` needs the bidders themselves (XOR bidders with item sales:
         the best atom at the item prices is found from the bidder's atoms; serial menus: the
-        earlier bidders' choices need their values)."""
-        return self.bundles and (self.item_prices or self.serial)
+        earlier bidders' choices need their values; conflict prices: the others' atoms)."""
+        return self.bundles and (self.item_prices or self.serial or self.conflict_prices)
+
+    @property
+    def compatible_by_construction(self) -> bool:
+        """Serial menus and conflict prices never over-allocate (module doc); the exact menus
+        need the evaluation's tie tolerance (:meth:`menus`' ``tol``)."""
+        return self.serial or self.conflict_prices
 
     def item_price(self, bids: torch.Tensor, z: torch.Tensor, i: int) -> torch.Tensor:
         """``[B, m]`` bidder ``i``'s item prices ``q_i`` (module doc) from her network's reserve
@@ -168,12 +193,21 @@ class GemNet(nn.Module):
             raise InputError("GemNet for XOR bidders with item sales or serial menus needs the bidders beside the bids")
 
     def bidder_menu(
-        self, bids: torch.Tensor, i: int, relax: float = 0.0, bidder=None, taken: torch.Tensor | None = None
+        self,
+        bids: torch.Tensor,
+        i: int,
+        relax: float = 0.0,
+        bidders=None,
+        taken: torch.Tensor | None = None,
+        margin: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Bidder ``i``'s menu before anything is priced out: ``(allocations [B, K', m], prices
         [B, K'])`` in the model's dtype and device, from ``bids [B, n, m]`` (already there).
-        ``bidder``: her valuation (XOR item sales); ``taken [B, m]``: the items earlier bidders
-        took (serial item sales seek her best atom among those avoiding them)."""
+        ``bidders``: the valuations (XOR item sales, conflict prices); ``taken [B, m]``: the
+        items earlier bidders took (serial item sales seek her best atom among those avoiding
+        them); ``margin``: added to conflict floors (above the evaluation's tie tolerance)."""
+        bidder = bidders[i] if bidders is not None else None
+        rivals = [v for l, v in enumerate(bidders) if l != i] if self.conflict_prices else None
         B, K, m = bids.shape[0], self.n_elements, self.n_items
         z = self.nets[i](self.others(bids, i).to(bids.dtype))
         logits = z[:, : K * m].reshape(B, K, m)
@@ -188,11 +222,15 @@ class GemNet(nn.Module):
         else:
             alloc = torch.sigmoid(logits)
         price = self.cap * torch.sigmoid(z[:, K * m : K * m + K])
+        if rivals is not None:  # floored at the best rival atom meeting the bundle offered
+            price = torch.maximum(price, conflict_floor(alloc.detach(), rivals) + margin)
+            if relax == 0:  # she receives her best atom inside it (the rest is worth nothing to her)
+                alloc = _best_atom_inside(bidder, alloc)
         if not self.item_prices:
             return alloc, price
         q = self.item_price(bids, z[:, K * m + K :], i)  # [B, m]
         if self.bundles:  # XOR: the best of her atoms' bundles at prices q_i
-            x, cost = _best_atom(bidder, q, taken)
+            x, cost = _best_atom(bidder, q, taken, rivals, margin)
             return torch.cat([alloc, x[:, None]], 1), torch.cat([price, cost[:, None]], 1)
         if self.unit_demand:  # item j alone at q_ij
             eye = torch.eye(m, dtype=z.dtype, device=z.device).expand(B, m, m)
@@ -213,6 +251,8 @@ class GemNet(nn.Module):
         :attr:`needs_bidders`. Serial menus (exact only; ``tol``: the evaluation's absolute tie
         tolerance, by default that of :func:`~bundleflow.mechanisms.multi.outcome.tie_tolerance`)
         price out the elements meeting items the earlier bidders took (module doc)."""
+        from bundleflow.mechanisms.multi.outcome import tie_tolerance
+
         self._check_bids(bids, bidders)
         p0 = next(self.parameters())
         back = bids.device
@@ -222,10 +262,10 @@ class GemNet(nn.Module):
                 raise InputError("serial GemNet menus are relaxed by bundleflow.training.gemnet.relaxed_serial")
             alloc, price = self._serial_menus(bids, bidders, tol)
         else:
-            pairs = [
-                self.bidder_menu(bids, i, relax, bidders[i] if bidders is not None else None)
-                for i in range(self.n_bidders)
-            ]
+            margin = 0.0
+            if self.conflict_prices and relax == 0:  # ties at a floor must not sell to both
+                margin = 2 * (tie_tolerance(bidders) if tol is None else tol)
+            pairs = [self.bidder_menu(bids, i, relax, bidders, margin=margin) for i in range(self.n_bidders)]
             alloc, price = torch.stack([a for a, _ in pairs], 1), torch.stack([p for _, p in pairs], 1)
         return alloc.to(back), price.to(back)
 
@@ -242,7 +282,7 @@ class GemNet(nn.Module):
         taken = torch.zeros(B, self.n_items, dtype=bids.dtype, device=bids.device)
         allocs, prices = [], []
         for i in range(self.n_bidders):
-            a, p = self.bidder_menu(bids, i, 0.0, bidders[i], taken)
+            a, p = self.bidder_menu(bids, i, 0.0, bidders, taken)
             free = torch.einsum("bkm,bm->bk", a, taken) < 0.5
             a = a * free[..., None].to(a.dtype)
             p = torch.where(free, p, torch.full_like(p, self.cap + 1.0))  # nothing at a price: never taken
@@ -266,14 +306,46 @@ class GemNet(nn.Module):
             "reserve": self.reserve,
             "bundles": self.bundles,
             "serial": self.serial,
+            "conflict_prices": self.conflict_prices,
         }
 
 
-def _best_atom(bidder, q: torch.Tensor, taken: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def conflict_floor(bundles: torch.Tensor, rivals) -> torch.Tensor:
+    """``[B, K]`` the highest value of an atom of any of the ``rivals`` (XOR valuations, ``B``
+    rows) that meets bundle ``bundles [B, K, m]`` (0/1), 0 if none: the conflict floor."""
+    floor = torch.zeros(bundles.shape[:2], dtype=bundles.dtype, device=bundles.device)
+    for v in rivals:
+        if v.atoms.shape[1] == 0:
+            continue
+        T = v.atoms.to(bundles.device, bundles.dtype)  # [B, A, m]
+        meets = torch.einsum("bkm,bam->bka", bundles, T) > 0.5
+        worth = v.values.to(bundles.device, bundles.dtype)[:, None, :]
+        floor = torch.maximum(floor, torch.where(meets, worth, torch.zeros_like(worth)).amax(-1))
+    return floor * (1 + FLOOR_SLACK)
+
+
+def _best_atom_inside(bidder, bundles: torch.Tensor) -> torch.Tensor:
+    """``[B, K, m]`` bidder's most valuable atom inside each 0/1 bundle (ties: the first; empty
+    if none has value): the same value to her, nothing she does not want."""
+    T = bidder.atoms.to(bundles.device, bundles.dtype)  # [B, A, m]
+    if T.shape[1] == 0:
+        return torch.zeros_like(bundles)
+    inside = torch.einsum("bam,bkm->bka", T, 1 - bundles) < 0.5
+    worth = torch.where(inside, bidder.values.to(bundles.device, bundles.dtype)[:, None, :], -1.0)
+    best, a = worth.max(-1)  # [B, K]
+    got = torch.gather(T, 1, a[..., None].expand(*a.shape, T.shape[-1]))  # [B, K, m]
+    return got * (best > 0)[..., None].to(bundles.dtype)
+
+
+def _best_atom(
+    bidder, q: torch.Tensor, taken: torch.Tensor | None = None, rivals=None, margin: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(bundle [B, m], price [B])``: the bundle ``T_t`` of one of ``bidder``'s atoms that
     maximises ``v(T_t) - q . T_t`` if that is >= 0 (an XOR bidder's best set at item prices
     ``q [B, m]``: a best set is always an atom's bundle), else nothing at 0. Atoms meeting
-    ``taken [B, m]`` (items gone; above 0.5 counts as taken) are left out."""
+    ``taken [B, m]`` (items gone; above 0.5 counts as taken) are left out. With ``rivals``,
+    bundle ``S`` costs ``max(q . S, conflict_floor(S) + margin)`` (still monotone in ``S``, so
+    a best set is still an atom's bundle)."""
     from bundleflow.mechanisms.multi.outcome import xor_bundle_values
 
     T = bidder.atoms.to(q.device, q.dtype)  # [B, A, m]
@@ -281,6 +353,8 @@ def _best_atom(bidder, q: torch.Tensor, taken: torch.Tensor | None = None) -> tu
         return torch.zeros_like(q), torch.zeros_like(q[:, 0])
     worth = xor_bundle_values(bidder.to(q.device), T).to(q.dtype)  # [B, A] v(T_t)
     cost = torch.einsum("bam,bm->ba", T, q)
+    if rivals is not None:
+        cost = torch.maximum(cost, conflict_floor(T, rivals) + margin)
     usable = T.any(-1)
     if taken is not None:
         usable &= torch.einsum("bam,bm->ba", T, (taken > 0.5).to(q.dtype)) < 0.5

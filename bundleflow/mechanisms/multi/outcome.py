@@ -227,7 +227,7 @@ def evaluate_multi(mechanism: MultiMenuMechanism, bidders: list[Valuation], tie_
         v = bids[b0 : b0 + _PROFILE_CHUNK]
         rows = torch.arange(b0, b0 + len(v))
         chunk = [bidder.subset(rows) for bidder in bidders]
-        if getattr(mechanism, "serial", False):  # its choices inside are made with this tolerance
+        if getattr(mechanism, "compatible_by_construction", False):  # its menus use this tolerance
             alloc, price = mechanism.menus(v.to(torch.get_default_dtype()), bidders=chunk, tol=tol)  # type: ignore[call-arg]
         elif getattr(mechanism, "needs_bidders", False):
             alloc, price = mechanism.menus(v.to(torch.get_default_dtype()), bidders=chunk)  # type: ignore[call-arg]
