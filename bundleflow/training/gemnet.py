@@ -18,6 +18,8 @@ construction and trained without the penalty: :func:`relaxed_serial` relaxes the
 bidders' choices into the chance ``t_j`` that item ``j`` is already taken, and bidder ``k``'s
 element ``e`` enters her softmax with weight ``prod_{j in e} (1 - t_j)``, the relaxed chance that
 it is still on her menu, so an earlier sale learns what it costs the later bidders.
+Conflict prices (XOR bidders) are compatible by construction too: :func:`relaxed_multi`
+without the penalty. Both keep the validation-best menus (:class:`GemNetTrainer`).
 """
 
 from __future__ import annotations
