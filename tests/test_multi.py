@@ -567,6 +567,26 @@ def test_xor_bundle_values_exact_and_relaxed():
     assert xor_item_bids(v)[0].tolist() == [1.0, 1.0, 0.5]
 
 
+def assert_xor_misreports_never_pay(net, truth, honest, i: int, lies, compatible: bool = False) -> None:
+    """No report in ``lies`` (XOR valuations) gives XOR bidder ``i`` more utility than the truth
+    (``honest``: the outcome of ``truth``), on any profile, and one gives her less; with
+    ``compatible`` no lie over-allocates either."""
+
+    def utility(out):
+        return xor_bundle_values(truth[i], out.allocation[:, i : i + 1])[:, 0] - out.payment[:, i]
+
+    u_honest = utility(honest)
+    changed = False
+    for lie_i in lies:
+        lie = evaluate_multi(net, truth[:i] + [lie_i] + truth[i + 1 :])
+        if compatible:
+            assert lie.over_rate == 0.0
+        u_lie = utility(lie)
+        assert (u_honest >= u_lie - 1e-12).all()
+        changed |= bool((u_lie < u_honest - 1e-9).any())
+    assert changed
+
+
 def test_gemnet_bundles_for_xor_bidders_are_strategy_proof():
     g = torch.Generator().manual_seed(4)
     net = GemNet(2, 6, 5, cap=3.0, bundles=True, generator=g).double()
@@ -581,16 +601,11 @@ def test_gemnet_bundles_for_xor_bidders_are_strategy_proof():
     assert p0.grad is not None and p0.grad.abs().sum() > 0
     honest = evaluate_multi(net, truth)
     assert (honest.payment >= 0).all() and honest.revenue > 0
-    got = torch.stack([xor_bundle_values(truth[0], honest.allocation[:, :1])[:, 0]], 1)[:, 0]
-    u_honest = got - honest.payment[:, 0]
+    u_honest = xor_bundle_values(truth[0], honest.allocation[:, :1])[:, 0] - honest.payment[:, 0]
     assert (u_honest >= -1e-12).all()
-    changed = False
-    for seed in range(4):  # no misreport of bidder 0 beats the truth
-        lie = evaluate_multi(net, [uniform_atoms(300, 6, 3, 0.5, seed=90 + seed)] + truth[1:])
-        u_lie = xor_bundle_values(truth[0], lie.allocation[:, :1])[:, 0] - lie.payment[:, 0]
-        assert (u_honest >= u_lie - 1e-12).all()
-        changed |= bool((u_lie < u_honest - 1e-9).any())
-    assert changed
+    assert_xor_misreports_never_pay(
+        net, truth, honest, 0, [uniform_atoms(300, 6, 3, 0.5, seed=90 + s) for s in range(4)]
+    )
     with pytest.raises(InputError, match="deterministic bundles"):
         GemNet(2, 6, 5, cap=3.0, bundles=True, unit_demand=True)
     with pytest.raises(InputError, match="one class for all"):
@@ -675,15 +690,8 @@ def test_serial_menus_are_compatible_and_strategy_proof(item_prices):
     a1, p1 = net.menus(bids_of(truth), bidders=truth)
     a2, p2 = net.menus(bids_of(others), bidders=others)
     assert torch.equal(a1[:, :2, :6], a2[:, :2, :6]) and torch.equal(p1[:, :2, :6], p2[:, :2, :6])
-    u_honest = xor_bundle_values(truth[1], honest.allocation[:, 1:2])[:, 0] - honest.payment[:, 1]
-    changed = False
-    for seed in range(4):  # no misreport of bidder 1 beats the truth
-        lie = evaluate_multi(net, [truth[0], uniform_atoms(B, m, 3, 0.4, seed=90 + seed), truth[2]])
-        assert lie.over_rate == 0.0
-        u_lie = xor_bundle_values(truth[1], lie.allocation[:, 1:2])[:, 0] - lie.payment[:, 1]
-        assert (u_honest >= u_lie - 1e-12).all()
-        changed |= bool((u_lie < u_honest - 1e-9).any())
-    assert changed
+    lies = [uniform_atoms(B, m, 3, 0.4, seed=90 + s) for s in range(4)]  # misreports of bidder 1
+    assert_xor_misreports_never_pay(net, truth, honest, 1, lies, compatible=True)
 
 
 def test_serial_training_charges_an_earlier_sale_for_what_it_blocks():
@@ -765,12 +773,5 @@ def test_conflict_prices_are_compatible_and_strategy_proof(item_prices):
     atoms = truth[1].atoms.double()
     is_atom = (atoms == got[:, None]).all(-1).any(-1) | (got == 0).all(-1)
     assert is_atom.all()
-    u_honest = xor_bundle_values(truth[1], honest.allocation[:, 1:2])[:, 0] - honest.payment[:, 1]
-    changed = False
-    for seed in range(4):  # no misreport of bidder 1 beats the truth
-        lie = evaluate_multi(net, [truth[0], uniform_atoms(B, m, 3, 0.4, seed=90 + seed), truth[2]])
-        assert lie.over_rate == 0.0
-        u_lie = xor_bundle_values(truth[1], lie.allocation[:, 1:2])[:, 0] - lie.payment[:, 1]
-        assert (u_honest >= u_lie - 1e-12).all()
-        changed |= bool((u_lie < u_honest - 1e-9).any())
-    assert changed
+    lies = [uniform_atoms(B, m, 3, 0.4, seed=90 + s) for s in range(4)]  # misreports of bidder 1
+    assert_xor_misreports_never_pay(net, truth, honest, 1, lies, compatible=True)

@@ -257,26 +257,26 @@ class GemNet(nn.Module):
         p0 = next(self.parameters())
         back = bids.device
         bids = bids.to(p0.device, p0.dtype)
+        tie = 0.0  # the absolute tie tolerance of the exact menus compatible by construction
+        if self.compatible_by_construction and relax == 0:
+            tie = tie_tolerance(bidders) if tol is None else tol
         if self.serial:
             if relax > 0:
                 raise InputError("serial GemNet menus are relaxed by bundleflow.training.gemnet.relaxed_serial")
-            alloc, price = self._serial_menus(bids, bidders, tol)
+            alloc, price = self._serial_menus(bids, bidders, tie)
         else:
-            margin = 0.0
-            if self.conflict_prices and relax == 0:  # ties at a floor must not sell to both
-                margin = 2 * (tie_tolerance(bidders) if tol is None else tol)
+            margin = 2 * tie if self.conflict_prices else 0.0  # ties at a floor must not sell to both
             pairs = [self.bidder_menu(bids, i, relax, bidders, margin=margin) for i in range(self.n_bidders)]
             alloc, price = torch.stack([a for a, _ in pairs], 1), torch.stack([p for _, p in pairs], 1)
         return alloc.to(back), price.to(back)
 
-    def _serial_menus(self, bids: torch.Tensor, bidders, tol: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Serial menus (module doc): bidder by bidder, price out what meets the items taken."""
+    def _serial_menus(self, bids: torch.Tensor, bidders, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Serial menus (module doc): bidder by bidder, price out what meets the items taken;
+        the choices use the absolute tie tolerance ``tol``."""
         from bundleflow.mechanisms.menu import choose
-        from bundleflow.mechanisms.multi.outcome import tie_tolerance, xor_bundle_values
+        from bundleflow.mechanisms.multi.outcome import xor_bundle_values
 
         bidders = [v.to(bids.device) for v in bidders]
-        if tol is None:
-            tol = tie_tolerance(bidders)
         B = bids.shape[0]
         rows = torch.arange(B, device=bids.device)
         taken = torch.zeros(B, self.n_items, dtype=bids.dtype, device=bids.device)
@@ -330,8 +330,9 @@ def _best_atom_inside(bidder, bundles: torch.Tensor) -> torch.Tensor:
     T = bidder.atoms.to(bundles.device, bundles.dtype)  # [B, A, m]
     if T.shape[1] == 0:
         return torch.zeros_like(bundles)
-    inside = torch.einsum("bam,bkm->bka", T, 1 - bundles) < 0.5
-    worth = torch.where(inside, bidder.values.to(bundles.device, bundles.dtype)[:, None, :], -1.0)
+    from bundleflow.mechanisms.multi.outcome import atoms_held
+
+    worth = torch.where(atoms_held(T, bundles), bidder.values.to(bundles.device, bundles.dtype)[:, None, :], -1.0)
     best, a = worth.max(-1)  # [B, K]
     got = torch.gather(T, 1, a[..., None].expand(*a.shape, T.shape[-1]))  # [B, K, m]
     return got * (best > 0)[..., None].to(bundles.dtype)

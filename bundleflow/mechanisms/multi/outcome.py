@@ -118,8 +118,14 @@ def xor_bundle_values(v: XORValuation, bundles: torch.Tensor, soft: bool = False
     else:
         if not ((bundles == 0) | (bundles == 1)).all():
             raise InputError("XOR bidders are offered deterministic bundles: allocations must be 0 or 1")
-        held = (torch.einsum("bam,bkm->bka", T, 1 - bundles) < 0.5).to(bundles.dtype)
+        held = atoms_held(T, bundles).to(bundles.dtype)
     return (held * p[:, None, :]).amax(-1)
+
+
+def atoms_held(atoms: torch.Tensor, bundles: torch.Tensor) -> torch.Tensor:
+    """``[B, K, A]`` whether atom ``t`` (``atoms [B, A, m]``, 0/1) is inside bundle ``k``
+    (``bundles [B, K, m]``, 0/1): no item of the atom is missing from the bundle."""
+    return torch.einsum("bam,bkm->bka", atoms, 1 - bundles) < 0.5
 
 
 def element_values(alloc: torch.Tensor, bidders: list[Valuation], soft: bool = False) -> torch.Tensor:
@@ -227,10 +233,8 @@ def evaluate_multi(mechanism: MultiMenuMechanism, bidders: list[Valuation], tie_
         v = bids[b0 : b0 + _PROFILE_CHUNK]
         rows = torch.arange(b0, b0 + len(v))
         chunk = [bidder.subset(rows) for bidder in bidders]
-        if getattr(mechanism, "compatible_by_construction", False):  # its menus use this tolerance
+        if getattr(mechanism, "needs_bidders", False):  # menus made with the bidders and this tolerance
             alloc, price = mechanism.menus(v.to(torch.get_default_dtype()), bidders=chunk, tol=tol)  # type: ignore[call-arg]
-        elif getattr(mechanism, "needs_bidders", False):
-            alloc, price = mechanism.menus(v.to(torch.get_default_dtype()), bidders=chunk)  # type: ignore[call-arg]
         else:
             alloc, price = mechanism.menus(v.to(torch.get_default_dtype()))
         alloc, price = alloc.double(), price.double()
