@@ -433,7 +433,7 @@ def bench(
     """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plots."""
     from bundleflow.experiments.bench import METHODS, PAPER_BUDGET_S, PRESETS, paper_settings, run_bench
     from bundleflow.experiments.bench import settings as table
-    from bundleflow.experiments.multi_bench import SETTING_NAMES, run_multi_bench
+    from bundleflow.experiments.multi_bench import ALL_VARIANTS, SETTING_NAMES, run_multi_bench
     from bundleflow.utils.files import writable_dir
 
     if preset not in PRESETS + ("multi",):
@@ -445,8 +445,8 @@ def bench(
     if list_ and preset == "multi":
         console.print("settings: " + ", ".join(SETTING_NAMES))
         console.print(
-            "methods: gemnet, gemnet_items (item bidders), before the transform, item auctions (tuned reserve), "
-            "vcg, vcg with a tuned item reserve (XOR bidders), sequential posted price"
+            f"methods: {', '.join(ALL_VARIANTS)} (serial and conflict: XOR bidders), before the transform, "
+            "item auctions (tuned reserve), vcg, vcg with a tuned item reserve (XOR bidders), sequential posted price"
         )
         return
     if list_:

@@ -155,6 +155,9 @@ def test_multi_bench_quick(tmp_path):
     assert "done earlier" in again.stdout
     assert_one_line_error(cli("bench", "--preset", "multi", "--methods", "vcg", "--out", tmp_path), "--preset multi")
     assert_one_line_error(cli("bench", "--preset", "multi", "--settings", "nope", "--out", tmp_path), "unknown setting")
+    listed = cli("bench", "--preset", "multi", "--list", "--out", tmp_path)
+    assert listed.exit_code == 0 and "multi_cats_regions_3x50" in listed.stdout
+    assert all(v in listed.stdout for v in ("gemnet_items", "gemnet_serial", "gemnet_conflict"))
 
 
 def test_grid_too_large_for_the_transform_is_a_config_error(tmp_path):
