@@ -226,14 +226,20 @@ def test_gemnet_run_with_xor_bidders(tmp_path):
     assert_one_line_error(cli("evaluate", out / "mechanism.pt", tmp_path / "items.npy"), "XOR (CATS) bidders")
 
 
-@pytest.mark.parametrize("flag", ["serial", "conflict_prices"])
+@pytest.mark.parametrize("flag", ["serial", "conflict_prices", "affine"])
 def test_gemnet_run_compatible_by_construction(tmp_path, flag):
     out = tmp_path / flag
-    over = [*TINY_XOR, f"gemnet.{flag}=true", "gemnet.item_prices=true", "gemnet.reserve=0.2"]
+    items = [] if flag == "affine" else ["gemnet.item_prices=true", "gemnet.reserve=0.2"]
+    over = [*TINY_XOR, f"gemnet.{flag}=true", *items]
     res = cli("train", "--out", out, *over)
     assert res.exit_code == 0, res.output
-    g = json.loads((out / "summary.json").read_text())["learned"]
+    summary = json.loads((out / "summary.json").read_text())
+    g = summary["learned"]
     assert g[flag] and "by construction" in g["transform_skipped"]
+    if flag == "affine":  # the reserve is the baseline's, and the start is that baseline
+        (base,) = [r for r in summary["baselines"] if r["method"].startswith("vcg, item reserve")]
+        assert base["method"] == f"vcg, item reserve {g['affine_reserve']:.3g}"
+        assert g["kept"]["start_validation_revenue"] > 0
     # the validation-best menus are kept, the start among the candidates
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     kept = g["kept"]
@@ -245,6 +251,12 @@ def test_gemnet_run_compatible_by_construction(tmp_path, flag):
     bad = cli("train", "--out", tmp_path / "bad", *TINY_MULTI, f"gemnet.{flag}=true")
     assert_one_line_error(bad, f"gemnet.{flag} is built for XOR bidders")
     assert not (tmp_path / "bad").exists()
+    if flag == "affine":
+        both = cli("train", "--out", tmp_path / "bad", *over, "gemnet.serial=true")
+        assert_one_line_error(both, "gemnet.serial and gemnet.affine: choose one")
+        items = cli("train", "--out", tmp_path / "bad", *over, "gemnet.item_prices=true")
+        assert_one_line_error(items, "remove gemnet.item_prices")
+        assert not (tmp_path / "bad").exists()
 
 
 def test_xor_profiles_from_a_file(tmp_path):

@@ -197,8 +197,12 @@ def _wdp(bundles: torch.Tensor, worth: torch.Tensor):
     return best, pick, without
 
 
-def xor_vcg(bidders: list[XORValuation], reserve: float = 0.0) -> MultiOutcome:
-    """VCG with a per-item reserve for XOR bidders (module doc), exactly evaluated."""
+def xor_vcg_sales(bidders: list[XORValuation], reserve: float = 0.0):
+    """What :func:`xor_vcg` sells: ``(bundle [B, n, m] bool, value [B, n], price [B, n], sold
+    [B, n] bool)``, each bidder's allocated atom bundle (empty if none), its value to her, her
+    Clarke payment (at least ``reserve |bundle|``) and whether she wins something. Bidder
+    ``i``'s price for bundle ``S`` is ``r |S| + W'*_-i(M) - W'*_-i(M \\ S)``, a function of
+    ``b_-i``, and ``bundle`` is a best choice for her at those prices (module doc)."""
     r = float(reserve)
     if not (r >= 0 and r < float("inf")):
         raise InputError(f"xor_vcg: the reserve must be finite and >= 0, got {reserve}")
@@ -210,10 +214,15 @@ def xor_vcg(bidders: list[XORValuation], reserve: float = 0.0) -> MultiOutcome:
     rows = torch.arange(B)[:, None]
     idx = torch.arange(n)[None, :]
     got = value[rows, idx, pick]  # [B, n]
-    payment = (got - (best[:, None] - without)).clamp_min(0) * (pick < bundles.shape[2] - 1)
-    alloc = bundles[rows, idx, pick].double()  # [B, n, m]
-    choice = torch.where(pick < bundles.shape[2] - 1, 0, -1)
-    return outcome_of(alloc, payment, got, choice)
+    sold = pick < bundles.shape[2] - 1
+    payment = (got - (best[:, None] - without)).clamp_min(0) * sold
+    return bundles[rows, idx, pick], got, payment, sold
+
+
+def xor_vcg(bidders: list[XORValuation], reserve: float = 0.0) -> MultiOutcome:
+    """VCG with a per-item reserve for XOR bidders (module doc), exactly evaluated."""
+    bundle, got, payment, sold = xor_vcg_sales(bidders, reserve)
+    return outcome_of(bundle.double(), payment, got, torch.where(sold, 0, -1))
 
 
 def tuned_xor_reserve(train: list[XORValuation], grid: int = 21) -> float:

@@ -155,6 +155,10 @@ class GemNetConfig(_Strict):
     # XOR bidders: every price floored at the best rival atom meeting the bundle, compatible by
     # construction (bundleflow.mechanisms.multi.gemnet)
     conflict_prices: bool = False
+    # XOR bidders: the affine maximiser (VCG with a per-item seller's reserve tuned on the
+    # training profiles, as the baseline) plus a learned entry fee f_i(b_-i) >= 0 per bidder,
+    # compatible by construction (bundleflow.mechanisms.multi.gemnet)
+    affine: bool = False
     # the post-training transform (bundleflow.training.compatibility): grid levels per bid
     # coordinate (0: no transform) and HiGHS's time limit per MILP round
     grid_levels: int = Field(8, ge=0)
@@ -199,14 +203,18 @@ class RunConfig(_Strict):
         if self.menu.model == "gemnet":
             xor = self.data.kind in ("uniform_atoms", "file")  # XOR bidders: deterministic bundles
             default_levels = GemNetConfig.model_fields["grid_levels"].default
-            for flag in ("serial", "conflict_prices"):
+            flags = ("serial", "conflict_prices", "affine")
+            for flag in flags:
                 if getattr(self.gemnet, flag) and not xor:
                     raise ValueError(
                         f"gemnet.{flag} is built for XOR bidders (data.kind=uniform_atoms or file); "
                         "item bidders get the grid transform"
                     )
-            if self.gemnet.serial and self.gemnet.conflict_prices:
-                raise ValueError("gemnet.serial and gemnet.conflict_prices: choose one")
+            chosen = [f"gemnet.{f}" for f in flags if getattr(self.gemnet, f)]
+            if len(chosen) > 1:
+                raise ValueError(f"{' and '.join(chosen)}: choose one")
+            if self.gemnet.affine and self.gemnet.item_prices:
+                raise ValueError("gemnet.affine sells the affine maximiser's bundles: remove gemnet.item_prices")
             if xor and self.gemnet.grid_levels not in (0, default_levels):  # (config.yaml records the default)
                 raise ValueError(
                     "gemnet.grid_levels: the grid transform needs item bidders (data.kind=additive or "

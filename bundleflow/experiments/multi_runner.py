@@ -79,7 +79,16 @@ def gemnet_model(cfg: RunConfig, train: list[Valuation] | None = None) -> GemNet
         bundles=is_xor(cfg),
         serial=cfg.gemnet.serial,
         conflict_prices=cfg.gemnet.conflict_prices,
+        affine_reserve=affine_reserve(train) if cfg.gemnet.affine else None,
     )
+
+
+def affine_reserve(train) -> float:
+    """The per-item seller's reserve of VCG with a reserve, tuned on the first
+    ``TUNE_PROFILES`` training profiles (the baseline's, and affine GemNet's)."""
+    from bundleflow.baselines.multi import tuned_xor_reserve
+
+    return tuned_xor_reserve([v.subset(torch.arange(min(len(v), TUNE_PROFILES))) for v in train])
 
 
 def bidder_pool(train: list[Valuation]) -> Valuation:
@@ -115,7 +124,6 @@ def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
         sequential_posted_prices,
         tuned_posted_price,
         tuned_reserve,
-        tuned_xor_reserve,
         vcg,
         xor_vcg,
     )
@@ -143,11 +151,10 @@ def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
         add(f"item auctions, reserve {r:.3g}", second_price_items(test, r), time.perf_counter() - t0)
         add("vcg", second_price_items(test, 0.0), 0.0)
     elif isinstance(test[0], XORValuation):  # VCG and the affine maximiser with a seller's reserve
-        tune = [v.subset(torch.arange(min(len(v), TUNE_PROFILES))) for v in train]
         t0 = time.perf_counter()
         add("vcg", xor_vcg(test, 0.0), time.perf_counter() - t0)
         t0 = time.perf_counter()
-        r = tuned_xor_reserve(tune)
+        r = affine_reserve(train)
         add(f"vcg, item reserve {r:.3g}", xor_vcg(test, r), time.perf_counter() - t0)
     elif (n + 1) ** m <= MAX_VCG_ASSIGNMENTS:
         t0 = time.perf_counter()
@@ -168,7 +175,7 @@ def load_mechanism(path: str | Path, device="cpu"):
         # the sizes must be those of the saved weights (a crafted file must not make us allocate)
         shapes = {k: tuple(v.shape) for k, v in state["state"].items()}
         K, m, n = spec["n_elements"], spec["n_items"], spec["n_bidders"]
-        outputs = GemNet.outputs(K, m, bool(spec.get("item_prices")))
+        outputs = GemNet.outputs(K, m, bool(spec.get("item_prices")), spec.get("affine_reserve") is not None)
         if shapes.get(f"nets.{n - 1}.{2 * len(spec['hidden']) if n > 1 else 0}.bias") != (outputs,):
             raise TypeError("the sizes do not match the saved weights")
         net = GemNet(**spec)
@@ -309,9 +316,12 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     levels = grid_levels(cfg)
     if xor:
         learned["transform"] = None
-        learned["serial"], learned["conflict_prices"] = gc.serial, gc.conflict_prices
+        learned["serial"], learned["conflict_prices"], learned["affine"] = gc.serial, gc.conflict_prices, gc.affine
+        if gc.affine:
+            learned["affine_reserve"] = model.affine_reserve
+        variant = "serial menus" if gc.serial else "conflict prices" if gc.conflict_prices else "affine menus"
         learned["transform_skipped"] = (
-            f"{'serial menus' if gc.serial else 'conflict prices'}: compatible by construction"
+            f"{variant}: compatible by construction"
             if model.compatible_by_construction
             else "XOR bidders: no grid of bids; over-allocation is reported as measured"
         )

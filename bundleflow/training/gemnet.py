@@ -18,8 +18,11 @@ construction and trained without the penalty: :func:`relaxed_serial` relaxes the
 bidders' choices into the chance ``t_j`` that item ``j`` is already taken, and bidder ``k``'s
 element ``e`` enters her softmax with weight ``prod_{j in e} (1 - t_j)``, the relaxed chance that
 it is still on her menu, so an earlier sale learns what it costs the later bidders.
-Conflict prices (XOR bidders) are compatible by construction too: :func:`relaxed_multi`
-without the penalty. Both keep the validation-best menus (:class:`GemNetTrainer`).
+Conflict prices and affine menus with entry fees (XOR bidders) are compatible by
+construction too: :func:`relaxed_multi` without the penalty (for affine menus the softmax of
+one element against nothing is ``sigmoid((u_i - f_i) / tau)``, the relaxed chance that
+bidder ``i`` still buys at her fee ``f_i``). All three keep the validation-best menus
+(:class:`GemNetTrainer`).
 """
 
 from __future__ import annotations
@@ -224,7 +227,7 @@ class GemNetTrainer:
                     v, relax=tau * model.value_scale, bidders=None if isinstance(values, torch.Tensor) else values
                 )
                 revenue, over = relaxed_multi(alloc, price, values, tau * model.value_scale)
-                loss = -revenue / model.value_scale + (0.0 if model.conflict_prices else lam) * over
+                loss = -revenue / model.value_scale + (0.0 if model.compatible_by_construction else lam) * over
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()

@@ -51,6 +51,21 @@ bidder ``i`` receives atom ``S`` and bidder ``l`` atom ``T`` meeting it, then
 ``price_i >= p_l(T) + margin`` and ``price_l >= p_i(S) + margin``, so one of them would
 have bought at a loss. Each winner pays at least the best conflicting rival value.
 
+*Affine menus with entry fees* (``affine_reserve = r``, XOR bidders): bidder ``i``'s menu
+is every bundle ``S`` at the price of the affine maximiser in which the seller bids ``r`` on
+each item she keeps (VCG with a per-item reserve,
+:func:`bundleflow.baselines.multi.xor_vcg`), ``r |S| + W'*_-i(M) - W'*_-i(M \\ S)``, plus a
+learned entry fee ``f_i(b_-i) = FEE_UNIT * value_scale * max(z_i, 0) >= 0`` from her
+network's one output ``z_i`` (in hundredths of the value scale, so that a step of the
+optimiser moves the fee by a small part of a typical surplus). The fee is the same on every bundle, so her best bundle is still the one the
+affine maximiser gives her, and she takes it or nothing: the buyers are a subset of the
+affine maximiser's winners, so the menus are compatible by construction, and strategy-proof
+(prices and fee are functions of ``b_-i``). Her element is that best bundle at its price
+plus the fee (prices in float64, exactly those of the affine maximiser). The network starts
+at ``z = 0`` (the affine maximiser itself); in training the fee's gradient passes ``max(., 0)``
+straight through, so a fee at 0 can rise again. ``r`` is fixed (the runner tunes it on the
+training profiles as for the baseline).
+
 With ``n = 1`` the network's input is empty and the menu is a constant (a RochetNet menu).
 The mechanism is strategy-proof by construction (:mod:`.outcome`); compatibility is trained
 for (:mod:`bundleflow.training.gemnet`).
@@ -68,6 +83,8 @@ from bundleflow.errors import InputError
 # conflict floors are raised by this relative slack: prices are float32, values float64, and
 # a floor rounded down must not fall below the rival value it stands for
 FLOOR_SLACK = 1e-6
+# affine menus: the entry fee is FEE_UNIT * value_scale * max(z, 0) for a network output z
+FEE_UNIT = 0.01
 
 
 class GemNet(nn.Module):
@@ -88,6 +105,7 @@ class GemNet(nn.Module):
         bundles: bool = False,
         serial: bool = False,
         conflict_prices: bool = False,
+        affine_reserve: float | None = None,
     ):
         super().__init__()
         if n_bidders < 1 or n_items < 1 or n_elements < 1:
@@ -105,6 +123,13 @@ class GemNet(nn.Module):
             )
         if serial and conflict_prices:
             raise InputError("GemNet: serial menus or conflict prices, not both")
+        if affine_reserve is not None:
+            if not bundles or serial or conflict_prices or item_prices:
+                raise InputError(
+                    "GemNet: affine menus are built for XOR bidders, without serial menus, conflict prices or item sales"
+                )
+            if not (affine_reserve >= 0 and math.isfinite(affine_reserve)):
+                raise InputError(f"GemNet: the affine reserve must be finite and >= 0, got {affine_reserve}")
         if not 0 < reserve < 1:
             raise InputError(f"GemNet: the starting reserve is a fraction in (0, 1) of the value scale, got {reserve}")
         if any(h < 1 for h in hidden):
@@ -114,6 +139,7 @@ class GemNet(nn.Module):
         self.hidden = tuple(hidden)
         self.item_prices, self.reserve, self.bundles = bool(item_prices), float(reserve), bool(bundles)
         self.serial, self.conflict_prices = bool(serial), bool(conflict_prices)
+        self.affine_reserve = None if affine_reserve is None else float(affine_reserve)
         d_in = (n_bidders - 1) * n_items
         self.nets = nn.ModuleList(self._mlp(d_in, generator) for _ in range(n_bidders))
 
@@ -131,8 +157,11 @@ class GemNet(nn.Module):
                     bound = 1 / math.sqrt(layer.in_features)
                     layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1) * bound)
                     layer.bias.copy_((torch.rand(layer.bias.shape, generator=generator) * 2 - 1) * bound)
-            if d_in == 0:
+            if d_in == 0 or self.affine:
                 out.weight.zero_()
+            if self.affine:  # the fee starts at 0: the affine maximiser itself
+                out.bias.zero_()
+                return nn.Sequential(*layers, out)
             out.bias[: K * m].copy_(2 * torch.randn(K * m, generator=generator))
             if self.bundles:  # XOR bidders value few small bundles: start from large ones (~90% of items)
                 out.bias[: K * m] += 3.0
@@ -142,26 +171,34 @@ class GemNet(nn.Module):
         return nn.Sequential(*layers, out)
 
     @staticmethod
-    def outputs(n_elements: int, n_items: int, item_prices: bool) -> int:
-        """Outputs of each bidder's network: allocation and price logits, and the reserves."""
+    def outputs(n_elements: int, n_items: int, item_prices: bool, affine: bool = False) -> int:
+        """Outputs of each bidder's network: allocation and price logits, and the reserves
+        (affine menus: the entry fee alone)."""
+        if affine:
+            return 1
         return n_elements * n_items + n_elements + (n_items if item_prices else 0)
 
     @property
     def n_outputs(self) -> int:
-        return self.outputs(self.n_elements, self.n_items, self.item_prices)
+        return self.outputs(self.n_elements, self.n_items, self.item_prices, self.affine)
+
+    @property
+    def affine(self) -> bool:
+        """Affine menus with entry fees (module doc)."""
+        return self.affine_reserve is not None
 
     @property
     def needs_bidders(self) -> bool:
         """Whether :meth:`menus` needs the bidders themselves (XOR bidders with item sales:
         the best atom at the item prices is found from the bidder's atoms; serial menus: the
         earlier bidders' choices need their values; conflict prices: the others' atoms)."""
-        return self.bundles and (self.item_prices or self.serial or self.conflict_prices)
+        return self.bundles and (self.item_prices or self.serial or self.conflict_prices or self.affine)
 
     @property
     def compatible_by_construction(self) -> bool:
-        """Serial menus and conflict prices never over-allocate (module doc); the exact menus
-        need the evaluation's tie tolerance (:meth:`menus`' ``tol``)."""
-        return self.serial or self.conflict_prices
+        """Serial menus, conflict prices and affine menus never over-allocate (module doc); the
+        exact menus of the first two need the evaluation's tie tolerance (:meth:`menus`' ``tol``)."""
+        return self.serial or self.conflict_prices or self.affine
 
     def item_price(self, bids: torch.Tensor, z: torch.Tensor, i: int) -> torch.Tensor:
         """``[B, m]`` bidder ``i``'s item prices ``q_i`` (module doc) from her network's reserve
@@ -260,7 +297,9 @@ class GemNet(nn.Module):
         tie = 0.0  # the absolute tie tolerance of the exact menus compatible by construction
         if self.compatible_by_construction and relax == 0:
             tie = tie_tolerance(bidders) if tol is None else tol
-        if self.serial:
+        if self.affine:
+            alloc, price = self._affine_menus(bids, bidders, relax)
+        elif self.serial:
             if relax > 0:
                 raise InputError("serial GemNet menus are relaxed by bundleflow.training.gemnet.relaxed_serial")
             alloc, price = self._serial_menus(bids, bidders, tie)
@@ -269,6 +308,27 @@ class GemNet(nn.Module):
             pairs = [self.bidder_menu(bids, i, relax, bidders, margin=margin) for i in range(self.n_bidders)]
             alloc, price = torch.stack([a for a, _ in pairs], 1), torch.stack([p for _, p in pairs], 1)
         return alloc.to(back), price.to(back)
+
+    def fee(self, bids: torch.Tensor, i: int, relax: float = 0.0) -> torch.Tensor:
+        """``[B]`` bidder ``i``'s entry fee ``FEE_UNIT * value_scale * max(z_i(b_-i), 0)`` (affine menus); in
+        training (``relax > 0``) with the gradient of ``z_i`` (straight through)."""
+        z = self.nets[i](self.others(bids, i).to(bids.dtype))[:, 0]
+        fee = z.clamp_min(0)
+        if relax > 0:
+            fee = z + (fee - z).detach()
+        return FEE_UNIT * self.value_scale * fee
+
+    def _affine_menus(self, bids: torch.Tensor, bidders, relax: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Affine menus (module doc): ``([B, n, 1, m], [B, n, 1])``, each bidder's best bundle at
+        the affine maximiser's price plus her fee (float64); nothing (at ``cap + 1``) where
+        she wins nothing there."""
+        from bundleflow.baselines.multi import xor_vcg_sales
+
+        bundle, _, price, sold = xor_vcg_sales([v.to("cpu") for v in bidders], self.affine_reserve)  # type: ignore[arg-type]
+        bundle, price, sold = bundle.to(bids.device), price.to(bids.device), sold.to(bids.device)
+        fee = torch.stack([self.fee(bids, i, relax) for i in range(self.n_bidders)], 1).double()
+        price = torch.where(sold, price + fee, torch.full_like(fee, self.cap + 1.0))
+        return bundle[:, :, None].double(), price[:, :, None]
 
     def _serial_menus(self, bids: torch.Tensor, bidders, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Serial menus (module doc): bidder by bidder, price out what meets the items taken;
@@ -307,6 +367,7 @@ class GemNet(nn.Module):
             "bundles": self.bundles,
             "serial": self.serial,
             "conflict_prices": self.conflict_prices,
+            "affine_reserve": self.affine_reserve,
         }
 
 
