@@ -42,6 +42,10 @@ def test_gemnet_run_from_the_cli(tmp_path):
     g = s["learned"]
     assert g["steps_done"] == 300 and s["n_test"] == 4000
     assert g["transform"]["grid_profiles"] == 36
+    # the certificate off the grid bounds the held-out over-allocation from above
+    c = g["certificate"]
+    assert c["boxes_checked"] >= 36 and c["certified_share"] + c["uncertain_share"] == pytest.approx(1.0)
+    assert c["uncertain_share"] >= g["test_over_allocation_rate"] - 3 * (0.25 / 4000) ** 0.5
     # one item, two bidders: GemNet has learned a reserve after 300 steps; the tuned
     # item auction is Myerson's auction
     assert g["test_revenue"] > 0.34  # above second price without reserve (1/3)

@@ -167,6 +167,9 @@ class GemNetConfig(_Strict):
     # earned; "optimise": also re-price every element for the most revenue on the grid (exact
     # for a finite type space that is the grid; may fit the grid of a continuous distribution)
     transform: Literal["repair", "optimise"] = "repair"
+    # after the transform, certify the value space box by box (bundleflow.training.
+    # certificate) with at most this many boxes (0: no certificate)
+    certify_boxes: int = Field(200_000, ge=0)
 
     @field_validator("hidden")
     @classmethod

@@ -333,6 +333,13 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
             advance(1)
         shifts = mechanism.shifts
         learned["transform"] = report.summary()
+        if gc.certify_boxes > 0 and gc.grid_levels ** (n * m) <= gc.certify_boxes:
+            from bundleflow.training.certificate import certify
+
+            with progress_bar("certificate off the grid", 1, enabled=progress) as advance:
+                cert = certify(mechanism, d.low, d.high, max_cells=gc.certify_boxes)
+                advance(1)
+            learned["certificate"] = cert.summary()
     after = evaluate_multi(mechanism, test)
     learned.update({f"test_{k}": v for k, v in after.summary().items()})
     learned["test_revenue_before_transform"] = before.revenue

@@ -54,7 +54,7 @@ have bought at a loss. Each winner pays at least the best conflicting rival valu
 *Affine menus with entry fees* (``affine_reserve = r``, XOR bidders): bidder ``i``'s menu
 is every bundle ``S`` at the price of the affine maximiser in which the seller bids ``r`` on
 each item she keeps (VCG with a per-item reserve,
-:func:`bundleflow.baselines.multi.xor_vcg`), ``r |S| + W'*_-i(M) - W'*_-i(M \\ S)``, plus a
+:func:`bundleflow.baselines.multi.xor_vcg`, :mod:`.affine`), ``r |S| + W'*_-i(M) - W'*_-i(M \\ S)``, plus a
 learned entry fee ``f_i(b_-i) = FEE_UNIT * value_scale * max(z_i, 0) >= 0`` from her
 network's one output ``z_i`` (in hundredths of the value scale, so that a step of the
 optimiser moves the fee by a small part of a typical surplus). The fee is the same on every bundle, so her best bundle is still the one the
@@ -322,7 +322,7 @@ class GemNet(nn.Module):
         """Affine menus (module doc): ``([B, n, 1, m], [B, n, 1])``, each bidder's best bundle at
         the affine maximiser's price plus her fee (float64); nothing (at ``cap + 1``) where
         she wins nothing there."""
-        from bundleflow.baselines.multi import xor_vcg_sales
+        from bundleflow.mechanisms.multi.affine import xor_vcg_sales
 
         bundle, _, price, sold = xor_vcg_sales([v.to("cpu") for v in bidders], self.affine_reserve)  # type: ignore[arg-type]
         bundle, price, sold = bundle.to(bids.device), price.to(bids.device), sold.to(bids.device)

@@ -1,0 +1,102 @@
+"""The affine maximiser for XOR bidders: winner determination with a seller's reserve, by
+enumeration, and the Clarke prices it charges (the mechanism of
+:func:`bundleflow.baselines.multi.xor_vcg`, and the base of GemNet's affine menus,
+:mod:`.gemnet`).
+
+The allocation maximises ``W'(x) = sum_i [v_i(S_i) - r |S_i|]`` over giving each bidder one
+of her atoms' bundles or nothing, disjointly (a welfare-maximising allocation of XOR bids is
+of this form; ``r``: the seller's reserve per item, the value of an item she keeps); bidder
+``i`` pays ``v_i(S_i) - (W'* - W'*_{-i})`` (Clarke), at least ``r |S_i|``. Her price for a
+bundle ``S`` is ``r |S| + W'*_-i(M) - W'*_-i(M \\ S)``, a function of ``b_-i``, and the bundle
+she is given is a best one for her at those prices.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bundleflow.errors import InputError
+from bundleflow.mechanisms.multi.outcome import check_bidders, xor_bundle_values
+from bundleflow.valuations.xor import XORValuation
+
+MAX_WDP_CHOICES = 1 << 17  # prod_i (A_i + 1) choices enumerated by xor_wdp
+_WDP_CHUNK = 1 << 11
+
+
+def atom_options(bidders: list[XORValuation], reserve: float):
+    """``(bundles [B, n, A+1, m] bool, worth [B, n, A+1], value [B, n, A+1])``: bidder ``i``'s
+    options, her atoms' bundles and then nothing; ``value = v_i(bundle)``, ``worth = value - r |bundle|``."""
+    B, n = len(bidders[0]), len(bidders)
+    A = max(v.n_atoms_max for v in bidders)
+    m = bidders[0].n_items
+    bundles = torch.zeros(B, n, A + 1, m, dtype=torch.bool)
+    value = torch.zeros(B, n, A + 1, dtype=torch.float64)
+    for i, v in enumerate(bidders):
+        T = v.atoms.cpu().bool()
+        bundles[:, i, : T.shape[1]] = T
+        value[:, i, : T.shape[1]] = xor_bundle_values(v.to("cpu"), T.double())
+    worth = value - reserve * bundles.sum(-1)
+    return bundles, worth, value
+
+
+def xor_wdp(bidders: list[XORValuation], reserve: float = 0.0):
+    """Winner determination with a seller's reserve (module doc), by enumeration.
+
+    Returns ``(best [B], pick [B, n], best_without [B, n])``: the largest ``W'``, the option
+    each bidder gets (``A`` = nothing; ties to the first choice in enumeration order), and for
+    each ``i`` the largest ``W'`` of the choices that give bidder ``i`` nothing."""
+    check_bidders(bidders)
+    bundles, worth, _ = atom_options(bidders, reserve)
+    return _wdp(bundles, worth)
+
+
+def _wdp(bundles: torch.Tensor, worth: torch.Tensor):
+    """:func:`xor_wdp` on the options of :func:`atom_options`."""
+    B, n, O, m = bundles.shape
+    if O**n > MAX_WDP_CHOICES:
+        raise InputError(f"xor_wdp enumerates (atoms+1)^bidders = {O**n} choices, more than {MAX_WDP_CHOICES}")
+    # clash[b, i, a, k, c]: bidder i's option a and bidder k's option c share an item
+    flat = bundles.reshape(B, n * O, m).float()
+    clash = (torch.einsum("bxm,bym->bxy", flat, flat) > 0.5).reshape(B, n, O, n, O)
+    choices = torch.cartesian_prod(*[torch.arange(O)] * n).reshape(-1, n) if n > 1 else torch.arange(O)[:, None]
+    best = torch.full((B,), -torch.inf, dtype=torch.float64)
+    pick = torch.full((B, n), O - 1, dtype=torch.long)
+    without = torch.full((B, n), -torch.inf, dtype=torch.float64)
+    for c0 in range(0, len(choices), _WDP_CHUNK):
+        ch = choices[c0 : c0 + _WDP_CHUNK]  # [C, n]
+        total = sum(worth[:, i, ch[:, i]] for i in range(n))  # [B, C]
+        ok = torch.ones(B, len(ch), dtype=torch.bool)
+        for i in range(n):
+            for k in range(i + 1, n):
+                ok &= ~clash[:, i, ch[:, i], k, ch[:, k]]
+        total = torch.where(ok, total, -torch.inf)
+        top, at = total.max(1)
+        better = top > best
+        best = torch.where(better, top, best)
+        pick[better] = ch[at[better]]
+        for i in range(n):
+            w = torch.where(ch[:, i] == O - 1, total, -torch.inf).amax(1)
+            without[:, i] = torch.maximum(without[:, i], w)
+    return best, pick, without
+
+
+def xor_vcg_sales(bidders: list[XORValuation], reserve: float = 0.0):
+    """What :func:`bundleflow.baselines.multi.xor_vcg` sells: ``(bundle [B, n, m] bool, value [B, n], price [B, n], sold
+    [B, n] bool)``, each bidder's allocated atom bundle (empty if none), its value to her, her
+    Clarke payment (at least ``reserve |bundle|``) and whether she wins something. Bidder
+    ``i``'s price for bundle ``S`` is ``r |S| + W'*_-i(M) - W'*_-i(M \\ S)``, a function of
+    ``b_-i``, and ``bundle`` is a best choice for her at those prices (module doc)."""
+    r = float(reserve)
+    if not (r >= 0 and r < float("inf")):
+        raise InputError(f"xor_vcg: the reserve must be finite and >= 0, got {reserve}")
+    B, n, m = check_bidders(bidders)
+    if not isinstance(bidders[0], XORValuation):
+        raise InputError("xor_vcg: for XOR bidders")
+    bundles, worth, value = atom_options(bidders, r)
+    best, pick, without = _wdp(bundles, worth)
+    rows = torch.arange(B)[:, None]
+    idx = torch.arange(n)[None, :]
+    got = value[rows, idx, pick]  # [B, n]
+    sold = pick < bundles.shape[2] - 1
+    payment = (got - (best[:, None] - without)).clamp_min(0) * sold
+    return bundles[rows, idx, pick], got, payment, sold
