@@ -846,3 +846,23 @@ def test_affine_menus_are_compatible_strategy_proof_and_learn_a_fee():
     learned = evaluate_multi(fresh, truth)
     assert learned.over_rate == 0.0
     assert learned.revenue > start.revenue * 1.01
+
+
+def test_item_auction_start_is_the_item_auctions_and_keeps_only_compatible_menus():
+    bidders = uniform_bidders(4000, 3, 4, seed=12)
+    net = GemNet(3, 4, 6, cap=4.0, item_prices=True, generator=torch.Generator().manual_seed(2))
+    net.start_as_item_auctions(0.45)
+    out = evaluate_multi(net, bidders)
+    ref = second_price_items(bidders, 0.45)
+    assert torch.allclose(out.payment.sum(1), ref.payment.sum(1), atol=1e-6) and out.over_rate == 0.0
+    with pytest.raises(InputError, match="item-auction start"):
+        GemNet(2, 3, 2, cap=1.0).start_as_item_auctions(0.4)
+    with pytest.raises(InputError, match="starting reserve"):
+        net.start_as_item_auctions(1.0)  # value scale 1: a reserve below it
+    # keep-best: menus that over-allocate on the validation profiles are never kept
+    plain = GemNet(3, 4, 6, cap=4.0, generator=torch.Generator().manual_seed(2))  # over-allocates
+    trainer = GemNetTrainer(plain, lambda B, g: torch.rand(B, 3, 4, generator=g), GemNetTraining(steps=1),
+                            torch.Generator().manual_seed(0), validation=bidders, keep_best=True)  # fmt: skip
+    assert evaluate_multi(plain, bidders).over_rate > 0
+    trainer.run()
+    assert trainer.best is None and trainer.restore_best() is None

@@ -324,3 +324,21 @@ def test_gemnet_with_item_sales_to_xor_bidders_runs_and_reloads(tmp_path):
     assert out.revenue == pytest.approx(g["test_revenue"], abs=1e-12)
     assert out.over_rate == pytest.approx(g["test_over_allocation_rate"])
     assert (out.choice == 8).any()  # the item-sale element (after the 8 learned ones) is taken
+
+
+def test_gemnet_run_from_the_item_auctions(tmp_path):
+    out = tmp_path / "start"
+    over = [*TINY_MULTI, "gemnet.item_prices=true", "gemnet.start=item_auctions"]
+    res = cli("train", "--out", out, *over)
+    assert res.exit_code == 0, res.output
+    s = json.loads((out / "summary.json").read_text())
+    g, kept = s["learned"], s["learned"]["kept"]
+    # the start is Myerson's auction (the tuned item auction), within sampling noise of 5/12 on
+    # the 200 validation profiles; what is kept is at least as good there
+    assert kept["start_validation_revenue"] == pytest.approx(5 / 12, abs=0.05)
+    assert kept["validation_revenue"] >= kept["start_validation_revenue"]
+    spa = next(r for r in s["baselines"] if r["method"].startswith("item auctions"))
+    assert g["test_revenue"] > spa["test_revenue"] - 3 * spa["test_revenue_se"]
+    bad = cli("train", "--out", tmp_path / "bad", *TINY_MULTI, "gemnet.start=item_auctions")
+    assert_one_line_error(bad, "gemnet.start=item_auctions needs additive bidders and gemnet.item_prices=true")
+    assert not (tmp_path / "bad").exists()

@@ -167,6 +167,10 @@ class GemNetConfig(_Strict):
     # earned; "optimise": also re-price every element for the most revenue on the grid (exact
     # for a finite type space that is the grid; may fit the grid of a continuous distribution)
     transform: Literal["repair", "optimise"] = "repair"
+    # "item_auctions" (additive bidders with item_prices): start from the item auctions at the
+    # reserve tuned on the training profiles, every learned element priced out, and keep the
+    # validation-best menus among those that never over-allocate there
+    start: Literal["random", "item_auctions"] = "random"
     # after the transform, certify the value space box by box (bundleflow.training.
     # certificate) with at most this many boxes (0: no certificate)
     certify_boxes: int = Field(200_000, ge=0)
@@ -216,6 +220,8 @@ class RunConfig(_Strict):
             chosen = [f"gemnet.{f}" for f in flags if getattr(self.gemnet, f)]
             if len(chosen) > 1:
                 raise ValueError(f"{' and '.join(chosen)}: choose one")
+            if self.gemnet.start == "item_auctions" and (self.data.kind != "additive" or not self.gemnet.item_prices):
+                raise ValueError("gemnet.start=item_auctions needs additive bidders and gemnet.item_prices=true")
             if self.gemnet.affine and self.gemnet.item_prices:
                 raise ValueError("gemnet.affine sells the affine maximiser's bundles: remove gemnet.item_prices")
             if xor and self.gemnet.grid_levels not in (0, default_levels):  # (config.yaml records the default)

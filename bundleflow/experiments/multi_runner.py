@@ -249,6 +249,10 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         advance(1)
     model = gemnet_model(cfg, train).to(device)
     n, m = d.n_bidders, model.n_items
+    if gc.start == "item_auctions":  # the tuned item auctions (overwritten by a checkpoint)
+        from bundleflow.baselines.multi import tuned_reserve
+
+        model.start_as_item_auctions(max(tuned_reserve(train), 1e-3 * model.value_scale))
     xor = is_xor(cfg)
     pool = bidder_pool(train) if xor and independent else None
 
@@ -271,7 +275,10 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         penalty_end=gc.penalty_end,
         log_every=mc.log_every,
     )
-    trainer = GemNetTrainer(model, sample, training, torch.Generator().manual_seed(mc.seed + 1), validation=val)
+    keep = True if gc.start == "item_auctions" else None  # None: menus compatible by construction
+    trainer = GemNetTrainer(
+        model, sample, training, torch.Generator().manual_seed(mc.seed + 1), validation=val, keep_best=keep
+    )
     atomic_write_text(cfg_path, yaml.safe_dump(cfg.record(), sort_keys=False))
     ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     prior_seconds = 0.0

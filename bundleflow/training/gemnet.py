@@ -178,7 +178,11 @@ class GemNetTrainer:
         self.model.train(was)
         return {"hard_revenue": out.revenue, "over_allocation_rate": out.over_rate}
 
-    def _offer_best(self, revenue: float) -> None:
+    def _offer_best(self, revenue: float, over_rate: float = 0.0) -> None:
+        """Keep the current menus if their validation revenue is the best so far among menus
+        that never over-allocate on the validation profiles."""
+        if over_rate > 0:
+            return
         if self.best is None or revenue > self.best["revenue"]:
             start = revenue if self.best is None else self.best["start_revenue"]
             state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -207,7 +211,8 @@ class GemNetTrainer:
         p0 = next(model.parameters())
         t0 = time.perf_counter() - prior_seconds
         if self.keep_best and self.best is None:  # the start is a candidate
-            self._offer_best(self._validate()["hard_revenue"])
+            start = self._validate()
+            self._offer_best(start["hard_revenue"], start["over_allocation_rate"])
         while self.step < cfg.steps:
             tau, lam = cfg.schedule(self.step)
             drawn = self.sample(cfg.batch, self.generator)
@@ -246,7 +251,7 @@ class GemNetTrainer:
                 if self.validation is not None:
                     row.update(self._validate())
                     if self.keep_best:
-                        self._offer_best(row["hard_revenue"])
+                        self._offer_best(row["hard_revenue"], row["over_allocation_rate"])
                 if log is not None:
                     log(row)
             if out_of_time:

@@ -83,6 +83,8 @@ from bundleflow.errors import InputError
 # conflict floors are raised by this relative slack: prices are float32, values float64, and
 # a floor rounded down must not fall below the rival value it stands for
 FLOOR_SLACK = 1e-6
+# the item-auction start prices every learned element at this share of the cap
+PRICED_OUT = 0.9975
 # affine menus: the entry fee is FEE_UNIT * value_scale * max(z, 0) for a network output z
 FEE_UNIT = 0.01
 
@@ -199,6 +201,25 @@ class GemNet(nn.Module):
         """Serial menus, conflict prices and affine menus never over-allocate (module doc); the
         exact menus of the first two need the evaluation's tie tolerance (:meth:`menus`' ``tol``)."""
         return self.serial or self.conflict_prices or self.affine
+
+    @torch.no_grad()
+    def start_as_item_auctions(self, reserve: float) -> None:
+        """Set the menus to item auctions with the common reserve ``reserve`` (in value units,
+        in ``(0, value_scale)``): every reserve output constant at ``reserve``, every learned
+        element's price constant at ``PRICED_OUT`` of the cap (no bundle of item values in
+        ``[0, high]`` is worth it, unless nearly every item is in it at a value near ``high``),
+        its allocation logits as drawn (so that training can bring it back)."""
+        if not self.item_prices or self.bundles:
+            raise InputError("GemNet: the item-auction start needs item sales to item bidders (additive, unit demand)")
+        if not 0 < reserve < self.value_scale:
+            raise InputError(f"GemNet: the starting reserve must be in (0, {self.value_scale:g}), got {reserve}")
+        K, m = self.n_elements, self.n_items
+        x = reserve / self.value_scale
+        for mlp in self.nets:
+            out = mlp[-1]  # type: ignore[index]
+            out.weight[K * m :].zero_()
+            out.bias[K * m : K * m + K].fill_(math.log(PRICED_OUT / (1 - PRICED_OUT)))
+            out.bias[K * m + K :].fill_(math.log(x / (1 - x)))
 
     def item_price(self, bids: torch.Tensor, z: torch.Tensor, i: int) -> torch.Tensor:
         """``[B, m]`` bidder ``i``'s item prices ``q_i`` (module doc) from her network's reserve
