@@ -5,7 +5,7 @@ TORCH_PIN ?= torch==2.13.0
 
 install:
 	$(PYTHON) -m pip install $(TORCH_PIN)
-	$(PYTHON) -m pip install -e ".[dev]"
+	$(PYTHON) -m pip install -e ".[dev,ray]"
 
 demo: install
 	$(PYTHON) -m bundleflow.cli demo --out runs/demo

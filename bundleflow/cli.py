@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bundleflow.errors import BundleflowError, InputError
+from bundleflow.errors import InputError, error_message
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Revenue-optimal auction menus (BundleFlow).")
 # markup off: paths, config values and error messages are printed as written (a "[red]" in a
@@ -28,24 +28,6 @@ _DEBUG = {"on": False}
 def _options(debug: bool = typer.Option(False, "--debug", help="on failure, show the Python traceback")):
     """Revenue-optimal auction menus (BundleFlow)."""
     _DEBUG["on"] = debug
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def error_message(exc: BaseException) -> str:
-    """One line for any failure: ours as written, the OS's with the file it concerns, the rest by type."""
-    if isinstance(exc, BundleflowError):
-        return _one_line(str(exc))
-    if isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename else ""
-        return _one_line(f"{where}{exc.strerror or exc}")
-    if isinstance(exc, MemoryError):
-        return "out of memory; try a smaller batch, menu or data set"
-    if isinstance(exc, RuntimeError) and "unexpected pos" in str(exc):  # torch.save on a full disk
-        return "could not write a file (is the disk full?); files already written were left as they were"
-    return _one_line(f"unexpected {type(exc).__name__}: {exc} (run `bundleflow --debug ...` for the traceback)")
 
 
 def _fail(exc: BaseException) -> None:
@@ -339,6 +321,53 @@ def train(
     console.print(f"wrote {out}/summary.json")
 
 
+@command()
+def sweep(
+    sweep_file: Path = typer.Argument(None, help="a sweep YAML (config, base, axes, seeds); or give them below"),
+    out: Path = typer.Option(Path("runs/sweep"), help="sweep folder: one run folder per cell and seed"),
+    config: Path = typer.Option(None, "--config", "-c", help="base run config (YAML)"),
+    axis: list[str] = typer.Option(None, "--axis", help="an axis, key.sub=v1,v2 (repeatable)"),
+    seeds: str = typer.Option(None, help="seeds, 0-4 or 0,3,7 (default 0, or the file's)"),
+    executor: str = typer.Option("local", help="local (in this process) or ray"),
+    address: str = typer.Option(None, help="a Ray cluster's address (ray executor; default: a local Ray)"),
+    cpus_per_task: int = typer.Option(1, help="CPUs (and torch threads) per run"),
+    override: list[str] = typer.Argument(None, help="base overrides key.sub=value"),
+):
+    """Run a grid of configs over seeds (each an ordinary, resumable run folder); mean +- s.e. over seeds."""
+    from bundleflow.experiments.sweep import SweepSpec, load_sweep_file, parse_axis, parse_seeds, run_sweep
+
+    over = list(override or [])
+    spec = SweepSpec()
+    if sweep_file is not None and "=" in str(sweep_file):  # no file: the first override
+        over.insert(0, str(sweep_file))
+    elif sweep_file is not None:
+        spec = load_sweep_file(sweep_file)
+    if config is not None:
+        spec.config = config
+    spec.base += over
+    for a in axis or []:
+        key, values = parse_axis(a)
+        spec.axes[key] = values
+    if seeds is not None:
+        spec.seeds = parse_seeds(seeds)
+    res = run_sweep(spec, out, executor, address, cpus_per_task, log=console.print)
+    axes = list(spec.axes)
+    cells = []
+    for c in res["cells"]:
+        mean = c["test_revenue_mean"]
+        cells.append(
+            [c["cell"], *(c[f"axis:{a}"] for a in axes), str(c["seeds"]), str(c["failed"]),
+             _num(mean, ".4f"), _num(c["test_revenue_se_across_seeds"], ".4f"),
+             _num(c["test_revenue_se_within_seed"], ".4f")]
+        )  # fmt: skip
+    columns = ("cell", *axes, "seeds", "failed", "revenue (mean)", "± s.e. seeds", "s.e. within")
+    print_table(_text_table("exact held-out revenue over seeds", columns, cells, 1 + len(axes)))
+    console.print(f"wrote {out}/results.json, results.md")
+    failed = sum(c["failed"] for c in res["cells"])
+    if failed:
+        raise InputError(f"{failed} run(s) of the sweep failed (see {out}/results.md)")
+
+
 def _train_multi(cfg, out: Path, resume: bool) -> None:
     """``bundleflow train menu.model=gemnet ...``: train, transform, evaluate; print the table."""
     from bundleflow.experiments.multi_runner import run_multi_training
@@ -445,7 +474,7 @@ def bench(
     if list_ and preset == "multi":
         console.print("settings: " + ", ".join(SETTING_NAMES))
         console.print(
-            f"methods: {', '.join(ALL_VARIANTS)} (serial and conflict: XOR bidders), before the transform, "
+            f"methods: {', '.join(ALL_VARIANTS)} (serial, conflict and affine: XOR bidders), before the transform, "
             "item auctions (tuned reserve), vcg, vcg with a tuned item reserve (XOR bidders), sequential posted price"
         )
         return

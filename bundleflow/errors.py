@@ -7,3 +7,21 @@ class BundleflowError(Exception):
 
 class InputError(BundleflowError, ValueError):
     """Malformed or inconsistent input: NaN, negative values, mismatched shapes, bad files."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for any failure: ours as written, the OS's with the file it concerns, the rest by type."""
+    if isinstance(exc, BundleflowError):
+        return _one_line(str(exc))
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _one_line(f"{where}{exc.strerror or exc}")
+    if isinstance(exc, MemoryError):
+        return "out of memory; try a smaller batch, menu or data set"
+    if isinstance(exc, RuntimeError) and "unexpected pos" in str(exc):  # torch.save on a full disk
+        return "could not write a file (is the disk full?); files already written were left as they were"
+    return _one_line(f"unexpected {type(exc).__name__}: {exc} (run `bundleflow --debug ...` for the traceback)")
