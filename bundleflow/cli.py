@@ -458,6 +458,9 @@ def bench(
     data_dir: Path = typer.Option(None, help="paper: folder for the generated valuation files (default OUT/data)"),
     resume: bool = typer.Option(True, help="read back finished cells and continue interrupted ones"),
     list_: bool = typer.Option(False, "--list", help="list settings and methods, then exit"),
+    executor: str = typer.Option("local", help="local, or ray: the learned cells run as Ray tasks first"),
+    address: str = typer.Option(None, help="a Ray cluster's address (ray executor; default: a local Ray)"),
+    cpus_per_task: int = typer.Option(1, help="ray executor: CPUs (and torch threads) per learned cell"),
 ):
     """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plots."""
     from bundleflow.experiments.bench import METHODS, PAPER_BUDGET_S, PRESETS, paper_settings, run_bench
@@ -471,6 +474,8 @@ def bench(
         raise InputError(
             "--preset multi runs GemNet and its baselines on profiles it draws: no --methods, --data-dir or --cats-dir"
         )
+    if preset == "multi" and executor != "local":
+        raise InputError("--preset multi runs its cells locally (--executor ray: default and paper presets)")
     if list_ and preset == "multi":
         console.print("settings: " + ", ".join(SETTING_NAMES))
         console.print(
@@ -511,6 +516,9 @@ def bench(
         data_dir=data_dir,
         resume=resume,
         progress=True,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
     )
     columns = ("setting", "method", "revenue", "s.e.", "train s", "steps", "steps to 99%")
     cells = [[r["setting"], r["method"], *_bench_cells(r)] for r in res["rows"]]

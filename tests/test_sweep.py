@@ -111,16 +111,33 @@ def test_sweep_file_and_bad_input(tmp_path):
 
 def test_ray_executor_gives_the_same_runs_as_the_local_one(tmp_path):
     ray = pytest.importorskip("ray")
+    import torch
+
+    from bundleflow.experiments.bench import run_bench
+
     spec = SweepSpec(base=BASE, axes={"menu.n_elements": ["4", "6"]}, seeds=[0, 1])
     local = run_sweep(spec, tmp_path / "local", "local", log=lambda *a: None, progress=False)
+    # the bench's learned cells (a budget they do not reach, so the steps are the same)
+    bench = dict(setting_names=["uniform_m2"], methods=["bundleflow", "rochetnet"], budget_s=600.0, quick=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a task of one CPU
+    try:
+        bench_local = run_bench(tmp_path / "bench_local", log=lambda *a: None, **bench)
+    finally:
+        torch.set_num_threads(threads)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         remote = run_sweep(spec, tmp_path / "ray", "ray", log=lambda *a: None, progress=False)
+        bench_ray = run_bench(tmp_path / "bench_ray", log=lambda *a: None, executor="ray", **bench)
     finally:
         ray.shutdown()
     assert [r["test_revenue"] for r in remote["runs"]] == [r["test_revenue"] for r in local["runs"]]
     for run in local["runs"]:
         folder = f"{run['cell']}/seed{run['seed']}"
-        assert (tmp_path / "ray" / folder / "menu.json").read_text() == (
-            tmp_path / "local" / folder / "menu.json"
-        ).read_text()
+        mine, theirs = (tmp_path / side / folder / "menu.json" for side in ("ray", "local"))
+        assert mine.read_text() == theirs.read_text()
+    rows = lambda res: [(r["method"], r["test_revenue"], r["steps"]) for r in res["rows"]]  # noqa: E731
+    assert rows(bench_ray) == rows(bench_local) and len(rows(bench_local)) == 2
+    assert_one_line_error(
+        cli("bench", "--preset", "multi", "--executor", "ray", "--out", tmp_path / "m"), "runs its cells locally"
+    )

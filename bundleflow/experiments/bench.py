@@ -247,6 +247,9 @@ def run_bench(
     data_dir: Path | None = None,
     resume: bool = True,
     progress: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    cpus_per_task: int = 1,
 ) -> dict:
     """Run ``setting_names x methods`` of ``preset`` into ``out`` and return the results dict.
 
@@ -255,6 +258,9 @@ def run_bench(
     from its checkpoint (and its time budget from the seconds already spent), and a folder
     with a different config is an error; without, every cell starts afresh. ``paper``: the
     valuation files are drawn into ``data_dir`` (default ``out/data``) first where missing.
+    ``executor="ray"``: the learned cells first run as Ray tasks (:func:`.sweep.run_cells`,
+    ``cpus_per_task`` CPUs each, on a local Ray or the cluster at ``address``), then are read
+    back like the cells of an earlier sitting.
     """
     from bundleflow.experiments.baseline_table import baseline_rows
     from bundleflow.experiments.config import load_config
@@ -289,6 +295,26 @@ def run_bench(
     setting_names = [n for n in setting_names if n not in missing]
     if not setting_names:
         raise InputError("no setting left to run")
+    if executor != "local":
+        from bundleflow.experiments.sweep import run_cells
+
+        if not resume:
+            raise InputError(f"--executor {executor} reads its cells back after the tasks: leave out --no-resume")
+        cells = []
+        for name in setting_names:
+            if paper:
+                ensure_paper_data(name, data_dir, quick, log, progress)
+            ov = table[name] + (QUICK if quick else [])
+            for method in [m for m in methods if m in LEARNED]:
+                extra = LEARNED_OVERRIDES[method] + [f"menu.time_budget_s={budget_s}"]
+                cells.append((f"{name}: {method}", ov + extra, out / name / method))
+        for (label, _, _), res in zip(
+            cells,
+            run_cells(cells, executor, address, cpus_per_task, not quick, log=log, progress=progress),
+            strict=True,
+        ):
+            if "error" in res:
+                raise InputError(f"{label}: {res['error']}")
     rows: list[dict] = []
     curves: dict[str, dict[str, list[tuple[int, float, float]]]] = {}
     for name in setting_names:

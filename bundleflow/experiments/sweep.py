@@ -180,10 +180,10 @@ def plan(spec: SweepSpec) -> list[SweepRun]:
     return runs
 
 
-def run_one(config: str | None, overrides: list[str], out: str, threads: int) -> dict:
-    """Train one run into ``out`` with ``threads`` torch threads (resuming or reading it back);
-    returns ``{"summary": ...}`` or ``{"error": one line}``. A module-level function, so that a
-    Ray worker can run it."""
+def run_one(config: str | None, overrides: list[str], out: str, threads: int, report: bool = True) -> dict:
+    """Train one run into ``out`` with ``threads`` torch threads (resuming or reading it back;
+    ``report``: write the single-bidder report at the end); returns ``{"summary": ...}`` or
+    ``{"error": one line}``. A module-level function, so that a Ray worker can run it."""
     import torch
 
     from bundleflow.experiments.config import load_config
@@ -204,12 +204,39 @@ def run_one(config: str | None, overrides: list[str], out: str, threads: int) ->
         else:
             from bundleflow.experiments.runner import run_training
 
-            result = run_training(cfg, folder, resume=True, progress=False, log=lambda *a, **k: None)
+            result = run_training(
+                cfg, folder, resume=True, progress=False, log=lambda *a, **k: None, write_report_at_end=report
+            )
         return {"summary": result, "read_back": False}
     except Exception as exc:  # a failed run is reported, the others go on
         return {"error": error_message(exc)}
     finally:
         torch.set_num_threads(before)
+
+
+def run_cells(
+    cells: list[tuple[str, list[str], Path]],
+    executor: str = "local",
+    address: str | None = None,
+    cpus_per_task: int = 1,
+    report: bool = True,
+    config: str | None = None,
+    log=print,
+    progress: bool = True,
+) -> list[dict]:
+    """Run ``(label, overrides, folder)`` cells (each read back if finished, resumed if
+    interrupted) with ``executor``; returns :func:`run_one`'s result for each, in order."""
+    from bundleflow.experiments.config import load_config
+
+    if executor not in EXECUTORS:
+        raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if cpus_per_task < 1:
+        raise InputError(f"cpus_per_task must be >= 1, got {cpus_per_task}")
+    jobs = [(label, (config, over, str(folder), cpus_per_task, report)) for label, over, folder in cells]
+    if executor == "local" or not jobs:
+        return _execute_local(jobs, log, progress)
+    gpus = 1.0 if load_config(config, cells[0][1]).device.startswith("cuda") else 0.0
+    return _execute_ray(jobs, log, progress, address, cpus_per_task, gpus)
 
 
 def _execute_local(jobs, log, progress: bool) -> list[dict]:
@@ -275,22 +302,15 @@ def run_sweep(
 ) -> dict:
     """Run (or read back) every run of ``spec`` into ``out`` and aggregate over seeds; writes
     ``results.json``, ``results.md`` and, with one numeric axis, ``revenue.png``."""
-    from bundleflow.experiments.config import load_config
     from bundleflow.utils.files import writable_dir
 
     if executor not in EXECUTORS:
         raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if cpus_per_task < 1:
-        raise InputError(f"cpus_per_task must be >= 1, got {cpus_per_task}")
     runs = plan(spec)
     out = writable_dir(out)
     config = str(spec.config) if spec.config is not None else None
-    jobs = [(r.folder, (config, r.overrides, str(out / r.folder), cpus_per_task)) for r in runs]
-    if executor == "local":
-        results = _execute_local(jobs, log, progress)
-    else:
-        gpus = 1.0 if load_config(spec.config, runs[0].overrides).device.startswith("cuda") else 0.0
-        results = _execute_ray(jobs, log, progress, address, cpus_per_task, gpus)
+    jobs = [(r.folder, r.overrides, out / r.folder) for r in runs]
+    results = run_cells(jobs, executor, address, cpus_per_task, True, config, log, progress)
     rows = []
     for r, res in zip(runs, results, strict=True):
         row: dict = {"cell": r.cell, **{f"axis:{k}": v for k, v in r.values.items()}, "seed": r.seed}
