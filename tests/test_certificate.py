@@ -98,6 +98,8 @@ def test_certificate_is_sound_on_trained_and_transformed_menus(unit_demand):
     levels = (torch.arange(4, dtype=torch.float64) + 0.5) / 4
     shifted, _ = make_compatible(net, levels)
     cert2 = certify(shifted, 0.0, 1.0, max_cells=60000)
+    with pytest.raises(InputError, match="transform's grid"):  # its shifts are constant on other cells
+        certify(shifted, 0.0, 2.0, max_cells=60000)
     assert cert2.boxes_checked >= 4 ** (n * m)
     assert_sound(shifted, cert2, test)
 

@@ -234,8 +234,14 @@ def certify(mechanism, low: float, high: float, levels: int = 4, max_cells: int 
     if levels < 1 or max_cells < 1:
         raise InputError(f"certify: levels and max_cells must be >= 1, got {levels}, {max_cells}")
     n, m = net.n_bidders, net.n_items
-    if shifts is not None:
+    if shifts is not None:  # the first boxes must be the transform grid's cells
         levels = len(mechanism.levels)
+        centres = low + (high - low) * (torch.arange(levels, dtype=torch.float64) + 0.5) / levels
+        if not torch.allclose(mechanism.levels.double().cpu(), centres, rtol=0, atol=1e-12 * max(1.0, high)):
+            raise InputError(
+                f"certify: the transform's grid is not made of {levels} equal cells of [{low}, {high}]; "
+                "give the low and high of its data"
+            )
     if levels ** (n * m) > max_cells:
         raise InputError(f"certify: {levels}^{n * m} first boxes are more than max_cells={max_cells}")
     edges = torch.linspace(low, high, levels + 1, dtype=torch.float64)
