@@ -40,6 +40,7 @@ hold no over-allocating profile.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from bundleflow.errors import InputError
 from bundleflow.mechanisms.menu import TIE_TOL
 from bundleflow.mechanisms.multi.gemnet import GemNet
 from bundleflow.mechanisms.multi.outcome import OVER_TOL
+from bundleflow.training.compatibility import ShiftedMenus
 
 _CHUNK = 4096  # boxes bounded at once
 # the menus are computed in float32, the bounds in float64: learned allocations are widened by
@@ -160,7 +162,9 @@ def _menu_bounds(net: GemNet, lo: torch.Tensor, hi: torch.Tensor, i: int):
     return alo, ahi, plo, phi, (rlo, rhi)
 
 
-def _box_check(net: GemNet, shifts, lo: torch.Tensor, hi: torch.Tensor, tol: float) -> torch.Tensor:
+def _box_check(
+    net: GemNet, shifts: ShiftedMenus | None, lo: torch.Tensor, hi: torch.Tensor, tol: float
+) -> torch.Tensor:
     """``[C]`` whether each box ``[lo, hi] [C, n, m]`` is certified (module doc)."""
     C, n, m = lo.shape
     learned = torch.zeros(C, n, m, dtype=torch.float64)  # max over learned candidates of hi(a)
@@ -168,9 +172,10 @@ def _box_check(net: GemNet, shifts, lo: torch.Tensor, hi: torch.Tensor, tol: flo
     for i in range(n):
         alo, ahi, plo, phi, q = _menu_bounds(net, lo, hi, i)
         alo, ahi = (alo - ALLOC_MARGIN).clamp_min(0), (ahi + ALLOC_MARGIN).clamp(max=1)
-        if shifts is not None:
-            d = shifts(i, (lo + hi) / 2)  # [C, K'] constant on the box
-            plo, phi = plo + d[:, : plo.shape[1]], phi + d[:, : phi.shape[1]]
+        K = alo.shape[1]
+        d = shifts.bidder_shifts((lo + hi) / 2, i) if shifts is not None else None  # [C, K'] constant on the box
+        if d is not None:
+            plo, phi = plo + d[:, :K], phi + d[:, :K]
         vlo, vhi = lo[:, i], hi[:, i]
         ulo = torch.einsum("ckm,cm->ck", alo, vlo) - phi
         uhi = torch.einsum("ckm,cm->ck", ahi, vhi) - plo
@@ -179,42 +184,22 @@ def _box_check(net: GemNet, shifts, lo: torch.Tensor, hi: torch.Tensor, tol: flo
             qlo, qhi = q
             if net.unit_demand:  # item j alone at q_ij
                 slo, shi = vlo - qhi, vhi - qlo
-                if shifts is not None:
-                    ds = shifts(i, (lo + hi) / 2)[:, plo.shape[1] :]
-                    slo, shi = slo - ds, shi - ds
                 sale_a = torch.eye(m, dtype=torch.float64).expand(C, m, m)
             else:  # the best set {j : b_ij > q_ij} at sum q_ij
                 slo = (vlo - qhi).clamp_min(0).sum(-1, keepdim=True)
                 shi = (vhi - qlo).clamp_min(0).sum(-1, keepdim=True)
-                if shifts is not None:
-                    ds = shifts(i, (lo + hi) / 2)[:, plo.shape[1] :]
-                    slo, shi = slo - ds, shi - ds
                 sale_a = (vhi > qlo).double()[:, None]  # [C, 1, m]
+            if d is not None:
+                slo, shi = slo - d[:, K:], shi - d[:, K:]
             ulo, uhi = torch.cat([ulo, slo], 1), torch.cat([uhi, shi], 1)
         best_low = ulo.amax(1).clamp_min(0)
         cand = uhi >= (best_low - tol)[:, None]  # [C, K'']
-        K = alo.shape[1]
         learned[:, i] = torch.where(cand[:, :K, None], ahi, torch.zeros_like(ahi)).amax(1)
         if sale_a is not None:
             sold[:, i] = torch.where(cand[:, K:, None], sale_a, torch.zeros_like(sale_a)).amax(1)
     # item sales are exclusive (outside the tie bands, for unit demand: module doc)
     load = torch.minimum(torch.maximum(learned, sold).sum(1), learned.sum(1) + sold.amax(1))
     return (load <= 1 + OVER_TOL).all(-1)
-
-
-def _shift_lookup(mechanism):
-    """``shifts(i, points [C, n, m]) -> [C, K']`` of a :class:`ShiftedMenus`, or None."""
-    from bundleflow.training.compatibility import ShiftedMenus, fiber_index
-
-    if not isinstance(mechanism, ShiftedMenus):
-        return None
-
-    def shifts(i: int, points: torch.Tensor) -> torch.Tensor:
-        C, n, m = points.shape
-        others = torch.cat([points[:, :i], points[:, i + 1 :]], 1).reshape(C, (n - 1) * m)
-        return mechanism.shifts[i, fiber_index(mechanism.levels, others)]
-
-    return shifts
 
 
 def certify(mechanism, low: float, high: float, levels: int = 4, max_cells: int = 200_000) -> Certificate:
@@ -225,7 +210,7 @@ def certify(mechanism, low: float, high: float, levels: int = 4, max_cells: int 
     transformed mechanism uses its grid's levels instead); ``max_cells``: how many boxes may be
     bounded in all. Returns a :class:`Certificate`."""
     t0 = time.perf_counter()
-    shifts = _shift_lookup(mechanism)
+    shifts = mechanism if isinstance(mechanism, ShiftedMenus) else None  # the transform's, or none
     net = mechanism.base if shifts is not None else mechanism
     if not isinstance(net, GemNet) or net.bundles:
         raise InputError("certify: for GemNet menus of item bidders (additive or unit demand)")
@@ -245,7 +230,6 @@ def certify(mechanism, low: float, high: float, levels: int = 4, max_cells: int 
     if levels ** (n * m) > max_cells:
         raise InputError(f"certify: {levels}^{n * m} first boxes are more than max_cells={max_cells}")
     edges = torch.linspace(low, high, levels + 1, dtype=torch.float64)
-    import itertools
 
     idx = torch.tensor(list(itertools.product(range(levels), repeat=n * m)), dtype=torch.long).reshape(-1, n, m)
     lo, hi = edges[idx], edges[idx + 1]

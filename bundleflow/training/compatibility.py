@@ -76,13 +76,15 @@ class ShiftedMenus:
         self.base, self.levels, self.shifts = base, levels.double(), shifts.double()
         self.n_bidders, self.n_items = base.n_bidders, base.n_items
 
+    def bidder_shifts(self, bids: torch.Tensor, i: int) -> torch.Tensor:
+        """``[B, K]`` bidder ``i``'s price shifts at ``bids [B, n, m]`` (her fiber's, from ``b_-i``)."""
+        B, n, m = bids.shape
+        others = torch.cat([bids[:, :i], bids[:, i + 1 :]], 1).reshape(B, (n - 1) * m).double()
+        return self.shifts.to(bids.device)[i, fiber_index(self.levels, others)]
+
     def menus(self, bids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         alloc, price = self.base.menus(bids)
-        B, n, m = bids.shape
-        extra = []
-        for i in range(n):
-            others = torch.cat([bids[:, :i], bids[:, i + 1 :]], 1).reshape(B, (n - 1) * m).double()
-            extra.append(self.shifts.to(bids.device)[i, fiber_index(self.levels, others)])
+        extra = [self.bidder_shifts(bids, i) for i in range(bids.shape[1])]
         return alloc, price + torch.stack(extra, 1).to(price)
 
 
