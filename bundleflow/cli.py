@@ -461,11 +461,15 @@ def bench(
     executor: str = typer.Option("local", help="local, or ray: the learned cells run as Ray tasks first"),
     address: str = typer.Option(None, help="a Ray cluster's address (ray executor; default: a local Ray)"),
     cpus_per_task: int = typer.Option(1, help="ray executor: CPUs (and torch threads) per learned cell"),
+    seeds: str = typer.Option(
+        None, help="train each learned cell once per seed (0-2 or 0,3,7): mean, s.e. across seeds, within a seed"
+    ),
 ):
     """Settings x methods benchmark: exact held-out revenue +- s.e., time, steps to 99%, plots."""
     from bundleflow.experiments.bench import METHODS, PAPER_BUDGET_S, PRESETS, paper_settings, run_bench
     from bundleflow.experiments.bench import settings as table
     from bundleflow.experiments.multi_bench import ALL_VARIANTS, SETTING_NAMES, run_multi_bench
+    from bundleflow.experiments.sweep import parse_seeds
     from bundleflow.utils.files import writable_dir
 
     if preset not in PRESETS + ("multi",):
@@ -474,8 +478,9 @@ def bench(
         raise InputError(
             "--preset multi runs GemNet and its baselines on profiles it draws: no --methods, --data-dir or --cats-dir"
         )
-    if preset == "multi" and executor != "local":
-        raise InputError("--preset multi runs its cells locally (--executor ray: default and paper presets)")
+    if preset == "multi" and seeds is not None:
+        raise InputError("--preset multi trains one seed per cell (--seeds: default and paper presets)")
+    seed_list = parse_seeds(seeds) if seeds is not None else None
     if list_ and preset == "multi":
         console.print("settings: " + ", ".join(SETTING_NAMES))
         console.print(
@@ -493,12 +498,23 @@ def bench(
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] or None  # noqa: E731
     writable_dir(out)
     if preset == "multi":
-        res = run_multi_bench(out, split(settings), budget, quick, log=console.print, resume=resume, progress=True)
+        res = run_multi_bench(
+            out,
+            split(settings),
+            budget,
+            quick,
+            log=console.print,
+            resume=resume,
+            progress=True,
+            executor=executor,
+            address=address,
+            cpus_per_task=cpus_per_task,
+        )
         cells = []
         for r in res["rows"]:
             rev, se, secs, steps, _ = _bench_cells(r)
             cells.append([r["setting"], r["method"], rev, se, _num(r["over_allocation_rate"], ".2%"), secs, steps])
-        columns = ("setting", "method", "revenue", "s.e.", "over-allocated", "train s", "steps")
+        columns: tuple[str, ...] = ("setting", "method", "revenue", "s.e.", "over-allocated", "train s", "steps")
         print_table(
             _text_table(f"exact held-out revenue, several bidders (budget {budget:g} s per run)", columns, cells, 2)
         )
@@ -519,10 +535,17 @@ def bench(
         executor=executor,
         address=address,
         cpus_per_task=cpus_per_task,
+        seeds=seed_list,
     )
     columns = ("setting", "method", "revenue", "s.e.", "train s", "steps", "steps to 99%")
     cells = [[r["setting"], r["method"], *_bench_cells(r)] for r in res["rows"]]
-    print_table(_text_table(f"exact held-out revenue (budget {budget:g} s per learned run)", columns, cells, 2))
+    title = f"exact held-out revenue (budget {budget:g} s per learned run)"
+    if seed_list is not None:
+        columns = (*columns[:4], "s.e. across seeds", *columns[4:])
+        for c, r in zip(cells, res["rows"], strict=True):
+            c.insert(4, _num(r.get("test_revenue_se_across_seeds"), ".4g"))
+        title += f"; learned rows: mean over seeds {seeds}, s.e. within a seed and across seeds"
+    print_table(_text_table(title, columns, cells, 2))
     for c in res["checks"]:
         console.print(
             f"check {c['method']} on {c['setting']}: {c['revenue']:.4f} >= {c['at_least']}: {'passed' if c['passed'] else 'FAILED'}"

@@ -173,3 +173,101 @@ def test_paper_figures_by_hand():
     assert fig["gain_over_rochetnet"] == 100.0 and "| +100 +- 10 (+10.0 s.e.) |" in text
     assert "RochetNet on 1 of 1" in text and "item pricing on 1 of 1" in text and "> 3 s.e. on 1 of 1" in text
     assert "1.20 (item_pricing)" not in markdown({"preset": "default", "rows": rows, "checks": []})
+
+
+def test_bench_over_seeds_runs_each_seed_and_combines_them(tmp_path):
+    from bundleflow.experiments.bench import markdown
+
+    args = dict(budget_s=30, quick=True, log=lambda *_: None)
+    methods = ["bundleflow", "rochetnet", "item_pricing"]
+    res = run_bench(tmp_path, ["uniform_m2"], methods, seeds=[0, 1], **args)
+    rows = {r["method"]: r for r in res["rows"]}
+    assert res["seeds"] == [0, 1] and list(rows) == methods
+    for method in ("bundleflow", "rochetnet"):
+        r = rows[method]
+        runs = [
+            json.loads((tmp_path / "uniform_m2" / method / f"seed{k}" / "summary.json").read_text()) for k in (0, 1)
+        ]
+        revs = [s["learned"]["test_revenue"] for s in runs]
+        ses = [s["learned"]["test_revenue_se"] for s in runs]
+        assert [e["test_revenue"] for e in r["per_seed"]] == revs and r["seeds"] == [0, 1]
+        # two seeds: s.e. across seeds = sd / sqrt(2) = |a - b| / 2
+        assert r["test_revenue"] == pytest.approx((revs[0] + revs[1]) / 2, abs=1e-12)
+        assert r["test_revenue_se_across_seeds"] == pytest.approx(abs(revs[0] - revs[1]) / 2, abs=1e-12)
+        assert r["test_revenue_se"] == pytest.approx((ses[0] + ses[1]) / 2, abs=1e-12)
+        assert r["steps"] == 30
+        # the seed reached the run: different seeds, different menus
+        menus = [(tmp_path / "uniform_m2" / method / f"seed{k}" / "menu.json").read_text() for k in (0, 1)]
+        assert menus[0] != menus[1]
+        assert "seed: 1" in (tmp_path / "uniform_m2" / method / "seed1" / "config.yaml").read_text()
+    # paired seed by seed; the mean of paired gains is the difference of the mean revenues
+    bf = rows["bundleflow"]
+    assert bf["gain_over_rochetnet"] == pytest.approx(bf["test_revenue"] - rows["rochetnet"]["test_revenue"], abs=1e-9)
+    gains = [e["gain_over_rochetnet"] for e in bf["per_seed"]]
+    assert bf["gain_over_rochetnet_se_across_seeds"] == pytest.approx(abs(gains[0] - gains[1]) / 2, abs=1e-12)
+    assert "test_revenue_se_across_seeds" not in rows["item_pricing"]
+    md = (tmp_path / "results.md").read_text()
+    assert "± s.e. across seeds | seeds |" in md and "| uniform_m2 | bundleflow |" in md and "| 0,1 |" in md
+    assert markdown(res) == md
+    assert (tmp_path / "revenue_vs_steps.png").read_bytes()[:4] == b"\x89PNG"
+    # a second sitting reads every seed back; a single-seed sitting replaces the seeded table
+    said: list[str] = []
+    again = run_bench(tmp_path, ["uniform_m2"], methods, seeds=[0, 1], **{**args, "log": said.append})
+
+    def strip(rows):
+        return [
+            {k: v for k, v in r.items() if r["method"] in ("bundleflow", "rochetnet") and k != "wall_seconds"}
+            for r in rows
+        ]
+
+    assert strip(again["rows"]) == strip(res["rows"])
+    assert sum("done earlier" in s for s in said) == 4
+    said.clear()
+    run_bench(tmp_path, ["additive_2"], ["grand_bundling"], **{**args, "log": said.append})
+    assert any("--seeds; replaced" in s for s in said)
+    for bad in ([], [0, 0], [-1]):
+        with pytest.raises(InputError, match="seeds"):
+            run_bench(tmp_path, ["uniform_m2"], ["rochetnet"], seeds=bad, **args)
+
+
+def test_over_seeds_and_mean_curve_by_hand():
+    from bundleflow.experiments.bench import mean_curve, over_seeds
+
+    def seed_row(rev, se, steps, gain):
+        return {
+            "setting": "s",
+            "method": "bundleflow",
+            "test_revenue": rev,
+            "test_revenue_se": se,
+            "train_seconds": 10.0,
+            "wall_seconds": 12.0,
+            "steps": steps,
+            "steps_to_99pct": 100,
+            "stopped_by_time_budget": steps < 300,
+            "gain_over_item_pricing": gain,
+            "gain_over_item_pricing_se": 1.0,
+        }
+
+    r = over_seeds(
+        [seed_row(1.0, 0.1, 300, 2.0), seed_row(2.0, 0.2, 200, 4.0), seed_row(3.0, 0.3, 301, None)], [0, 1, 2]
+    )
+    assert r["test_revenue"] == pytest.approx(2.0) and r["test_revenue_se"] == pytest.approx(0.2)
+    assert r["test_revenue_se_across_seeds"] == pytest.approx(1.0 / 3**0.5)  # sd 1 over sqrt(3)
+    assert r["steps"] == 267 and r["stopped_by_time_budget"]
+    assert r["gain_over_item_pricing"] is None  # one seed lacks it: no mean of the others
+    r2 = over_seeds([seed_row(1.0, 0.1, 300, 2.0), seed_row(2.0, 0.2, 300, 4.0)], [3, 7])
+    assert r2["gain_over_item_pricing"] == 3.0 and r2["gain_over_item_pricing_se_across_seeds"] == 1.0
+    assert [e["seed"] for e in r2["per_seed"]] == [3, 7] and not r2["stopped_by_time_budget"]
+    xs, ys, band = mean_curve([[(0, 1.0, 1.0), (10, 3.0, 2.0)], [(0, 2.0, 3.0), (10, 5.0, 4.0), (20, 9.0, 5.0)]], 1)
+    assert xs == [1.5, 4.0] and ys == [2.0, 3.0] and band == [1.0, 1.0]
+    assert mean_curve([[(0, 1.0, 1.0)]], 0) == ([0], [1.0], [0.0]) and mean_curve([], 0) == ([], [], [])
+
+
+def test_bench_cli_seeds_errors_are_one_line(tmp_path):
+    from conftest import assert_one_line_error, cli
+
+    assert_one_line_error(
+        cli("bench", "--preset", "multi", "--seeds", "0-1", "--out", tmp_path / "m"), "one seed per cell"
+    )
+    assert_one_line_error(cli("bench", "--quick", "--seeds", "2-0", "--out", tmp_path / "b"), "runs backwards")
+    assert_one_line_error(cli("bench", "--quick", "--seeds", "x", "--out", tmp_path / "b"), "seeds")

@@ -6,7 +6,10 @@ through :func:`bundleflow.experiments.run_training` with a wall-clock budget per
 the baselines (grand bundling, item pricing, atom menu), the welfare bound, the LP
 optimum where the training sample is small enough and the known optimum where one
 is known, and writes ``results.json``, ``results.md`` and ``revenue_vs_time.png``.
-Revenue is mean +- standard error over held-out valuations (hard evaluation).
+Revenue is mean +- standard error over held-out valuations (hard evaluation). With
+``seeds``, every learned cell is trained once per seed (``menu.seed`` and ``flow.seed``; the
+data are the same) and its row gives the mean over seeds, the standard error across seeds and
+the mean held-out standard error within a seed.
 """
 
 from __future__ import annotations
@@ -250,6 +253,7 @@ def run_bench(
     executor: str = "local",
     address: str | None = None,
     cpus_per_task: int = 1,
+    seeds: list[int] | None = None,
 ) -> dict:
     """Run ``setting_names x methods`` of ``preset`` into ``out`` and return the results dict.
 
@@ -260,7 +264,8 @@ def run_bench(
     valuation files are drawn into ``data_dir`` (default ``out/data``) first where missing.
     ``executor="ray"``: the learned cells first run as Ray tasks (:func:`.sweep.run_cells`,
     ``cpus_per_task`` CPUs each, on a local Ray or the cluster at ``address``), then are read
-    back like the cells of an earlier sitting.
+    back like the cells of an earlier sitting. ``seeds``: each learned cell once per seed, in
+    ``out/<setting>/<method>/seed<k>`` (:func:`over_seeds` combines them into the cell's row).
     """
     from bundleflow.experiments.baseline_table import baseline_rows
     from bundleflow.experiments.config import load_config
@@ -278,6 +283,9 @@ def run_bench(
     check_names(setting_names, table, "setting")
     check_names(methods, METHODS, "method")
     check_budget(budget_s)
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0):
+        raise InputError(f"seeds must be distinct non-negative integers, got {seeds}")
+    runs_of: list[int | None] = [None] if seeds is None else list(seeds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     missing = {}
@@ -306,8 +314,11 @@ def run_bench(
                 ensure_paper_data(name, data_dir, quick, log, progress)
             ov = table[name] + (QUICK if quick else [])
             for method in [m for m in methods if m in LEARNED]:
-                extra = LEARNED_OVERRIDES[method] + [f"menu.time_budget_s={budget_s}"]
-                cells.append((f"{name}: {method}", ov + extra, out / name / method))
+                for seed in runs_of:
+                    label = f"{name}: {method}" + ("" if seed is None else f" seed {seed}")
+                    cells.append(
+                        (label, ov + cell_overrides(method, budget_s, seed), cell_folder(out, name, method, seed))
+                    )
         for (label, _, _), res in zip(
             cells,
             run_cells(cells, executor, address, cpus_per_task, not quick, log=log, progress=progress),
@@ -316,7 +327,7 @@ def run_bench(
             if "error" in res:
                 raise InputError(f"{label}: {res['error']}")
     rows: list[dict] = []
-    curves: dict[str, dict[str, list[tuple[int, float, float]]]] = {}
+    curves: dict[str, dict[str, list[list[tuple[int, float, float]]]]] = {}
     for name in setting_names:
         if paper:
             ensure_paper_data(name, data_dir, quick, log, progress)
@@ -325,42 +336,47 @@ def run_bench(
         train, _, test = make_data(cfg)
         curves[name] = {}
         for method in [m for m in methods if m in LEARNED]:
-            mcfg = load_config(None, ov + LEARNED_OVERRIDES[method] + [f"menu.time_budget_s={budget_s}"])
-            folder = out / name / method
-            t0 = time.perf_counter()
-            run = finished_cell(folder, mcfg, resume, log, f"{name}: {method}")
-            if run is None:
-                log(f"{name}: training {method} (budget {budget_s:g} s)")
-                run = run_training(
-                    mcfg,
-                    folder,
-                    resume=resume,
-                    progress=progress,
-                    log=lambda *_: None,
-                    write_report_at_end=not quick,
+            per_seed = []
+            curves[name][method] = []
+            for seed in runs_of:
+                mcfg = load_config(None, ov + cell_overrides(method, budget_s, seed))
+                folder = cell_folder(out, name, method, seed)
+                label = f"{name}: {method}" + ("" if seed is None else f" seed {seed}")
+                t0 = time.perf_counter()
+                run = finished_cell(folder, mcfg, resume, log, label)
+                if run is None:
+                    log(f"{label}: training (budget {budget_s:g} s)")
+                    run = run_training(
+                        mcfg,
+                        folder,
+                        resume=resume,
+                        progress=progress,
+                        log=lambda *_: None,
+                        write_report_at_end=not quick,
+                    )
+                wall = time.perf_counter() - t0
+                metrics = _read_metrics(folder / "metrics.jsonl")
+                curves[name][method].append(_curve(metrics))
+                L = run["learned"]
+                per_seed.append(
+                    {
+                        "setting": name,
+                        "method": method,
+                        "test_revenue": L["test_revenue"],
+                        "test_revenue_se": L["test_revenue_se"],
+                        "train_seconds": run["train_seconds"],
+                        "wall_seconds": wall,
+                        "steps": L["steps_done"],
+                        "steps_to_99pct": steps_to_fraction(metrics),
+                        "stopped_by_time_budget": L["stopped_by_time_budget"],
+                        # paired, on the same held-out bidders (absent in runs written before it was)
+                        "gain_over_item_pricing": L.get("test_gain_over_item_pricing"),
+                        "gain_over_item_pricing_se": L.get("test_gain_over_item_pricing_se"),
+                        "machine": run.get("machine"),
+                    }
                 )
-            wall = time.perf_counter() - t0
-            metrics = _read_metrics(folder / "metrics.jsonl")
-            curves[name][method] = _curve(metrics)
-            L = run["learned"]
-            rows.append(
-                {
-                    "setting": name,
-                    "method": method,
-                    "test_revenue": L["test_revenue"],
-                    "test_revenue_se": L["test_revenue_se"],
-                    "train_seconds": run["train_seconds"],
-                    "wall_seconds": wall,
-                    "steps": L["steps_done"],
-                    "steps_to_99pct": steps_to_fraction(metrics),
-                    "stopped_by_time_budget": L["stopped_by_time_budget"],
-                    # paired, on the same held-out bidders (absent in runs written before it was)
-                    "gain_over_item_pricing": L.get("test_gain_over_item_pricing"),
-                    "gain_over_item_pricing_se": L.get("test_gain_over_item_pricing_se"),
-                    "machine": run.get("machine"),
-                }
-            )
-        _paired_learned(rows, name, out, test)
+            rows.append(per_seed[0] if seeds is None else over_seeds(per_seed, seeds))
+        _paired_learned(rows, name, out, test, seeds)
         wanted = [m for m in methods if m in BASELINES]
         if wanted:
             lp = "lp_optimum" in wanted and train.n_items <= 3 and len(train) <= 400
@@ -400,15 +416,23 @@ def run_bench(
             checks.append(
                 {"setting": setting, "method": method, "revenue": got[0], "at_least": least, "passed": got[0] >= least}
             )
-    results = {"preset": preset, "budget_s": budget_s, "quick": quick, "rows": rows, "checks": checks}
+    results = {
+        "preset": preset,
+        "budget_s": budget_s,
+        "quick": quick,
+        "seeds": seeds,
+        "rows": rows,
+        "checks": checks,
+    }
     earlier = _earlier_rows(out / "results.json", results, log)
     rows = earlier + rows
     results["rows"] = rows
     for r in earlier:  # curves of cells finished in an earlier sitting, from their run folders
         if r["method"] in LEARNED:
-            metrics = _read_metrics(out / r["setting"] / r["method"] / "metrics.jsonl")
-            if metrics:
-                curves.setdefault(r["setting"], {})[r["method"]] = _curve(metrics)
+            folders = [cell_folder(out, r["setting"], r["method"], k) for k in runs_of]
+            found = [_curve(m) for m in (_read_metrics(f / "metrics.jsonl") for f in folders) if m]
+            if found:
+                curves.setdefault(r["setting"], {})[r["method"]] = found
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown(results))
     results["plot"] = plot_revenue_vs_time(curves, rows, out / "revenue_vs_time.png")
@@ -416,42 +440,108 @@ def run_bench(
     return results
 
 
-def _paired_learned(rows: list[dict], setting: str, out: Path, test) -> None:
+def _paired_learned(rows: list[dict], setting: str, out: Path, test, seeds: list[int] | None = None) -> None:
     """Add to ``setting``'s ``bundleflow`` row its paired held-out gain over ``rochetnet``
     (``gain_over_rochetnet``, ``_se``): both kept menus (``menu.json``) evaluated exactly on
-    the same held-out bidders. Nothing is added unless both rows and menus are there."""
+    the same held-out bidders; with ``seeds``, seed k against seed k, combined as
+    :func:`over_seeds` combines revenues. Nothing is added unless both rows and menus are there."""
     from bundleflow.mechanisms.menu import Menu, evaluate_menu
     from bundleflow.training.learning import paired_gain
 
     by = {r["method"]: r for r in rows if r["setting"] == setting}
-    paths = {m: out / setting / m / "menu.json" for m in ("bundleflow", "rochetnet")}
-    if not all(m in by and p.is_file() for m, p in paths.items()):
+    if not {"bundleflow", "rochetnet"} <= by.keys():
         return
-    pay = {}
-    for m, p in paths.items():
-        try:
-            pay[m] = evaluate_menu(Menu.from_dict(json.loads(p.read_text(encoding="utf-8"))), test).payment
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{p}: not a menu ({type(exc).__name__}: {exc})") from exc
-    g, se = paired_gain(pay["bundleflow"], pay["rochetnet"])
-    by["bundleflow"]["gain_over_rochetnet"], by["bundleflow"]["gain_over_rochetnet_se"] = g, se
+    gains = []
+    runs_of: list[int | None] = [None] if seeds is None else list(seeds)
+    for seed in runs_of:
+        paths = {m: cell_folder(out, setting, m, seed) / "menu.json" for m in ("bundleflow", "rochetnet")}
+        if not all(p.is_file() for p in paths.values()):
+            return
+        pay = {}
+        for m, p in paths.items():
+            try:
+                pay[m] = evaluate_menu(Menu.from_dict(json.loads(p.read_text(encoding="utf-8"))), test).payment
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{p}: not a menu ({type(exc).__name__}: {exc})") from exc
+        gains.append(paired_gain(pay["bundleflow"], pay["rochetnet"]))
+    row = by["bundleflow"]
+    row["gain_over_rochetnet"], row["gain_over_rochetnet_se"], across = _combine(
+        [g for g, _ in gains], [s for _, s in gains]
+    )
+    if seeds is not None:
+        row["gain_over_rochetnet_se_across_seeds"] = across
+        for entry, (g, se) in zip(row["per_seed"], gains, strict=True):
+            entry["gain_over_rochetnet"], entry["gain_over_rochetnet_se"] = g, se
+
+
+def cell_overrides(method: str, budget_s: float, seed: int | None) -> list[str]:
+    """The overrides a learned ``method`` adds to its setting's: its model, the time budget and,
+    for a seed, ``menu.seed`` and ``flow.seed``."""
+    seeded = [] if seed is None else [f"menu.seed={seed}", f"flow.seed={seed}"]
+    return LEARNED_OVERRIDES[method] + [f"menu.time_budget_s={budget_s}"] + seeded
+
+
+def cell_folder(out: Path, setting: str, method: str, seed: int | None) -> Path:
+    """A learned cell's run folder: ``out/<setting>/<method>``, or ``.../seed<k>`` for a seed."""
+    folder = Path(out) / setting / method
+    return folder if seed is None else folder / f"seed{seed}"
+
+
+def _combine(values: list[float], ses: list[float]) -> tuple[float, float, float]:
+    """``(mean, mean within-seed s.e., s.e. across seeds)`` of one figure over seeds (the s.e.
+    across seeds is the sample standard deviation over sqrt(seeds), 0 for one seed)."""
+    k = len(values)
+    mean = sum(values) / k
+    across = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1) / k) if k > 1 else 0.0
+    return mean, sum(ses) / k, across
+
+
+def over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
+    """One bench row from a learned cell's rows, one per seed: ``test_revenue`` is the mean over
+    seeds, ``test_revenue_se`` the mean held-out s.e. within a seed (the seeds share their
+    held-out bidders), ``test_revenue_se_across_seeds`` the s.e. across seeds; the same three
+    for the paired gain over item pricing where every seed has it; seconds, steps and steps to
+    99% are means; ``per_seed`` keeps each seed's figures."""
+    first = per_seed[0]
+    row = {"setting": first["setting"], "method": first["method"], "seeds": list(seeds)}
+    row["test_revenue"], row["test_revenue_se"], row["test_revenue_se_across_seeds"] = _combine(
+        [r["test_revenue"] for r in per_seed], [r["test_revenue_se"] for r in per_seed]
+    )
+    for key in ("train_seconds", "wall_seconds"):
+        row[key] = sum(r[key] for r in per_seed) / len(per_seed)
+    for key in ("steps", "steps_to_99pct"):
+        got = [r[key] for r in per_seed]
+        row[key] = None if None in got else round(sum(got) / len(got))
+    row["stopped_by_time_budget"] = any(r["stopped_by_time_budget"] for r in per_seed)
+    gains = [(r["gain_over_item_pricing"], r["gain_over_item_pricing_se"]) for r in per_seed]
+    if all(g is not None and se is not None for g, se in gains):
+        g, se, across = _combine([g for g, _ in gains], [se for _, se in gains])
+        row.update(
+            gain_over_item_pricing=g, gain_over_item_pricing_se=se, gain_over_item_pricing_se_across_seeds=across
+        )
+    else:
+        row.update(gain_over_item_pricing=None, gain_over_item_pricing_se=None)
+    row["machine"] = first.get("machine")
+    keep = ("test_revenue", "test_revenue_se", "steps", "steps_to_99pct", "train_seconds", "gain_over_item_pricing")
+    row["per_seed"] = [{"seed": k, **{x: r[x] for x in keep}} for k, r in zip(seeds, per_seed, strict=True)]
+    return row
 
 
 def _earlier_rows(path: Path, results: dict, log=print) -> list[dict]:
     """Rows of ``path`` (an earlier sitting's ``results.json``) for settings this sitting did not
-    run, if it was written with the same preset, budget and quick flag; so that running the
+    run, if it was written with the same preset, budget, quick flag and seeds; so that running the
     settings in several sittings fills one table. Otherwise none (and the file is replaced)."""
     if not path.is_file():
         return []
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
-        same = all(old.get(k) == results[k] for k in ("preset", "budget_s", "quick"))
+        same = all(old.get(k) == results[k] for k in ("preset", "budget_s", "quick", "seeds"))
         old_rows = [r for r in old["rows"] if isinstance(r, dict) and {"setting", "method", "test_revenue"} <= r.keys()]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         log(f"{path}: unreadable, replaced")
         return []
     if not same:
-        log(f"{path}: written with another preset, budget or --quick; replaced")
+        log(f"{path}: written with another preset, budget, --quick or --seeds; replaced")
         return []
     now = {r["setting"] for r in results["rows"]}
     return [r for r in old_rows if r["setting"] not in now]
@@ -469,8 +559,8 @@ def paper_figures(rows: list[dict]) -> list[dict]:
     """Per setting with a ``bundleflow`` row: its revenue over the best of :data:`RATIO_BASELINES`
     present (and which), over RochetNet and over item pricing, Bundle-RochetNet's steps to
     99% of its final revenue over BundleFlow's, and mixed bundling's (``bundleflow_mixed``)
-    paired held-out gain over item pricing with its standard error (``None`` where a figure
-    is missing)."""
+    paired held-out gain over item pricing with its standard error (and, over seeds, its s.e.
+    across seeds; ``None`` where a figure is missing)."""
     out = []
     for name in dict.fromkeys(r["setting"] for r in rows):
         by = {r["method"]: r for r in rows if r["setting"] == name}
@@ -493,10 +583,12 @@ def paper_figures(rows: list[dict]) -> list[dict]:
                 "ratio_to_rochetnet": ratio.get("rochetnet"),
                 "gain_over_rochetnet": by["bundleflow"].get("gain_over_rochetnet"),
                 "gain_over_rochetnet_se": by["bundleflow"].get("gain_over_rochetnet_se"),
+                "gain_over_rochetnet_se_across_seeds": by["bundleflow"].get("gain_over_rochetnet_se_across_seeds"),
                 "ratio_to_item_pricing": ratio.get("item_pricing"),
                 "speedup_vs_bundle_rochetnet": s_brn / s_bf if s_bf and s_brn is not None else None,
                 "mixed_gain_over_item_pricing": mixed.get("gain_over_item_pricing"),
                 "mixed_gain_over_item_pricing_se": mixed.get("gain_over_item_pricing_se"),
+                "mixed_gain_over_item_pricing_se_across_seeds": mixed.get("gain_over_item_pricing_se_across_seeds"),
             }
         )
     return out
@@ -509,7 +601,9 @@ def _paper_table(figures: list[dict]) -> list[str]:
         g, se = r.get(key), r.get(key + "_se")
         if g is None or se is None:
             return ""
-        return f"{g:+.4g} +- {se:.3g} ({g / se:+.1f} s.e.)" if se > 0 else f"{g:+.4g}"
+        across = r.get(key + "_se_across_seeds")
+        seeds = "" if across is None else f"; +- {across:.3g} across seeds"
+        return (f"{g:+.4g} +- {se:.3g} ({g / se:+.1f} s.e.)" if se > 0 else f"{g:+.4g}") + seeds
 
     lines = [
         "",
@@ -540,17 +634,29 @@ def _paper_table(figures: list[dict]) -> list[str]:
 
 
 def markdown(results: dict) -> str:
+    seeded = bool(results.get("seeds"))
+    head = "| setting | method | held-out revenue | ± s.e. |" + (" ± s.e. across seeds | seeds |" if seeded else "")
     lines = [
-        "| setting | method | held-out revenue | ± s.e. | train s | steps | steps to 99% |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        head + " train s | steps | steps to 99% |",
+        "|---|---|---:|---:|" + ("---:|---|" if seeded else "") + "---:|---:|---:|",
     ]
     for r in results["rows"]:
         se = "" if r["test_revenue_se"] is None else f"{r['test_revenue_se']:.4g}"
         steps = "" if r["steps"] is None else str(r["steps"])
         s99 = "" if r["steps_to_99pct"] is None else str(r["steps_to_99pct"])
+        extra = ""
+        if seeded:
+            across = r.get("test_revenue_se_across_seeds")
+            extra = f" {'' if across is None else f'{across:.4g}'} | {','.join(map(str, r.get('seeds', [])))} |"
         lines.append(
-            f"| {r['setting']} | {r['method']} | {r['test_revenue']:.4f} | {se} | {r['train_seconds']:.1f} | {steps} | {s99} |"
+            f"| {r['setting']} | {r['method']} | {r['test_revenue']:.4f} | {se} |{extra} {r['train_seconds']:.1f} | {steps} | {s99} |"
         )
+    if seeded:
+        lines += [
+            "",
+            f"Learned rows: mean over seeds {','.join(map(str, results['seeds']))} (same data, same held-out bidders); "
+            "± s.e. is the mean held-out s.e. within a seed, the next column the s.e. across seeds.",
+        ]
     if results.get("preset") == "paper":
         lines += _paper_table(paper_figures(results["rows"]))
     if results["checks"]:
@@ -562,10 +668,29 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mean_curve(runs: list[list[tuple[int, float, float]]], x: int) -> tuple[list, list, list]:
+    """``(xs, mean revenue, s.e. across runs)`` of the ``(step, seconds, revenue)`` curves of one
+    cell's seeds, point by point up to the shortest (the seeds log at the same steps; ``x``:
+    0 for steps, 1 for seconds, averaged over the seeds). One run: its curve, s.e. 0."""
+    runs = [r for r in runs if r]
+    if not runs:
+        return [], [], []
+    n = min(len(r) for r in runs)
+    xs, ys, band = [], [], []
+    for i in range(n):
+        pts = [r[i] for r in runs]
+        y, _, across = _combine([p[2] for p in pts], [0.0] * len(pts))
+        xs.append(sum(p[x] for p in pts) / len(pts))
+        ys.append(y)
+        band.append(across)
+    return xs, ys, band
+
+
 def plot_revenue_vs_time(curves: dict, rows: list[dict], path: Path, x: str = "seconds") -> bool:
     """One panel per setting: validation hard revenue vs training ``x`` (``"seconds"`` or
-    ``"steps"``; ``curves[setting][method]`` holds ``(step, seconds, revenue)`` points);
-    baselines dashed. Whether it was written."""
+    ``"steps"``; ``curves[setting][method]`` holds one list of ``(step, seconds, revenue)``
+    points per seed, drawn as their mean with a band of +- 1 s.e. across seeds); baselines
+    dashed. Whether it was written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -578,9 +703,15 @@ def plot_revenue_vs_time(curves: dict, rows: list[dict], path: Path, x: str = "s
     nrows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, names):
-        for method, pts in curves[name].items():
-            if pts:
-                ax.plot([p[0 if x == "steps" else 1] for p in pts], [p[2] for p in pts], marker=".", label=method)
+        for method, runs in curves[name].items():
+            xs, ys, band = mean_curve(runs, 0 if x == "steps" else 1)
+            if xs:
+                label = method if len(runs) == 1 else f"{method} (mean of {len(runs)} seeds, +- s.e.)"
+                (line,) = ax.plot(xs, ys, marker=".", label=label)
+                if len(runs) > 1:
+                    lo = [y - b for y, b in zip(ys, band, strict=True)]
+                    hi = [y + b for y, b in zip(ys, band, strict=True)]
+                    ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
         for r in rows:
             if r["setting"] == name and r["method"] not in LEARNED:
                 ax.axhline(r["test_revenue"], ls="--", lw=0.8, color="grey")

@@ -147,9 +147,15 @@ def run_multi_bench(
     log=print,
     resume: bool = True,
     progress: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    cpus_per_task: int = 1,
 ) -> dict:
     """Run GemNet and the baselines on ``setting_names`` into ``out``; write ``results.json``
-    and ``results.md``; return the results dict (rows like :func:`.bench.run_bench`'s)."""
+    and ``results.md``; return the results dict (rows like :func:`.bench.run_bench`'s).
+    ``executor="ray"``: the GemNet cells first run as Ray tasks (:func:`.sweep.run_cells`), then
+    are read back (the baselines come with each cell's run)."""
+    from bundleflow.errors import InputError
     from bundleflow.experiments.bench import check_budget, check_names, finished_cell
     from bundleflow.experiments.config import load_config
     from bundleflow.experiments.multi_runner import run_multi_training
@@ -159,14 +165,29 @@ def run_multi_bench(
     check_budget(budget_s)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if executor != "local":
+        from bundleflow.experiments.sweep import run_cells
+
+        if not resume:
+            raise InputError(f"--executor {executor} reads its cells back after the tasks: leave out --no-resume")
+        cells = []
+        for name in setting_names:
+            if name in MULTI_CATS:
+                ensure_cats_profiles(name, out / "data", quick, log, progress)
+            for method in variants(name):
+                cells.append(
+                    (f"{name}: {method}", cell_overrides(name, method, out, quick, budget_s), out / name / method)
+                )
+        ran = run_cells(cells, executor, address, cpus_per_task, False, log=log, progress=progress)
+        for (label, _, _), res in zip(cells, ran, strict=True):
+            if "error" in res:
+                raise InputError(f"{label}: {res['error']}")
     rows: list[dict] = []
     for name in setting_names:
         if name in MULTI_CATS:
             ensure_cats_profiles(name, out / "data", quick, log, progress)
-        for method, extra in variants(name).items():
-            overrides = COMMON + setting_overrides(name, out / "data", quick) + extra
-            overrides += VARIANT_EXTRAS.get((name, method), [])
-            cfg = load_config(None, overrides + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"])
+        for method in variants(name):
+            cfg = load_config(None, cell_overrides(name, method, out, quick, budget_s))
             folder = out / name / method
             t0 = time.perf_counter()
             done = finished_cell(folder, cfg, resume, log, f"{name}: {method}")
@@ -194,6 +215,14 @@ def run_multi_bench(
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", multi_markdown(results))
     return results
+
+
+def cell_overrides(name: str, method: str, out: Path, quick: bool, budget_s: float) -> list[str]:
+    """The config overrides of GemNet variant ``method`` on setting ``name`` (data under
+    ``out/data``), with the bench's time budget."""
+    overrides = COMMON + setting_overrides(name, Path(out) / "data", quick) + variants(name)[method]
+    overrides += VARIANT_EXTRAS.get((name, method), [])
+    return overrides + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"]
 
 
 def _gemnet_rows(setting: str, method: str, run: dict, wall_seconds: float) -> list[dict]:
