@@ -478,8 +478,6 @@ def bench(
         raise InputError(
             "--preset multi runs GemNet and its baselines on profiles it draws: no --methods, --data-dir or --cats-dir"
         )
-    if preset == "multi" and seeds is not None:
-        raise InputError("--preset multi trains one seed per cell (--seeds: default and paper presets)")
     seed_list = parse_seeds(seeds) if seeds is not None else None
     if list_ and preset == "multi":
         console.print("settings: " + ", ".join(SETTING_NAMES))
@@ -509,15 +507,20 @@ def bench(
             executor=executor,
             address=address,
             cpus_per_task=cpus_per_task,
+            seeds=seed_list,
         )
         cells = []
         for r in res["rows"]:
             rev, se, secs, steps, _ = _bench_cells(r)
             cells.append([r["setting"], r["method"], rev, se, _num(r["over_allocation_rate"], ".2%"), secs, steps])
         columns: tuple[str, ...] = ("setting", "method", "revenue", "s.e.", "over-allocated", "train s", "steps")
-        print_table(
-            _text_table(f"exact held-out revenue, several bidders (budget {budget:g} s per run)", columns, cells, 2)
-        )
+        title = f"exact held-out revenue, several bidders (budget {budget:g} s per run)"
+        if seed_list is not None:
+            columns = (*columns[:4], "s.e. across seeds", *columns[4:])
+            for c, r in zip(cells, res["rows"], strict=True):
+                c.insert(4, _num(r.get("test_revenue_se_across_seeds"), ".4g"))
+            title += f"; GemNet rows: mean over seeds {seeds}"
+        print_table(_text_table(title, columns, cells, 2))
         console.print(f"wrote {out}/results.json, results.md")
         return
     res = run_bench(

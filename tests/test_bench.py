@@ -267,7 +267,7 @@ def test_bench_cli_seeds_errors_are_one_line(tmp_path):
     from conftest import assert_one_line_error, cli
 
     assert_one_line_error(
-        cli("bench", "--preset", "multi", "--seeds", "0-1", "--out", tmp_path / "m"), "one seed per cell"
+        cli("bench", "--preset", "multi", "--seeds", "0,0", "--out", tmp_path / "m"), "repeats a seed"
     )
     assert_one_line_error(cli("bench", "--quick", "--seeds", "2-0", "--out", tmp_path / "b"), "runs backwards")
     assert_one_line_error(cli("bench", "--quick", "--seeds", "x", "--out", tmp_path / "b"), "seeds")

@@ -164,6 +164,34 @@ def test_multi_bench_quick(tmp_path):
     assert all(v in listed.stdout for v in ("gemnet_items", "gemnet_serial", "gemnet_conflict"))
 
 
+def test_multi_bench_over_seeds(tmp_path):
+    from bundleflow.experiments.multi_bench import run_multi_bench
+
+    res = run_multi_bench(tmp_path, ["multi_additive_2x2"], quick=True, log=lambda *_: None, seeds=[0, 1])
+    rows = {r["method"]: r for r in res["rows"]}
+    assert res["seeds"] == [0, 1] and {"gemnet", "gemnet_items", "vcg"} <= rows.keys()
+    runs = [
+        json.loads((tmp_path / "multi_additive_2x2" / "gemnet" / f"seed{k}" / "summary.json").read_text())
+        for k in (0, 1)
+    ]
+    revs = [s["learned"]["test_revenue"] for s in runs]
+    assert revs[0] != revs[1]  # the seed reached the run
+    g = rows["gemnet"]
+    assert g["seeds"] == [0, 1] and [e["test_revenue"] for e in g["per_seed"]] == revs
+    assert g["test_revenue"] == pytest.approx(sum(revs) / 2, abs=1e-12)
+    assert g["test_revenue_se_across_seeds"] == pytest.approx(abs(revs[0] - revs[1]) / 2, abs=1e-12)
+    rates = [s["learned"]["test_over_allocation_rate"] for s in runs]
+    assert g["over_allocation_rate"] == pytest.approx(sum(rates) / 2, abs=1e-12)
+    before = [s["learned"]["before_transform"]["revenue"] for s in runs]
+    assert rows["gemnet_before_transform"]["test_revenue"] == pytest.approx(sum(before) / 2, abs=1e-12)
+    assert "test_revenue_se_across_seeds" not in rows["vcg"] and [r["method"] for r in res["rows"]].count("vcg") == 1
+    md = (tmp_path / "results.md").read_text()
+    assert "± s.e. across seeds |" in md and "across seeds |" in md.split("GemNet - best baseline")[1]
+    said: list[str] = []
+    run_multi_bench(tmp_path, ["multi_additive_2x2"], quick=True, log=said.append, seeds=[0, 1])
+    assert sum("done earlier" in s for s in said) == 4
+
+
 def test_grid_too_large_for_the_transform_is_a_config_error(tmp_path):
     res = cli(
         "train",

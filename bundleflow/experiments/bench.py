@@ -283,8 +283,9 @@ def run_bench(
     check_names(setting_names, table, "setting")
     check_names(methods, METHODS, "method")
     check_budget(budget_s)
-    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0):
-        raise InputError(f"seeds must be distinct non-negative integers, got {seeds}")
+    from bundleflow.experiments.multi_bench import check_seeds
+
+    check_seeds(seeds)
     runs_of: list[int | None] = [None] if seeds is None else list(seeds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -465,7 +466,7 @@ def _paired_learned(rows: list[dict], setting: str, out: Path, test, seeds: list
                 raise InputError(f"{p}: not a menu ({type(exc).__name__}: {exc})") from exc
         gains.append(paired_gain(pay["bundleflow"], pay["rochetnet"]))
     row = by["bundleflow"]
-    row["gain_over_rochetnet"], row["gain_over_rochetnet_se"], across = _combine(
+    row["gain_over_rochetnet"], row["gain_over_rochetnet_se"], across = combine_seeds(
         [g for g, _ in gains], [s for _, s in gains]
     )
     if seeds is not None:
@@ -487,7 +488,7 @@ def cell_folder(out: Path, setting: str, method: str, seed: int | None) -> Path:
     return folder if seed is None else folder / f"seed{seed}"
 
 
-def _combine(values: list[float], ses: list[float]) -> tuple[float, float, float]:
+def combine_seeds(values: list[float], ses: list[float]) -> tuple[float, float, float]:
     """``(mean, mean within-seed s.e., s.e. across seeds)`` of one figure over seeds (the s.e.
     across seeds is the sample standard deviation over sqrt(seeds), 0 for one seed)."""
     k = len(values)
@@ -504,7 +505,7 @@ def over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
     99% are means; ``per_seed`` keeps each seed's figures."""
     first = per_seed[0]
     row = {"setting": first["setting"], "method": first["method"], "seeds": list(seeds)}
-    row["test_revenue"], row["test_revenue_se"], row["test_revenue_se_across_seeds"] = _combine(
+    row["test_revenue"], row["test_revenue_se"], row["test_revenue_se_across_seeds"] = combine_seeds(
         [r["test_revenue"] for r in per_seed], [r["test_revenue_se"] for r in per_seed]
     )
     for key in ("train_seconds", "wall_seconds"):
@@ -515,7 +516,7 @@ def over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
     row["stopped_by_time_budget"] = any(r["stopped_by_time_budget"] for r in per_seed)
     gains = [(r["gain_over_item_pricing"], r["gain_over_item_pricing_se"]) for r in per_seed]
     if all(g is not None and se is not None for g, se in gains):
-        g, se, across = _combine([g for g, _ in gains], [se for _, se in gains])
+        g, se, across = combine_seeds([g for g, _ in gains], [se for _, se in gains])
         row.update(
             gain_over_item_pricing=g, gain_over_item_pricing_se=se, gain_over_item_pricing_se_across_seeds=across
         )
@@ -679,7 +680,7 @@ def mean_curve(runs: list[list[tuple[int, float, float]]], x: int) -> tuple[list
     xs, ys, band = [], [], []
     for i in range(n):
         pts = [r[i] for r in runs]
-        y, _, across = _combine([p[2] for p in pts], [0.0] * len(pts))
+        y, _, across = combine_seeds([p[2] for p in pts], [0.0] * len(pts))
         xs.append(sum(p[x] for p in pts) / len(pts))
         ys.append(y)
         band.append(across)

@@ -150,11 +150,14 @@ def run_multi_bench(
     executor: str = "local",
     address: str | None = None,
     cpus_per_task: int = 1,
+    seeds: list[int] | None = None,
 ) -> dict:
     """Run GemNet and the baselines on ``setting_names`` into ``out``; write ``results.json``
     and ``results.md``; return the results dict (rows like :func:`.bench.run_bench`'s).
     ``executor="ray"``: the GemNet cells first run as Ray tasks (:func:`.sweep.run_cells`), then
-    are read back (the baselines come with each cell's run)."""
+    are read back (the baselines come with each cell's run). ``seeds``: each GemNet cell once
+    per seed (``menu.seed``) in ``out/<setting>/<variant>/seed<k>``, its rows combined over the
+    seeds (:func:`multi_over_seeds`)."""
     from bundleflow.errors import InputError
     from bundleflow.experiments.bench import check_budget, check_names, finished_cell
     from bundleflow.experiments.config import load_config
@@ -163,6 +166,8 @@ def run_multi_bench(
     setting_names = setting_names or SETTING_NAMES
     check_names(setting_names, SETTING_NAMES, "setting")
     check_budget(budget_s)
+    check_seeds(seeds)
+    runs_of: list[int | None] = [None] if seeds is None else list(seeds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if executor != "local":
@@ -175,9 +180,14 @@ def run_multi_bench(
             if name in MULTI_CATS:
                 ensure_cats_profiles(name, out / "data", quick, log, progress)
             for method in variants(name):
-                cells.append(
-                    (f"{name}: {method}", cell_overrides(name, method, out, quick, budget_s), out / name / method)
-                )
+                for seed in runs_of:
+                    cells.append(
+                        (
+                            _label(name, method, seed),
+                            cell_overrides(name, method, out, quick, budget_s, seed),
+                            cell_folder(out, name, method, seed),
+                        )
+                    )
         ran = run_cells(cells, executor, address, cpus_per_task, False, log=log, progress=progress)
         for (label, _, _), res in zip(cells, ran, strict=True):
             if "error" in res:
@@ -187,16 +197,22 @@ def run_multi_bench(
         if name in MULTI_CATS:
             ensure_cats_profiles(name, out / "data", quick, log, progress)
         for method in variants(name):
-            cfg = load_config(None, cell_overrides(name, method, out, quick, budget_s))
-            folder = out / name / method
-            t0 = time.perf_counter()
-            done = finished_cell(folder, cfg, resume, log, f"{name}: {method}")
-            if done is not None:
-                run = done
+            per_seed = []
+            for seed in runs_of:
+                cfg = load_config(None, cell_overrides(name, method, out, quick, budget_s, seed))
+                folder = cell_folder(out, name, method, seed)
+                t0 = time.perf_counter()
+                done = finished_cell(folder, cfg, resume, log, _label(name, method, seed))
+                if done is not None:
+                    run = done
+                else:
+                    log(f"{_label(name, method, seed)}: training ({cfg.menu.steps} steps, budget {budget_s:g} s)")
+                    run = run_multi_training(cfg, folder, resume=resume, progress=progress, log=lambda *_: None)
+                per_seed.append(_gemnet_rows(name, method, run, time.perf_counter() - t0))
+            if seeds is None:
+                rows += per_seed[0]
             else:
-                log(f"{name}: training {method} ({cfg.menu.steps} steps, budget {budget_s:g} s)")
-                run = run_multi_training(cfg, folder, resume=resume, progress=progress, log=lambda *_: None)
-            rows += _gemnet_rows(name, method, run, time.perf_counter() - t0)
+                rows += [multi_over_seeds([r[k] for r in per_seed], seeds) for k in range(len(per_seed[0]))]
         for r in run["baselines"]:  # the same held-out profiles and baselines in every variant's run
             rows.append(
                 {
@@ -211,18 +227,73 @@ def run_multi_bench(
                     "steps": None,
                 }
             )
-    results = {"preset": "multi", "budget_s": budget_s, "quick": quick, "rows": rows, "checks": []}
+    results = {"preset": "multi", "budget_s": budget_s, "quick": quick, "seeds": seeds, "rows": rows, "checks": []}
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", multi_markdown(results))
     return results
 
 
-def cell_overrides(name: str, method: str, out: Path, quick: bool, budget_s: float) -> list[str]:
+def cell_overrides(
+    name: str, method: str, out: Path, quick: bool, budget_s: float, seed: int | None = None
+) -> list[str]:
     """The config overrides of GemNet variant ``method`` on setting ``name`` (data under
-    ``out/data``), with the bench's time budget."""
+    ``out/data``), with the bench's time budget (and ``menu.seed`` for a seed)."""
     overrides = COMMON + setting_overrides(name, Path(out) / "data", quick) + variants(name)[method]
     overrides += VARIANT_EXTRAS.get((name, method), [])
-    return overrides + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"]
+    seeded = [] if seed is None else [f"menu.seed={seed}"]
+    return overrides + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"] + seeded
+
+
+def cell_folder(out: Path, setting: str, method: str, seed: int | None) -> Path:
+    """A GemNet cell's run folder: ``out/<setting>/<variant>``, or ``.../seed<k>`` for a seed."""
+    folder = Path(out) / setting / method
+    return folder if seed is None else folder / f"seed{seed}"
+
+
+def _label(name: str, method: str, seed: int | None) -> str:
+    return f"{name}: {method}" + ("" if seed is None else f" seed {seed}")
+
+
+def check_seeds(seeds: list[int] | None) -> None:
+    """A one-line :class:`InputError` unless ``seeds`` is ``None`` or distinct integers >= 0."""
+    from bundleflow.errors import InputError
+
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0):
+        raise InputError(f"seeds must be distinct non-negative integers, got {seeds}")
+
+
+def multi_over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
+    """One row from a GemNet variant's rows of the same kind, one per seed: the held-out
+    revenue and the paired gain over the best baseline as mean, mean s.e. within a seed and
+    s.e. across seeds (:func:`.bench.over_seeds`' convention), the over-allocation rates and
+    mean, seconds and steps as means; ``per_seed`` keeps each seed's figures."""
+    from bundleflow.experiments.bench import combine_seeds
+
+    first = per_seed[0]
+    row = {k: first.get(k) for k in ("setting", "method", "steps_to_99pct", "best_baseline", "machine")}
+    row["seeds"] = list(seeds)
+    row["test_revenue"], row["test_revenue_se"], row["test_revenue_se_across_seeds"] = combine_seeds(
+        [r["test_revenue"] for r in per_seed], [r["test_revenue_se"] for r in per_seed]
+    )
+    for key in ("over_allocation_rate", "over_allocation_mean", "train_seconds", "wall_seconds", "steps"):
+        got: list = [r.get(key) for r in per_seed]
+        if all(x is not None for x in got):
+            row[key] = sum(got) / len(got)
+    steps = row.get("steps")
+    if steps is not None:
+        row["steps"] = round(steps)
+    row["stopped_by_time_budget"] = any(r["stopped_by_time_budget"] for r in per_seed)
+    gains: list = [(r.get("gain_over_best_baseline"), r.get("gain_over_best_baseline_se")) for r in per_seed]
+    if all(g is not None and se is not None for g, se in gains):
+        g, se, across = combine_seeds([g for g, _ in gains], [se for _, se in gains])
+        row.update(
+            gain_over_best_baseline=g, gain_over_best_baseline_se=se, gain_over_best_baseline_se_across_seeds=across
+        )
+        if len({r.get("best_baseline") for r in per_seed}) > 1:
+            row["best_baseline"] = "/".join(dict.fromkeys(str(r.get("best_baseline")) for r in per_seed))
+    keep = ("test_revenue", "test_revenue_se", "over_allocation_rate", "steps", "gain_over_best_baseline")
+    row["per_seed"] = [{"seed": k, **{x: r.get(x) for x in keep}} for k, r in zip(seeds, per_seed, strict=True)]
+    return row
 
 
 def _gemnet_rows(setting: str, method: str, run: dict, wall_seconds: float) -> list[dict]:
@@ -267,16 +338,27 @@ def _gemnet_rows(setting: str, method: str, run: dict, wall_seconds: float) -> l
 def multi_markdown(results: dict) -> str:
     """``results.md`` of the multi preset: one row per setting and method, then GemNet's paired
     gain over the best baseline and the literature's (approximately SP) figures."""
+    seeded = bool(results.get("seeds"))
     lines = [
-        "| setting | method | held-out revenue | ± s.e. | over-allocated profiles | train s | steps |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| setting | method | held-out revenue | ± s.e. |"
+        + (" ± s.e. across seeds |" if seeded else "")
+        + " over-allocated profiles | train s | steps |",
+        "|---|---|---:|---:|" + ("---:|" if seeded else "") + "---:|---:|---:|",
     ]
     for r in results["rows"]:
         steps = "" if r.get("steps") is None else str(r["steps"])
+        across = r.get("test_revenue_se_across_seeds")
+        extra = (" " + ("" if across is None else f"{across:.4g}") + " |") if seeded else ""
         lines.append(
-            f"| {r['setting']} | {r['method']} | {r['test_revenue']:.4f} | {r['test_revenue_se']:.4g} "
-            f"| {r['over_allocation_rate']:.2%} | {r['train_seconds']:.1f} | {steps} |"
+            f"| {r['setting']} | {r['method']} | {r['test_revenue']:.4f} | {r['test_revenue_se']:.4g} |{extra} "
+            f"{r['over_allocation_rate']:.2%} | {r['train_seconds']:.1f} | {steps} |"
         )
+    if seeded:
+        lines += [
+            "",
+            f"GemNet rows: mean over seeds {','.join(map(str, results['seeds']))} (same profiles); ± s.e. is the mean "
+            "held-out s.e. within a seed, the next column the s.e. across seeds.",
+        ]
     lines += [
         "",
         "| setting | method | GemNet - best baseline (paired) | best baseline | literature (approximately SP) |",
@@ -286,9 +368,11 @@ def multi_markdown(results: dict) -> str:
         if r["method"] not in ALL_VARIANTS or r.get("gain_over_best_baseline") is None:
             continue
         g, se = r["gain_over_best_baseline"], r["gain_over_best_baseline_se"]
+        across = r.get("gain_over_best_baseline_se_across_seeds")
+        seeds = "" if across is None else f"; +- {across:.4f} across seeds"
         lit = LITERATURE.get(r["setting"])
         lines.append(
-            f"| {r['setting']} | {r['method']} | {g:+.4f} +- {se:.4f} ({g / se if se else math.inf:+.1f} s.e.) | {r['best_baseline']} "
-            f"| {f'{lit[0]} {lit[1]}' if lit else ''} |"
+            f"| {r['setting']} | {r['method']} | {g:+.4f} +- {se:.4f} ({g / se if se else math.inf:+.1f} s.e.){seeds} "
+            f"| {r['best_baseline']} | {f'{lit[0]} {lit[1]}' if lit else ''} |"
         )
     return "\n".join(lines) + "\n"
