@@ -238,6 +238,12 @@ def check_budget(budget_s: float) -> None:
         raise InputError(f"budget must be a positive number of seconds, got {budget_s}")
 
 
+def check_seeds(seeds: list[int] | None) -> None:
+    """A one-line :class:`InputError` unless ``seeds`` is ``None`` or distinct integers >= 0."""
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0):
+        raise InputError(f"seeds must be distinct non-negative integers, got {seeds}")
+
+
 def run_bench(
     out: str | Path,
     setting_names: list[str] | None = None,
@@ -283,8 +289,6 @@ def run_bench(
     check_names(setting_names, table, "setting")
     check_names(methods, METHODS, "method")
     check_budget(budget_s)
-    from bundleflow.experiments.multi_bench import check_seeds
-
     check_seeds(seeds)
     runs_of: list[int | None] = [None] if seeds is None else list(seeds)
     out = Path(out)
@@ -316,9 +320,12 @@ def run_bench(
             ov = table[name] + (QUICK if quick else [])
             for method in [m for m in methods if m in LEARNED]:
                 for seed in runs_of:
-                    label = f"{name}: {method}" + ("" if seed is None else f" seed {seed}")
                     cells.append(
-                        (label, ov + cell_overrides(method, budget_s, seed), cell_folder(out, name, method, seed))
+                        (
+                            cell_label(name, method, seed),
+                            ov + cell_overrides(method, budget_s, seed),
+                            cell_folder(out, name, method, seed),
+                        )
                     )
         for (label, _, _), res in zip(
             cells,
@@ -342,7 +349,7 @@ def run_bench(
             for seed in runs_of:
                 mcfg = load_config(None, ov + cell_overrides(method, budget_s, seed))
                 folder = cell_folder(out, name, method, seed)
-                label = f"{name}: {method}" + ("" if seed is None else f" seed {seed}")
+                label = cell_label(name, method, seed)
                 t0 = time.perf_counter()
                 run = finished_cell(folder, mcfg, resume, log, label)
                 if run is None:
@@ -483,9 +490,15 @@ def cell_overrides(method: str, budget_s: float, seed: int | None) -> list[str]:
 
 
 def cell_folder(out: Path, setting: str, method: str, seed: int | None) -> Path:
-    """A learned cell's run folder: ``out/<setting>/<method>``, or ``.../seed<k>`` for a seed."""
+    """A learned cell's run folder (single- or multi-bidder bench): ``out/<setting>/<method>``,
+    or ``.../seed<k>`` for a seed."""
     folder = Path(out) / setting / method
     return folder if seed is None else folder / f"seed{seed}"
+
+
+def cell_label(setting: str, method: str, seed: int | None) -> str:
+    """``"<setting>: <method>"``, with ``" seed <k>"`` for a seed (progress lines)."""
+    return f"{setting}: {method}" + ("" if seed is None else f" seed {seed}")
 
 
 def combine_seeds(values: list[float], ses: list[float]) -> tuple[float, float, float]:

@@ -159,7 +159,14 @@ def run_multi_bench(
     per seed (``menu.seed``) in ``out/<setting>/<variant>/seed<k>``, its rows combined over the
     seeds (:func:`multi_over_seeds`)."""
     from bundleflow.errors import InputError
-    from bundleflow.experiments.bench import check_budget, check_names, finished_cell
+    from bundleflow.experiments.bench import (
+        cell_folder,
+        cell_label,
+        check_budget,
+        check_names,
+        check_seeds,
+        finished_cell,
+    )
     from bundleflow.experiments.config import load_config
     from bundleflow.experiments.multi_runner import run_multi_training
 
@@ -183,7 +190,7 @@ def run_multi_bench(
                 for seed in runs_of:
                     cells.append(
                         (
-                            _label(name, method, seed),
+                            cell_label(name, method, seed),
                             cell_overrides(name, method, out, quick, budget_s, seed),
                             cell_folder(out, name, method, seed),
                         )
@@ -202,11 +209,11 @@ def run_multi_bench(
                 cfg = load_config(None, cell_overrides(name, method, out, quick, budget_s, seed))
                 folder = cell_folder(out, name, method, seed)
                 t0 = time.perf_counter()
-                done = finished_cell(folder, cfg, resume, log, _label(name, method, seed))
+                done = finished_cell(folder, cfg, resume, log, cell_label(name, method, seed))
                 if done is not None:
                     run = done
                 else:
-                    log(f"{_label(name, method, seed)}: training ({cfg.menu.steps} steps, budget {budget_s:g} s)")
+                    log(f"{cell_label(name, method, seed)}: training ({cfg.menu.steps} steps, budget {budget_s:g} s)")
                     run = run_multi_training(cfg, folder, resume=resume, progress=progress, log=lambda *_: None)
                 per_seed.append(_gemnet_rows(name, method, run, time.perf_counter() - t0))
             if seeds is None:
@@ -242,24 +249,6 @@ def cell_overrides(
     overrides += VARIANT_EXTRAS.get((name, method), [])
     seeded = [] if seed is None else [f"menu.seed={seed}"]
     return overrides + (QUICK if quick else []) + [f"menu.time_budget_s={budget_s}"] + seeded
-
-
-def cell_folder(out: Path, setting: str, method: str, seed: int | None) -> Path:
-    """A GemNet cell's run folder: ``out/<setting>/<variant>``, or ``.../seed<k>`` for a seed."""
-    folder = Path(out) / setting / method
-    return folder if seed is None else folder / f"seed{seed}"
-
-
-def _label(name: str, method: str, seed: int | None) -> str:
-    return f"{name}: {method}" + ("" if seed is None else f" seed {seed}")
-
-
-def check_seeds(seeds: list[int] | None) -> None:
-    """A one-line :class:`InputError` unless ``seeds`` is ``None`` or distinct integers >= 0."""
-    from bundleflow.errors import InputError
-
-    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0):
-        raise InputError(f"seeds must be distinct non-negative integers, got {seeds}")
 
 
 def multi_over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
