@@ -516,9 +516,7 @@ def bench(
         columns: tuple[str, ...] = ("setting", "method", "revenue", "s.e.", "over-allocated", "train s", "steps")
         title = f"exact held-out revenue, several bidders (budget {budget:g} s per run)"
         if seed_list is not None:
-            columns = (*columns[:4], "s.e. across seeds", *columns[4:])
-            for c, r in zip(cells, res["rows"], strict=True):
-                c.insert(4, _num(r.get("test_revenue_se_across_seeds"), ".4g"))
+            columns = _with_seed_column(columns, cells, res["rows"])
             title += f"; GemNet rows: mean over seeds {seeds}"
         print_table(_text_table(title, columns, cells, 2))
         console.print(f"wrote {out}/results.json, results.md")
@@ -544,9 +542,7 @@ def bench(
     cells = [[r["setting"], r["method"], *_bench_cells(r)] for r in res["rows"]]
     title = f"exact held-out revenue (budget {budget:g} s per learned run)"
     if seed_list is not None:
-        columns = (*columns[:4], "s.e. across seeds", *columns[4:])
-        for c, r in zip(cells, res["rows"], strict=True):
-            c.insert(4, _num(r.get("test_revenue_se_across_seeds"), ".4g"))
+        columns = _with_seed_column(columns, cells, res["rows"])
         title += f"; learned rows: mean over seeds {seeds}, s.e. within a seed and across seeds"
     print_table(_text_table(title, columns, cells, 2))
     for c in res["checks"]:
@@ -557,6 +553,14 @@ def bench(
         f"wrote {out}/results.json, results.md"
         + (", revenue_vs_time.png, revenue_vs_steps.png" if res.get("plot") else "")
     )
+
+
+def _with_seed_column(columns: tuple[str, ...], cells: list[list[str]], rows: list[dict]) -> tuple[str, ...]:
+    """Insert the "s.e. across seeds" column after the s.e. (the fifth) into ``cells`` (one list
+    per bench row of ``rows``, in place); return the columns with it."""
+    for c, r in zip(cells, rows, strict=True):
+        c.insert(4, _num(r.get("test_revenue_se_across_seeds"), ".4g"))
+    return (*columns[:4], "s.e. across seeds", *columns[4:])
 
 
 def _bench_cells(r: dict) -> list[str]:
