@@ -71,10 +71,15 @@ def test_bench_sittings_fill_one_table(tmp_path):
     said: list[str] = []
     other = run_bench(tmp_path, ["additive_2"], ["grand_bundling"], **{**args, "budget_s": 31, "log": said.append})
     assert {r["setting"] for r in other["rows"]} == {"additive_2"} and any("replaced" in s for s in said)
+    kept = json.loads((tmp_path / "results.replaced.json").read_text())  # the earlier table, kept whole
+    assert kept["budget_s"] != 31 and [(r["setting"], r["method"]) for r in kept["rows"]] == [
+        (r["setting"], r["method"]) for r in again
+    ]
     (tmp_path / "results.json").write_text("{not json")
     assert {r["setting"] for r in run_bench(tmp_path, ["additive_2"], ["grand_bundling"], **args)["rows"]} == {
         "additive_2"
     }
+    assert (tmp_path / "results.replaced.json").read_text() == "{not json"
 
 
 def test_bench_time_budget_stops_training(tmp_path):
@@ -231,7 +236,7 @@ def test_bench_over_seeds_runs_each_seed_and_combines_them(tmp_path):
 
 
 def test_over_seeds_and_mean_curve_by_hand():
-    from bundleflow.experiments.bench import mean_curve, over_seeds
+    from bundleflow.experiments.bench import markdown, mean_curve, over_seeds
 
     def seed_row(rev, se, steps, gain):
         return {
@@ -255,6 +260,9 @@ def test_over_seeds_and_mean_curve_by_hand():
     assert r["test_revenue_se_across_seeds"] == pytest.approx(1.0 / 3**0.5)  # sd 1 over sqrt(3)
     assert r["steps"] == 267 and r["stopped_by_time_budget"]
     assert r["gain_over_item_pricing"] is None  # one seed lacks it: no mean of the others
+    one = over_seeds([seed_row(1.0, 0.1, 300, 2.0)], [5])
+    assert one["test_revenue_se_across_seeds"] is None and one["gain_over_item_pricing_se_across_seeds"] is None
+    assert "| 1.0000 | 0.1 | - | 5 |" in markdown({"seeds": [5], "rows": [one], "checks": []})  # not "0"
     r2 = over_seeds([seed_row(1.0, 0.1, 300, 2.0), seed_row(2.0, 0.2, 300, 4.0)], [3, 7])
     assert r2["gain_over_item_pricing"] == 3.0 and r2["gain_over_item_pricing_se_across_seeds"] == 1.0
     assert [e["seed"] for e in r2["per_seed"]] == [3, 7] and not r2["stopped_by_time_budget"]

@@ -190,6 +190,14 @@ def test_multi_bench_over_seeds(tmp_path):
     said: list[str] = []
     run_multi_bench(tmp_path, ["multi_additive_2x2"], quick=True, log=said.append, seeds=[0, 1])
     assert sum("done earlier" in s for s in said) == 4
+    # another setting in a later sitting joins the table; other seeds replace it, the earlier kept aside
+    both = run_multi_bench(tmp_path, ["multi_unit_2x2"], quick=True, log=said.append, seeds=[0, 1])
+    assert [r["setting"] for r in both["rows"]].count("multi_additive_2x2") == len(res["rows"])
+    one = run_multi_bench(tmp_path, ["multi_unit_2x2"], quick=True, log=said.append, seeds=[1])
+    assert {r["setting"] for r in one["rows"]} == {"multi_unit_2x2"} and any("replaced" in s for s in said)
+    assert json.loads((tmp_path / "results.replaced.json").read_text())["rows"] == both["rows"]
+    g1 = next(r for r in one["rows"] if r["method"] == "gemnet")
+    assert g1["test_revenue_se_across_seeds"] is None and "| - |" in (tmp_path / "results.md").read_text()
 
 
 def test_grid_too_large_for_the_transform_is_a_config_error(tmp_path):

@@ -432,7 +432,7 @@ def run_bench(
         "rows": rows,
         "checks": checks,
     }
-    earlier = _earlier_rows(out / "results.json", results, log)
+    earlier = earlier_rows(out / "results.json", results, log)
     rows = earlier + rows
     results["rows"] = rows
     for r in earlier:  # curves of cells finished in an earlier sitting, from their run folders
@@ -501,61 +501,83 @@ def cell_label(setting: str, method: str, seed: int | None) -> str:
     return f"{setting}: {method}" + ("" if seed is None else f" seed {seed}")
 
 
-def combine_seeds(values: list[float], ses: list[float]) -> tuple[float, float, float]:
+def combine_seeds(values: list[float], ses: list[float]) -> tuple[float, float, float | None]:
     """``(mean, mean within-seed s.e., s.e. across seeds)`` of one figure over seeds (the s.e.
-    across seeds is the sample standard deviation over sqrt(seeds), 0 for one seed)."""
+    across seeds is the sample standard deviation over sqrt(seeds); ``None`` for one seed,
+    which says nothing about the spread across seeds)."""
     k = len(values)
     mean = sum(values) / k
-    across = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1) / k) if k > 1 else 0.0
+    across = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1) / k) if k > 1 else None
     return mean, sum(ses) / k, across
 
 
-def over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
-    """One bench row from a learned cell's rows, one per seed: ``test_revenue`` is the mean over
-    seeds, ``test_revenue_se`` the mean held-out s.e. within a seed (the seeds share their
-    held-out bidders), ``test_revenue_se_across_seeds`` the s.e. across seeds; the same three
-    for the paired gain over item pricing where every seed has it; seconds, steps and steps to
-    99% are means; ``per_seed`` keeps each seed's figures."""
-    first = per_seed[0]
-    row = {"setting": first["setting"], "method": first["method"], "seeds": list(seeds)}
-    row["test_revenue"], row["test_revenue_se"], row["test_revenue_se_across_seeds"] = combine_seeds(
-        [r["test_revenue"] for r in per_seed], [r["test_revenue_se"] for r in per_seed]
-    )
-    for key in ("train_seconds", "wall_seconds"):
-        row[key] = sum(r[key] for r in per_seed) / len(per_seed)
-    for key in ("steps", "steps_to_99pct"):
-        got = [r[key] for r in per_seed]
-        row[key] = None if None in got else round(sum(got) / len(got))
-    row["stopped_by_time_budget"] = any(r["stopped_by_time_budget"] for r in per_seed)
-    gains = [(r["gain_over_item_pricing"], r["gain_over_item_pricing_se"]) for r in per_seed]
-    if all(g is not None and se is not None for g, se in gains):
-        g, se, across = combine_seeds([g for g, _ in gains], [se for _, se in gains])
-        row.update(
-            gain_over_item_pricing=g, gain_over_item_pricing_se=se, gain_over_item_pricing_se_across_seeds=across
-        )
-    else:
-        row.update(gain_over_item_pricing=None, gain_over_item_pricing_se=None)
-    row["machine"] = first.get("machine")
-    keep = ("test_revenue", "test_revenue_se", "steps", "steps_to_99pct", "train_seconds", "gain_over_item_pricing")
-    row["per_seed"] = [{"seed": k, **{x: r[x] for x in keep}} for k, r in zip(seeds, per_seed, strict=True)]
+def rows_over_seeds(
+    per_seed: list[dict],
+    seeds: list[int],
+    *,
+    figures: tuple[str, ...],
+    means: tuple[str, ...],
+    keep: tuple[str, ...],
+    first: tuple[str, ...] = ("setting", "method", "machine"),
+) -> dict:
+    """One bench row from a cell's rows of the same kind, one per seed (single- and multi-bidder
+    benches alike). Each of ``figures`` (a key ``f`` with its s.e. ``f_se``) becomes the mean over
+    seeds, ``f_se`` the mean held-out s.e. within a seed (the seeds share their held-out
+    profiles) and ``f_se_across_seeds`` the s.e. across seeds (:func:`combine_seeds`), or ``None``
+    where a seed lacks it (no mean of the others); each of ``means`` is the plain mean (``None``
+    where a seed lacks it; ``steps`` keys are rounded); ``first`` is taken from the first seed;
+    ``per_seed`` keeps each seed's ``keep`` figures."""
+    row: dict = {k: per_seed[0].get(k) for k in first}
+    row["seeds"] = list(seeds)
+    for f in figures:
+        got: list = [(r.get(f), r.get(f + "_se")) for r in per_seed]
+        if all(v is not None and se is not None for v, se in got):
+            row[f], row[f + "_se"], row[f + "_se_across_seeds"] = combine_seeds(
+                [v for v, _ in got], [se for _, se in got]
+            )
+        else:
+            row[f] = row[f + "_se"] = None
+    for key in means:
+        vals: list = [r.get(key) for r in per_seed]
+        mean = None if None in vals else sum(vals) / len(vals)
+        row[key] = round(mean) if mean is not None and key.startswith("steps") else mean
+    row["stopped_by_time_budget"] = any(r.get("stopped_by_time_budget") for r in per_seed)
+    row["per_seed"] = [{"seed": k, **{x: r.get(x) for x in keep}} for k, r in zip(seeds, per_seed, strict=True)]
     return row
 
 
-def _earlier_rows(path: Path, results: dict, log=print) -> list[dict]:
-    """Rows of ``path`` (an earlier sitting's ``results.json``) for settings this sitting did not
-    run, if it was written with the same preset, budget, quick flag and seeds; so that running the
-    settings in several sittings fills one table. Otherwise none (and the file is replaced)."""
+def over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
+    """One single-bidder bench row from a learned cell's rows, one per seed
+    (:func:`rows_over_seeds`): the held-out revenue and the paired gain over item pricing over
+    seeds; seconds, steps and steps to 99% as means."""
+    return rows_over_seeds(
+        per_seed,
+        seeds,
+        figures=("test_revenue", "gain_over_item_pricing"),
+        means=("train_seconds", "wall_seconds", "steps", "steps_to_99pct"),
+        keep=("test_revenue", "test_revenue_se", "steps", "steps_to_99pct", "train_seconds", "gain_over_item_pricing"),
+    )
+
+
+def earlier_rows(path: Path, results: dict, log=print) -> list[dict]:
+    """Rows of ``path`` (an earlier sitting's ``results.json``, single- or multi-bidder bench) for
+    settings this sitting did not run, if it was written with the same preset, budget, quick
+    flag and seeds; so that running the settings in several sittings fills one table. Otherwise
+    none, and the earlier file is kept beside as ``results.replaced.json`` (one generation) before
+    the new one is written, so no earlier figure is lost."""
     if not path.is_file():
         return []
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
         same = all(old.get(k) == results[k] for k in ("preset", "budget_s", "quick", "seeds"))
         old_rows = [r for r in old["rows"] if isinstance(r, dict) and {"setting", "method", "test_revenue"} <= r.keys()]
+        why = "written with another preset, budget, --quick or --seeds"
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        log(f"{path}: unreadable, replaced")
-        return []
+        same, why = False, "unreadable"
     if not same:
-        log(f"{path}: written with another preset, budget, --quick or --seeds; replaced")
+        kept = path.with_name(path.stem + ".replaced.json")
+        path.replace(kept)
+        log(f"{path}: {why}; replaced (the earlier file is kept as {kept.name})")
         return []
     now = {r["setting"] for r in results["rows"]}
     return [r for r in old_rows if r["setting"] not in now]
@@ -661,7 +683,7 @@ def markdown(results: dict) -> str:
         extra = ""
         if seeded:
             across = r.get("test_revenue_se_across_seeds")
-            extra = f" {'' if across is None else f'{across:.4g}'} | {','.join(map(str, r.get('seeds', [])))} |"
+            extra = f" {'-' if across is None else f'{across:.4g}'} | {','.join(map(str, r.get('seeds', [])))} |"
         lines.append(
             f"| {r['setting']} | {r['method']} | {r['test_revenue']:.4f} | {se} |{extra} {r['train_seconds']:.1f} | {steps} | {s99} |"
         )
@@ -696,7 +718,7 @@ def mean_curve(runs: list[list[tuple[int, float, float]]], x: int) -> tuple[list
         y, _, across = combine_seeds([p[2] for p in pts], [0.0] * len(pts))
         xs.append(sum(p[x] for p in pts) / len(pts))
         ys.append(y)
-        band.append(across)
+        band.append(across or 0.0)
     return xs, ys, band
 
 

@@ -165,6 +165,7 @@ def run_multi_bench(
         check_budget,
         check_names,
         check_seeds,
+        earlier_rows,
         finished_cell,
     )
     from bundleflow.experiments.config import load_config
@@ -235,6 +236,7 @@ def run_multi_bench(
                 }
             )
     results = {"preset": "multi", "budget_s": budget_s, "quick": quick, "seeds": seeds, "rows": rows, "checks": []}
+    results["rows"] = earlier_rows(out / "results.json", results, log) + rows  # settings of earlier sittings
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", multi_markdown(results))
     return results
@@ -256,32 +258,18 @@ def multi_over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
     revenue and the paired gain over the best baseline as mean, mean s.e. within a seed and
     s.e. across seeds (:func:`.bench.over_seeds`' convention), the over-allocation rates and
     mean, seconds and steps as means; ``per_seed`` keeps each seed's figures."""
-    from bundleflow.experiments.bench import combine_seeds
+    from bundleflow.experiments.bench import rows_over_seeds
 
-    first = per_seed[0]
-    row = {k: first.get(k) for k in ("setting", "method", "steps_to_99pct", "best_baseline", "machine")}
-    row["seeds"] = list(seeds)
-    row["test_revenue"], row["test_revenue_se"], row["test_revenue_se_across_seeds"] = combine_seeds(
-        [r["test_revenue"] for r in per_seed], [r["test_revenue_se"] for r in per_seed]
+    row = rows_over_seeds(
+        per_seed,
+        seeds,
+        figures=("test_revenue", "gain_over_best_baseline"),
+        means=("over_allocation_rate", "over_allocation_mean", "train_seconds", "wall_seconds", "steps"),
+        keep=("test_revenue", "test_revenue_se", "over_allocation_rate", "steps", "gain_over_best_baseline"),
+        first=("setting", "method", "steps_to_99pct", "best_baseline", "machine"),
     )
-    for key in ("over_allocation_rate", "over_allocation_mean", "train_seconds", "wall_seconds", "steps"):
-        got: list = [r.get(key) for r in per_seed]
-        if all(x is not None for x in got):
-            row[key] = sum(got) / len(got)
-    steps = row.get("steps")
-    if steps is not None:
-        row["steps"] = round(steps)
-    row["stopped_by_time_budget"] = any(r["stopped_by_time_budget"] for r in per_seed)
-    gains: list = [(r.get("gain_over_best_baseline"), r.get("gain_over_best_baseline_se")) for r in per_seed]
-    if all(g is not None and se is not None for g, se in gains):
-        g, se, across = combine_seeds([g for g, _ in gains], [se for _, se in gains])
-        row.update(
-            gain_over_best_baseline=g, gain_over_best_baseline_se=se, gain_over_best_baseline_se_across_seeds=across
-        )
-        if len({r.get("best_baseline") for r in per_seed}) > 1:
-            row["best_baseline"] = "/".join(dict.fromkeys(str(r.get("best_baseline")) for r in per_seed))
-    keep = ("test_revenue", "test_revenue_se", "over_allocation_rate", "steps", "gain_over_best_baseline")
-    row["per_seed"] = [{"seed": k, **{x: r.get(x) for x in keep}} for k, r in zip(seeds, per_seed, strict=True)]
+    if len({r.get("best_baseline") for r in per_seed}) > 1:
+        row["best_baseline"] = "/".join(dict.fromkeys(str(r.get("best_baseline")) for r in per_seed))
     return row
 
 
@@ -337,7 +325,7 @@ def multi_markdown(results: dict) -> str:
     for r in results["rows"]:
         steps = "" if r.get("steps") is None else str(r["steps"])
         across = r.get("test_revenue_se_across_seeds")
-        extra = (" " + ("" if across is None else f"{across:.4g}") + " |") if seeded else ""
+        extra = (" " + ("-" if across is None else f"{across:.4g}") + " |") if seeded else ""
         lines.append(
             f"| {r['setting']} | {r['method']} | {r['test_revenue']:.4f} | {r['test_revenue_se']:.4g} |{extra} "
             f"{r['over_allocation_rate']:.2%} | {r['train_seconds']:.1f} | {steps} |"

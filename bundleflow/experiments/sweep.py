@@ -356,7 +356,7 @@ def aggregate(rows: list[dict], axes: list[str]) -> list[dict]:
         x = [r["test_revenue"] for r in ok]
         k = len(x)
         mean = sum(x) / k if k else None
-        sd = math.sqrt(sum((v - mean) ** 2 for v in x) / (k - 1)) if k > 1 and mean is not None else 0.0
+        sd = math.sqrt(sum((v - mean) ** 2 for v in x) / (k - 1)) if k > 1 and mean is not None else None
         out.append(
             {
                 "cell": cell,
@@ -364,7 +364,7 @@ def aggregate(rows: list[dict], axes: list[str]) -> list[dict]:
                 "seeds": k,
                 "failed": len(mine) - k,
                 "test_revenue_mean": mean,
-                "test_revenue_se_across_seeds": sd / math.sqrt(k) if k else None,
+                "test_revenue_se_across_seeds": None if sd is None else sd / math.sqrt(k),  # None: one seed
                 "test_revenue_se_within_seed": sum(r["test_revenue_se"] for r in ok) / k if k else None,
             }
         )
@@ -388,7 +388,7 @@ def markdown(summary: dict) -> str:
         else:
             cells += [
                 f"{mean:.4f}",
-                f"{c['test_revenue_se_across_seeds']:.4f}",
+                "-" if c["test_revenue_se_across_seeds"] is None else f"{c['test_revenue_se_across_seeds']:.4f}",
                 f"{c['test_revenue_se_within_seed']:.4f}",
             ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -409,7 +409,7 @@ def plot_cells(cells: list[dict], axis: str, path: Path) -> None:
     from bundleflow.utils.files import atomic_write
 
     pts = sorted(
-        (float(c[f"axis:{axis}"]), c["test_revenue_mean"], c["test_revenue_se_across_seeds"])
+        (float(c[f"axis:{axis}"]), c["test_revenue_mean"], c["test_revenue_se_across_seeds"] or 0.0)
         for c in cells
         if c["test_revenue_mean"] is not None
     )
