@@ -448,7 +448,7 @@ def bench(
         Path("runs/bench"), help="folder for results.json, results.md, revenue_vs_time.png and run folders"
     ),
     settings: str = typer.Option("", help="comma-separated settings (default: all; see --list)"),
-    methods: str = typer.Option("", help="comma-separated methods (default: all)"),
+    methods: str = typer.Option("", help="comma-separated methods (default: all; multi: GemNet variants)"),
     budget: float = typer.Option(None, help="wall-clock budget per learned run, seconds (default 600; paper 1200)"),
     quick: bool = typer.Option(False, help="tiny sizes: a smoke test of the whole pipeline"),
     cats_dir: Path = typer.Option(None, help="folder of the CATS reference files (default ../shared/cats)"),
@@ -474,9 +474,9 @@ def bench(
 
     if preset not in PRESETS + ("multi",):
         raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS + ('multi',))}")
-    if preset == "multi" and (methods or data_dir is not None or cats_dir is not None):
+    if preset == "multi" and (data_dir is not None or cats_dir is not None):
         raise InputError(
-            "--preset multi runs GemNet and its baselines on profiles it draws: no --methods, --data-dir or --cats-dir"
+            "--preset multi runs GemNet and its baselines on profiles it draws: no --data-dir or --cats-dir"
         )
     seed_list = parse_seeds(seeds) if seeds is not None else None
     if list_ and preset == "multi":
@@ -508,6 +508,7 @@ def bench(
             address=address,
             cpus_per_task=cpus_per_task,
             seeds=seed_list,
+            methods=split(methods),
         )
         cells = []
         for r in res["rows"]:

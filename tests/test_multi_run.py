@@ -157,7 +157,24 @@ def test_multi_bench_quick(tmp_path):
     # a second sitting reads the finished cells back
     again = cli("bench", "--preset", "multi", "--quick", "--settings", "multi_additive_2x2", "--out", tmp_path)
     assert "done earlier" in again.stdout
-    assert_one_line_error(cli("bench", "--preset", "multi", "--methods", "vcg", "--out", tmp_path), "--preset multi")
+    assert_one_line_error(cli("bench", "--preset", "multi", "--methods", "vcg", "--out", tmp_path), "unknown method")
+    assert_one_line_error(
+        cli(
+            "bench",
+            "--preset",
+            "multi",
+            "--methods",
+            "gemnet_serial",
+            "--settings",
+            "multi_additive_2x2",
+            "--out",
+            tmp_path,
+        ),
+        "none of gemnet_serial runs on multi_additive_2x2",
+    )
+    assert_one_line_error(
+        cli("bench", "--preset", "multi", "--data-dir", tmp_path, "--out", tmp_path), "--preset multi"
+    )
     assert_one_line_error(cli("bench", "--preset", "multi", "--settings", "nope", "--out", tmp_path), "unknown setting")
     listed = cli("bench", "--preset", "multi", "--list", "--out", tmp_path)
     assert listed.exit_code == 0 and "multi_cats_regions_3x50" in listed.stdout
@@ -193,8 +210,9 @@ def test_multi_bench_over_seeds(tmp_path):
     # another setting in a later sitting joins the table; other seeds replace it, the earlier kept aside
     both = run_multi_bench(tmp_path, ["multi_unit_2x2"], quick=True, log=said.append, seeds=[0, 1])
     assert [r["setting"] for r in both["rows"]].count("multi_additive_2x2") == len(res["rows"])
-    one = run_multi_bench(tmp_path, ["multi_unit_2x2"], quick=True, log=said.append, seeds=[1])
+    one = run_multi_bench(tmp_path, ["multi_unit_2x2"], quick=True, log=said.append, seeds=[1], methods=["gemnet"])
     assert {r["setting"] for r in one["rows"]} == {"multi_unit_2x2"} and any("replaced" in s for s in said)
+    assert {r["method"] for r in one["rows"]} >= {"gemnet", "vcg"} and "gemnet_items" not in str(one["rows"])
     assert json.loads((tmp_path / "results.replaced.json").read_text())["rows"] == both["rows"]
     g1 = next(r for r in one["rows"] if r["method"] == "gemnet")
     assert g1["test_revenue_se_across_seeds"] is None and "| - |" in (tmp_path / "results.md").read_text()

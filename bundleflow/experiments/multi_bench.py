@@ -42,8 +42,7 @@ MULTI_SETTINGS: dict[str, list[str]] = {
 # CATS multi-bidder settings (issue 14): the bidders of a profile are the bidders of one CATS
 # instance (`bundleflow data generate --bidders-per-instance n`), drawn once into OUT/data
 MULTI_CATS: dict[str, tuple[str, int, int]] = {
-    "multi_cats_regions_3x50": ("regions", 50, 3),
-    "multi_cats_arbitrary_3x50": ("arbitrary", 50, 3),
+    f"multi_cats_{dist}_{n}x50": (dist, 50, n) for n in (3, 2, 5) for dist in ("regions", "arbitrary")
 }
 CATS_SPLIT = (2000, 500, 3000)  # training, validation, held-out profiles
 CATS_QUICK_SPLIT = (300, 200, 500)  # QUICK's split
@@ -71,13 +70,13 @@ VARIANT_EXTRAS: dict[tuple[str, str], list[str]] = {("multi_unit_2x2", "gemnet_i
 VARIANT_EXTRAS[("multi_additive_3x10", "gemnet_items")] = ["gemnet.start=item_auctions"]
 # CATS: item reserves start near the per-item reserve VCG tunes on the training profiles
 # (about 52 of a value scale near 700 on regions 3 x 50), not at half the scale of a bundle
-for _cats in ("multi_cats_regions_3x50", "multi_cats_arbitrary_3x50"):
+for _cats in MULTI_CATS:
     for _variant in ("gemnet_items", "gemnet_serial", "gemnet_conflict"):
         VARIANT_EXTRAS[(_cats, _variant)] = ["gemnet.reserve=0.07"]
 # affine menus: the entry fee is linear in the others' bids with a sharp relaxation (on
 # regions 3 x 50 the 64 x 64 network's fees rose on the training batches while the exact
 # validation revenue fell from 1116 to 1072; linear fees held 1117, the start 1116)
-for _cats in ("multi_cats_regions_3x50", "multi_cats_arbitrary_3x50"):
+for _cats in MULTI_CATS:
     VARIANT_EXTRAS[(_cats, "gemnet_affine")] = ["gemnet.hidden=[]", "menu.tau_start=0.005", "menu.tau_end=0.005"]
 # approximately strategy-proof figures from the literature, for reference only: RegretNet
 # (Duetting et al., "Optimal Auctions through Deep Learning", 2019, Table 2), as recalled here,
@@ -85,9 +84,18 @@ for _cats in ("multi_cats_regions_3x50", "multi_cats_arbitrary_3x50"):
 LITERATURE = {"multi_additive_2x2": ("RegretNet", 0.878), "multi_additive_3x10": ("RegretNet", 5.541)}
 
 
-def variants(setting: str) -> dict[str, list[str]]:
-    """The GemNet variants run on ``setting`` (name -> overrides)."""
-    return ALL_VARIANTS if setting in MULTI_CATS else GEMNET_VARIANTS
+def variants(setting: str, methods: list[str] | None = None) -> dict[str, list[str]]:
+    """The GemNet variants run on ``setting`` (name -> overrides), those of ``methods`` only if
+    given (names of :data:`ALL_VARIANTS`; a one-line error if none of them runs on ``setting``)."""
+    from bundleflow.errors import InputError
+
+    mine = ALL_VARIANTS if setting in MULTI_CATS else GEMNET_VARIANTS
+    if methods is None:
+        return mine
+    chosen = {k: v for k, v in mine.items() if k in methods}
+    if not chosen:
+        raise InputError(f"none of {', '.join(methods)} runs on {setting} (its variants: {', '.join(mine)})")
+    return chosen
 
 
 def cats_profiles_file(data_dir: Path, setting: str, quick: bool = False) -> Path:
@@ -151,8 +159,9 @@ def run_multi_bench(
     address: str | None = None,
     cpus_per_task: int = 1,
     seeds: list[int] | None = None,
+    methods: list[str] | None = None,
 ) -> dict:
-    """Run GemNet and the baselines on ``setting_names`` into ``out``; write ``results.json``
+    """Run GemNet (its variants ``methods``, default all) and the baselines on ``setting_names`` into ``out``; write ``results.json``
     and ``results.md``; return the results dict (rows like :func:`.bench.run_bench`'s).
     ``executor="ray"``: the GemNet cells first run as Ray tasks (:func:`.sweep.run_cells`), then
     are read back (the baselines come with each cell's run). ``seeds``: each GemNet cell once
@@ -173,6 +182,9 @@ def run_multi_bench(
 
     setting_names = setting_names or SETTING_NAMES
     check_names(setting_names, SETTING_NAMES, "setting")
+    check_names(methods or [], ALL_VARIANTS, "method")
+    for name in setting_names:
+        variants(name, methods)  # each setting runs one of them at least
     check_budget(budget_s)
     check_seeds(seeds)
     runs_of: list[int | None] = [None] if seeds is None else list(seeds)
@@ -187,7 +199,7 @@ def run_multi_bench(
         for name in setting_names:
             if name in MULTI_CATS:
                 ensure_cats_profiles(name, out / "data", quick, log, progress)
-            for method in variants(name):
+            for method in variants(name, methods):
                 for seed in runs_of:
                     cells.append(
                         (
@@ -204,7 +216,7 @@ def run_multi_bench(
     for name in setting_names:
         if name in MULTI_CATS:
             ensure_cats_profiles(name, out / "data", quick, log, progress)
-        for method in variants(name):
+        for method in variants(name, methods):
             per_seed = []
             for seed in runs_of:
                 cfg = load_config(None, cell_overrides(name, method, out, quick, budget_s, seed))
