@@ -866,3 +866,23 @@ def test_item_auction_start_is_the_item_auctions_and_keeps_only_compatible_menus
     assert evaluate_multi(plain, bidders).over_rate > 0
     trainer.run()
     assert trainer.best is None and trainer.restore_best() is None
+
+
+def test_sales_memo_equals_winner_determination_and_solves_each_profile_once():
+    from bundleflow.mechanisms.multi.affine import XORSalesMemo, xor_vcg_sales
+
+    n, m, B = 5, 8, 300
+    truth = [uniform_atoms(B, m, 3, 0.4, seed=120 + i) for i in range(n)]
+    r = 0.05
+    memo = XORSalesMemo(r)
+    for rows in (torch.arange(B), torch.randint(B, (500,), generator=torch.Generator().manual_seed(1))):
+        batch = [v.subset(rows) for v in truth]
+        got, want = memo(batch), xor_vcg_sales(batch, r)
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))  # bit for bit
+    assert memo.misses == B and memo.hits == 500  # the second batch repeats profiles of the first
+    assert (want[3].sum(1) >= 2).any()  # several winners per profile somewhere: a real test
+    small = XORSalesMemo(r, max_rows=100)  # full: starts afresh, same answers
+    got = small(truth)
+    assert len(small.store) == B and all(torch.equal(a, b) for a, b in zip(got, xor_vcg_sales(truth, r), strict=True))
+    other = XORSalesMemo(2 * r)(truth)  # another reserve, another memo
+    assert not torch.equal(other[2], got[2])

@@ -142,6 +142,7 @@ class GemNet(nn.Module):
         self.item_prices, self.reserve, self.bundles = bool(item_prices), float(reserve), bool(bundles)
         self.serial, self.conflict_prices = bool(serial), bool(conflict_prices)
         self.affine_reserve = None if affine_reserve is None else float(affine_reserve)
+        self._sales = None  # affine menus: the affine maximiser's sales, remembered per profile
         d_in = (n_bidders - 1) * n_items
         self.nets = nn.ModuleList(self._mlp(d_in, generator) for _ in range(n_bidders))
 
@@ -343,9 +344,11 @@ class GemNet(nn.Module):
         """Affine menus (module doc): ``([B, n, 1, m], [B, n, 1])``, each bidder's best bundle at
         the affine maximiser's price plus her fee (float64); nothing (at ``cap + 1``) where
         she wins nothing there."""
-        from bundleflow.mechanisms.multi.affine import xor_vcg_sales
+        from bundleflow.mechanisms.multi.affine import XORSalesMemo
 
-        bundle, _, price, sold = xor_vcg_sales([v.to("cpu") for v in bidders], self.affine_reserve)  # type: ignore[arg-type]
+        if self._sales is None or self._sales.reserve != self.affine_reserve:
+            self._sales = XORSalesMemo(self.affine_reserve)  # type: ignore[arg-type]
+        bundle, _, price, sold = self._sales(bidders)
         bundle, price, sold = bundle.to(bids.device), price.to(bids.device), sold.to(bids.device)
         fee = torch.stack([self.fee(bids, i, relax) for i in range(self.n_bidders)], 1).double()
         price = torch.where(sold, price + fee, torch.full_like(fee, self.cap + 1.0))
