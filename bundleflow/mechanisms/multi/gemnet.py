@@ -74,11 +74,15 @@ for (:mod:`bundleflow.training.gemnet`).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from bundleflow.errors import InputError
+
+if TYPE_CHECKING:
+    from bundleflow.mechanisms.multi.affine import XORSalesMemo
 
 # conflict floors are raised by this relative slack: prices are float32, values float64, and
 # a floor rounded down must not fall below the rival value it stands for
@@ -142,7 +146,7 @@ class GemNet(nn.Module):
         self.item_prices, self.reserve, self.bundles = bool(item_prices), float(reserve), bool(bundles)
         self.serial, self.conflict_prices = bool(serial), bool(conflict_prices)
         self.affine_reserve = None if affine_reserve is None else float(affine_reserve)
-        self._sales = None  # affine menus: the affine maximiser's sales, remembered per profile
+        self._sales: XORSalesMemo | None = None  # affine menus: the affine maximiser's sales, remembered per profile
         d_in = (n_bidders - 1) * n_items
         self.nets = nn.ModuleList(self._mlp(d_in, generator) for _ in range(n_bidders))
 
