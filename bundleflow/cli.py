@@ -397,6 +397,23 @@ def _train_multi(cfg, out: Path, resume: bool) -> None:
                 f"{tr['grid_revenue_before']:.4f} -> {tr['grid_revenue_after']:.4f}"
             )
         )
+    w = g.get("withholding")
+    if w:
+        console.print(
+            Text(
+                f"withholding {w['share']:g} of every allocation and price (chosen by the {w['chosen_by']}): "
+                f"held-out revenue {w['test_revenue_before']:.4f} -> {g['test_revenue']:.4f}, over-allocated "
+                f"{w['test_over_allocation_rate_before']:.2%} -> {g['test_over_allocation_rate']:.2%}"
+            )
+        )
+    cert = g.get("certificate")
+    if cert:
+        console.print(
+            Text(
+                f"certificate: no over-allocation on {cert['certified_share']:.2%} of the value space "
+                f"({cert['boxes_checked']} boxes, {cert['seconds']:.1f} s)"
+            )
+        )
     console.print(f"wrote {out}/summary.json")
 
 
@@ -421,7 +438,9 @@ def evaluate(
         from bundleflow.valuations.xor import XORValuation
 
         mech = load_mechanism(menu_file)
-        net = getattr(mech, "base", mech)
+        net = mech
+        while hasattr(net, "base"):  # the GemNet inside the transform's shifts and withholding
+            net = net.base
         bidders = profiles_from_file(data, mech.n_bidders, net.unit_demand, _limit(limit))
         if net.bundles != isinstance(bidders[0], XORValuation):
             kind = "XOR (CATS)" if net.bundles else "item"

@@ -174,6 +174,18 @@ class GemNetConfig(_Strict):
     # after the transform, certify the value space box by box (bundleflow.training.
     # certificate) with at most this many boxes (0: no certificate)
     certify_boxes: int = Field(200_000, ge=0)
+    # item bidders, after the transform: every allocation and price times 1 - withhold
+    # (bundleflow.training.withholding; the choices are unchanged, revenue and every load shrink
+    # by that factor); "auto": the smallest of 1e-4, 1e-3, 1e-2 that leaves no validation
+    # profile over-allocated, else 0
+    withhold: float | Literal["auto"] = 0.0
+
+    @field_validator("withhold")
+    @classmethod
+    def _withhold(cls, v):
+        if v != "auto" and not (0 <= v < 1):
+            raise ValueError(f"gemnet.withhold must be in [0, 1) or auto, got {v}")
+        return v
 
     @field_validator("hidden")
     @classmethod
@@ -222,6 +234,10 @@ class RunConfig(_Strict):
                 raise ValueError(f"{' and '.join(chosen)}: choose one")
             if self.gemnet.start == "item_auctions" and (self.data.kind != "additive" or not self.gemnet.item_prices):
                 raise ValueError("gemnet.start=item_auctions needs additive bidders and gemnet.item_prices=true")
+            if xor and self.gemnet.withhold != 0:
+                raise ValueError(
+                    "gemnet.withhold scales lotteries: for item bidders (data.kind=additive or unit_demand)"
+                )
             if self.gemnet.affine and self.gemnet.item_prices:
                 raise ValueError("gemnet.affine sells the affine maximiser's bundles: remove gemnet.item_prices")
             if xor and self.gemnet.grid_levels not in (0, default_levels):  # (config.yaml records the default)

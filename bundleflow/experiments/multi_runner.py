@@ -183,9 +183,40 @@ def load_mechanism(path: str | Path, device="cpu"):
     except (KeyError, TypeError, RuntimeError, AttributeError) as exc:
         raise InputError(f"{path}: not a GemNet mechanism file ({type(exc).__name__}: {exc})") from exc
     net.eval()
-    if state.get("shifts") is None:
-        return net
-    return ShiftedMenus(net, state["levels"], state["shifts"])
+    mechanism = net if state.get("shifts") is None else ShiftedMenus(net, state["levels"], state["shifts"])
+    withhold = state.get("withhold") or 0.0
+    if withhold:
+        from bundleflow.training.withholding import WithheldMenus
+
+        try:
+            return WithheldMenus(mechanism, float(withhold))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: not a GemNet mechanism file (withhold: {exc})") from exc
+    return mechanism
+
+
+def _withhold(mechanism, setting, val, test, progress: bool):
+    """``(mechanism, share, report)``: ``mechanism`` withheld at ``setting`` (a share, or "auto":
+    :func:`~bundleflow.training.withholding.choose_withholding` on the validation profiles), and
+    the held-out revenue and over-allocation before it."""
+    from bundleflow.training.withholding import WithheldMenus, choose_withholding
+
+    with progress_bar("withholding", 1, enabled=progress) as advance:
+        before = evaluate_multi(mechanism, test)
+        tried = None
+        if setting == "auto":
+            share, tried = choose_withholding(mechanism, val)
+        else:
+            share = float(setting)
+        advance(1)
+    report = {
+        "share": share,
+        "chosen_by": "validation profiles" if tried is not None else "config",
+        "validation_tried": tried,
+        "test_revenue_before": before.revenue,
+        "test_over_allocation_rate_before": before.over_rate,
+    }
+    return (WithheldMenus(mechanism, share) if share else mechanism), share, report
 
 
 def profiles_from_file(path: str | Path, n_bidders: int, unit_demand: bool = False, limit: int | None = None):
@@ -340,13 +371,16 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
             advance(1)
         shifts = mechanism.shifts
         learned["transform"] = report.summary()
-        if gc.certify_boxes > 0 and gc.grid_levels ** (n * m) <= gc.certify_boxes:
-            from bundleflow.training.certificate import certify
+    withhold = 0.0
+    if not xor and gc.withhold != 0:
+        mechanism, withhold, learned["withholding"] = _withhold(mechanism, gc.withhold, val, test, progress)
+    if not xor and gc.grid_levels > 0 and gc.certify_boxes > 0 and gc.grid_levels ** (n * m) <= gc.certify_boxes:
+        from bundleflow.training.certificate import certify
 
-            with progress_bar("certificate off the grid", 1, enabled=progress) as advance:
-                cert = certify(mechanism, d.low, d.high, max_cells=gc.certify_boxes)
-                advance(1)
-            learned["certificate"] = cert.summary()
+        with progress_bar("certificate off the grid", 1, enabled=progress) as advance:
+            cert = certify(mechanism, d.low, d.high, max_cells=gc.certify_boxes)
+            advance(1)
+        learned["certificate"] = cert.summary()
     after = evaluate_multi(mechanism, test)
     learned.update({f"test_{k}": v for k, v in after.summary().items()})
     learned["test_revenue_before_transform"] = before.revenue
@@ -358,6 +392,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
                 "state": model.state_dict(),
                 "levels": levels if shifts is not None else None,
                 "shifts": shifts,
+                "withhold": withhold,
             },
             tmp,
         ),

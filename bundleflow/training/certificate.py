@@ -163,9 +163,10 @@ def _menu_bounds(net: GemNet, lo: torch.Tensor, hi: torch.Tensor, i: int):
 
 
 def _box_check(
-    net: GemNet, shifts: ShiftedMenus | None, lo: torch.Tensor, hi: torch.Tensor, tol: float
+    net: GemNet, shifts: ShiftedMenus | None, lo: torch.Tensor, hi: torch.Tensor, tol: float, keep: float = 1.0
 ) -> torch.Tensor:
-    """``[C]`` whether each box ``[lo, hi] [C, n, m]`` is certified (module doc)."""
+    """``[C]`` whether each box ``[lo, hi] [C, n, m]`` is certified (module doc); ``keep``:
+    withholding's factor on every allocation and price, so on every utility and load."""
     C, n, m = lo.shape
     learned = torch.zeros(C, n, m, dtype=torch.float64)  # max over learned candidates of hi(a)
     sold = torch.zeros(C, n, m, dtype=torch.float64)  # whether an item sale may take j
@@ -192,13 +193,14 @@ def _box_check(
             if d is not None:
                 slo, shi = slo - d[:, K:], shi - d[:, K:]
             ulo, uhi = torch.cat([ulo, slo], 1), torch.cat([uhi, shi], 1)
+        ulo, uhi = ulo * keep, uhi * keep
         best_low = ulo.amax(1).clamp_min(0)
         cand = uhi >= (best_low - tol)[:, None]  # [C, K'']
         learned[:, i] = torch.where(cand[:, :K, None], ahi, torch.zeros_like(ahi)).amax(1)
         if sale_a is not None:
             sold[:, i] = torch.where(cand[:, K:, None], sale_a, torch.zeros_like(sale_a)).amax(1)
     # item sales are exclusive (outside the tie bands, for unit demand: module doc)
-    load = torch.minimum(torch.maximum(learned, sold).sum(1), learned.sum(1) + sold.amax(1))
+    load = keep * torch.minimum(torch.maximum(learned, sold).sum(1), learned.sum(1) + sold.amax(1))
     return (load <= 1 + OVER_TOL).all(-1)
 
 
@@ -209,7 +211,12 @@ def certify(mechanism, low: float, high: float, levels: int = 4, max_cells: int 
     ``levels``: the first boxes split every coordinate into that many equal parts (a
     transformed mechanism uses its grid's levels instead); ``max_cells``: how many boxes may be
     bounded in all. Returns a :class:`Certificate`."""
+    from bundleflow.training.withholding import WithheldMenus
+
     t0 = time.perf_counter()
+    keep = 1.0  # withholding's factor on every allocation and price (bundleflow.training.withholding)
+    if isinstance(mechanism, WithheldMenus):
+        keep, mechanism = mechanism.keep, mechanism.base
     shifts = mechanism if isinstance(mechanism, ShiftedMenus) else None  # the transform's, or none
     net = mechanism.base if shifts is not None else mechanism
     if not isinstance(net, GemNet) or net.bundles:
@@ -242,7 +249,7 @@ def certify(mechanism, low: float, high: float, levels: int = 4, max_cells: int 
     net.eval()
     with torch.no_grad():
         while len(lo):
-            ok = torch.cat([_box_check(net, shifts, lo[s : s + _CHUNK], hi[s : s + _CHUNK], tol)
+            ok = torch.cat([_box_check(net, shifts, lo[s : s + _CHUNK], hi[s : s + _CHUNK], tol, keep)
                             for s in range(0, len(lo), _CHUNK)])  # fmt: skip
             checked += len(lo)
             vol = (hi - lo).flatten(1).prod(-1)
