@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,3 +125,16 @@ def test_withholding_config_errors(tmp_path):
     assert_one_line_error(cli("train", "--out", tmp_path / "a", *TINY_UNIT, "gemnet.withhold=1.5"), "gemnet.withhold")
     xor = ["menu.model=gemnet", "data.kind=uniform_atoms", "data.n_bidders=2", "data.n_items=4", "gemnet.withhold=auto"]
     assert_one_line_error(cli("train", "--out", tmp_path / "b", *xor), "item bidders")
+
+
+def test_multi_bench_withholds_on_item_settings_and_lists_the_shares():
+    from bundleflow.experiments.multi_bench import MULTI_CATS, MULTI_SETTINGS, multi_markdown, setting_overrides
+
+    assert all("gemnet.withhold=auto" in o for o in MULTI_SETTINGS.values())
+    assert not any("withhold" in x for x in setting_overrides(next(iter(MULTI_CATS)), Path(".")))  # XOR: never
+    row = {"setting": "multi_unit_2x2", "method": "gemnet_items", "test_revenue": 0.68, "test_revenue_se": 0.0025,
+           "over_allocation_rate": 0.0, "train_seconds": 60.0, "steps": 4000, "gain_over_best_baseline": None,
+           "per_seed": [{"withhold": 1e-4}, {"withhold": 0.0}, {"withhold": 1e-3}]}  # fmt: skip
+    plain = {**row, "method": "gemnet", "per_seed": [{"withhold": 0.0}] * 3}
+    md = multi_markdown({"seeds": [0, 1, 2], "rows": [row, plain], "checks": []})
+    assert "multi_unit_2x2 gemnet_items 0.0001/0/0.001." in md and "multi_unit_2x2 gemnet " not in md
