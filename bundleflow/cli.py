@@ -435,12 +435,11 @@ def evaluate(
     if menu_file.suffix == ".pt":  # a multi-bidder mechanism
         from bundleflow.experiments.multi_runner import load_mechanism, profiles_from_file
         from bundleflow.mechanisms.multi import evaluate_multi
+        from bundleflow.training.compatibility import inner_gemnet
         from bundleflow.valuations.xor import XORValuation
 
         mech = load_mechanism(menu_file)
-        net = mech
-        while hasattr(net, "base"):  # the GemNet inside the transform's shifts and withholding
-            net = net.base
+        net = inner_gemnet(mech)
         bidders = profiles_from_file(data, mech.n_bidders, net.unit_demand, _limit(limit))
         if net.bundles != isinstance(bidders[0], XORValuation):
             kind = "XOR (CATS)" if net.bundles else "item"

@@ -88,6 +88,15 @@ class ShiftedMenus:
         return alloc, price + torch.stack(extra, 1).to(price)
 
 
+def inner_gemnet(mechanism):
+    """The GemNet inside ``mechanism``: under the transform's :class:`ShiftedMenus` and
+    withholding's :class:`~bundleflow.training.withholding.WithheldMenus` (each keeps what it
+    wraps as ``base``), or ``mechanism`` itself."""
+    while hasattr(mechanism, "base"):
+        mechanism = mechanism.base
+    return mechanism
+
+
 @dataclass
 class TransformReport:
     """What :func:`make_compatible` did: grid size, violations before, the MILP's size and

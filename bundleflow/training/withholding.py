@@ -38,10 +38,9 @@ class WithheldMenus:
 
     def __init__(self, base, withhold: float):
         check_withhold(withhold)
-        inner = base
-        while hasattr(inner, "base"):  # the GemNet inside the transform's shifts
-            inner = inner.base
-        if getattr(inner, "bundles", False):
+        from bundleflow.training.compatibility import inner_gemnet
+
+        if getattr(inner_gemnet(base), "bundles", False):
             raise InputError(
                 "withholding scales lotteries: for item bidders (additive or unit demand), not XOR bidders"
             )
