@@ -29,6 +29,7 @@ SHORTER = {
         "menu.batch=128",
     ],
     "evaluate": ["--limit", "500"],
+    "certify": ["--boxes", "2000"],
     "report": [],
     "bench": ["--quick", "--budget", "2"],
     "data generate": ["--n", "40"],

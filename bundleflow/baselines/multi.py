@@ -9,6 +9,16 @@
   class, by enumerating the ``(n+1)^m`` assignments (small ``m``).
 * :func:`tuned_reserve`: the best common reserve of :func:`second_price_items` on training
   profiles, over a grid.
+* :func:`item_auctions_with_entry_fee`: additive bidders; bidder ``i`` may buy any set of items
+  at the item prices ``q_ij = max(r, max_{l != i} b_lj)`` of second-price auctions with reserve
+  ``r``, after paying an entry fee ``f``: she buys ``{j : b_ij > q_ij}`` if its surplus
+  ``sum_j (b_ij - q_ij)^+`` is at least ``f``, else nothing. Her options do not depend on her
+  bid, so it is strategy-proof and IR; the sales are exclusive, so it never over-allocates.
+  This is VCG with entry fees (Yao, "An n-to-1 bidder reduction for multi-item auctions",
+  SODA 2015) with one common fee; with ``f = 0``, :func:`second_price_items`. Many items
+  concentrate a bidder's surplus, so a fee can take much of it: 2 x 5 and 3 x 10 items U[0,1]
+  earn about 2.16 and 5.48 at ``(r, f) = (0.4, 0.2)``, against 2.08 and 5.31 item by item.
+  :func:`tuned_entry_fee` tunes ``(r, f)`` on training profiles.
 * :func:`sequential_posted_prices`: bidders in turn (bidder 0 first) buy what they like best
   among the items left at posted item prices (additive: every remaining item worth its price;
   unit demand: the remaining item of highest ``v_j - q_j`` if it is >= 0). Strategy-proof
@@ -29,6 +39,8 @@ XOR (CATS) bidders, whose atoms are few (CATS: at most a handful per bidder):
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -75,6 +87,58 @@ def tuned_reserve(train: list[Valuation], grid: int = 101) -> float:
     """The common reserve in ``[0, max bid]`` (``grid`` points) that maximises the revenue of
     :func:`second_price_items` on ``train``."""
     return _best_common_price(train, second_price_items, grid)
+
+
+def _fee_parts(v: torch.Tensor, reserve: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(wins [B, n, m], surplus [B, n], item_payment [B, n])`` of every bidder's best set at
+    the item prices ``max(reserve, highest other bid)`` (bids ``v [B, n, m]``)."""
+    B, n, m = v.shape
+    if n > 1:
+        top2 = v.topk(2, dim=1).values  # [B, 2, m]
+        others = torch.where(v >= top2[:, :1], top2[:, 1:2], top2[:, :1])  # the highest other bid
+    else:
+        others = torch.full_like(v, -torch.inf)
+    q = torch.clamp(others, min=reserve)
+    wins = v > q
+    gap = (v - q) * wins
+    return wins, gap.sum(-1), (q * wins).sum(-1)
+
+
+def item_auctions_with_entry_fee(bidders: list[Valuation], reserve: float, fee: float) -> MultiOutcome:
+    """Second-price item auctions with reserve ``reserve`` and an entry fee ``fee`` per bidder
+    (module doc); additive bidders. A bidder whose surplus equals the fee buys (the seller's
+    way); one who wins no item pays nothing."""
+    B, n, m = check_bidders(bidders)
+    if not all(isinstance(v, AdditiveValuation) for v in bidders):
+        raise InputError("item_auctions_with_entry_fee: for additive bidders")
+    for name, x in (("reserve", reserve), ("fee", fee)):
+        if not (math.isfinite(x) and x >= 0):
+            raise InputError(f"item_auctions_with_entry_fee: the {name} must be finite and >= 0, got {x}")
+    v = bids_of(bidders).double()
+    wins, surplus, paid = _fee_parts(v, reserve)
+    buy = wins.any(-1) & (surplus >= fee)  # [B, n]
+    alloc = (wins & buy[..., None]).double()
+    payment = torch.where(buy, paid + fee, torch.zeros_like(paid))
+    return outcome_of(alloc, payment, (alloc * v).sum(-1), torch.where(buy, 0, -1))
+
+
+def tuned_entry_fee(train: list[Valuation], grid: int = 101, fee_grid: int = 201) -> tuple[float, float]:
+    """``(reserve, fee)`` that maximise the revenue of :func:`item_auctions_with_entry_fee` on
+    ``train``: reserves on ``grid`` points of ``[0, max bid]``, and for each, fees on
+    ``fee_grid`` points of ``[0, largest surplus]`` (the lowest of equals, reserve first)."""
+    check_bidders(train)
+    v = bids_of(train).double()
+    best = (-math.inf, 0.0, 0.0)
+    for r in torch.linspace(0, float(v.amax()), grid, dtype=torch.float64).tolist():
+        wins, surplus, paid = _fee_parts(v, r)
+        s = torch.where(wins.any(-1), surplus, torch.full_like(surplus, -1.0)).flatten()  # [B n]
+        fees = torch.linspace(0, max(float(s.max()), 0.0), fee_grid, dtype=torch.float64)
+        take = s[:, None] >= fees[None, :]  # [B n, F]
+        revenue = (take * (paid.flatten()[:, None] + fees[None, :])).sum(0) / len(v)
+        for f, rev in zip(fees.tolist(), revenue.tolist(), strict=True):
+            if (rev, -r, -f) > (best[0], -best[1], -best[2]):
+                best = (rev, r, f)
+    return best[1], best[2]
 
 
 def sequential_posted_prices(bidders: list[Valuation], prices) -> MultiOutcome:

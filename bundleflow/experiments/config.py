@@ -149,6 +149,10 @@ class GemNetConfig(_Strict):
     # (bundleflow.mechanisms.multi.gemnet); `reserve` is their start, a fraction of data.high
     item_prices: bool = False
     reserve: float = Field(0.5, gt=0, lt=1)
+    # item bidders with item_prices: a learned entry fee f_i(b_-i) >= 0 on the item sales
+    # (bundleflow.mechanisms.multi.gemnet); with start=item_auctions it starts at the fee and
+    # reserve of the item auctions with an entry fee tuned on the training profiles
+    entry_fee: bool = False
     # XOR bidders: serial menus, compatible by construction (bidder k's menu reads bidders
     # 0..k-1 and loses the elements meeting items they took; bundleflow.mechanisms.multi.gemnet)
     serial: bool = False
@@ -171,8 +175,8 @@ class GemNetConfig(_Strict):
     # reserve tuned on the training profiles, every learned element priced out, and keep the
     # validation-best menus among those that never over-allocate there
     start: Literal["random", "item_auctions"] = "random"
-    # after the transform, certify the value space box by box (bundleflow.training.
-    # certificate) with at most this many boxes (0: no certificate)
+    # item bidders, after the transform (or without one), certify the value space box by box
+    # (bundleflow.training.certificate) with at most this many boxes (0: no certificate)
     certify_boxes: int = Field(200_000, ge=0)
     # item bidders, after the transform: every allocation and price times 1 - withhold
     # (bundleflow.training.withholding; the choices are unchanged, revenue and every load shrink
@@ -234,6 +238,11 @@ class RunConfig(_Strict):
                 raise ValueError(f"{' and '.join(chosen)}: choose one")
             if self.gemnet.start == "item_auctions" and (self.data.kind != "additive" or not self.gemnet.item_prices):
                 raise ValueError("gemnet.start=item_auctions needs additive bidders and gemnet.item_prices=true")
+            if self.gemnet.entry_fee and (xor or not self.gemnet.item_prices):
+                raise ValueError(
+                    "gemnet.entry_fee is charged on item sales to item bidders: it needs gemnet.item_prices=true "
+                    "and data.kind=additive or unit_demand (XOR bidders: gemnet.affine has entry fees)"
+                )
             if xor and self.gemnet.withhold != 0:
                 raise ValueError(
                     "gemnet.withhold scales lotteries: for item bidders (data.kind=additive or unit_demand)"

@@ -6,7 +6,9 @@ U[0,1]; CATS regions and arbitrary with 3 bidders of one instance and 50 items (
 deterministic bundles, no grid transform; the baselines are VCG, VCG with a tuned seller's
 reserve and sequential posted prices). GemNet runs in two variants: as in the paper (``gemnet``) and with item sales at
 learned reserves beside its elements (``gemnet_items``, ``gemnet.item_prices=true``; item
-auctions are the special case that prices every element out); on the CATS settings also as
+auctions are the special case that prices every element out); on the additive settings also
+with a learned entry fee on the item sales (``gemnet_fees``, ``gemnet.entry_fee=true``, from
+the item auctions with an entry fee tuned on the training profiles, a baseline here too); on the CATS settings also as
 serial menus with item sales (``gemnet_serial``, ``gemnet.serial=true``: bidder ``k``'s menu
 reads the earlier bidders and loses what they took, so it never over-allocates) and with
 conflict prices (``gemnet_conflict``, ``gemnet.conflict_prices=true``: every price floored at
@@ -63,7 +65,13 @@ XOR_VARIANTS: dict[str, list[str]] = {
     "gemnet_conflict": ["gemnet.conflict_prices=true", "gemnet.item_prices=true"],
     "gemnet_affine": ["gemnet.affine=true"],
 }
-ALL_VARIANTS = {**GEMNET_VARIANTS, **XOR_VARIANTS}
+# additive settings also run item sales with a learned entry fee, from the item auctions with
+# an entry fee tuned on the training profiles (a baseline of their own), keeping the
+# validation-best menus that never over-allocate there
+ADDITIVE_VARIANTS: dict[str, list[str]] = {
+    "gemnet_fees": ["gemnet.item_prices=true", "gemnet.entry_fee=true", "gemnet.start=item_auctions"]
+}
+ALL_VARIANTS = {**GEMNET_VARIANTS, **ADDITIVE_VARIANTS, **XOR_VARIANTS}
 # per (setting, variant) settings: with unit demand and item sales, a stronger penalty left
 # 0.25% of the validation profiles over-allocated before the transform instead of 3.3%
 # (validation revenue 0.696 vs 0.705), so the transform has far less to repair; pure GemNet
@@ -93,7 +101,12 @@ def variants(setting: str, methods: list[str] | None = None) -> dict[str, list[s
     given (names of :data:`ALL_VARIANTS`; a one-line error if none of them runs on ``setting``)."""
     from bundleflow.errors import InputError
 
-    mine = ALL_VARIANTS if setting in MULTI_CATS else GEMNET_VARIANTS
+    if setting in MULTI_CATS:
+        mine = {**GEMNET_VARIANTS, **XOR_VARIANTS}
+    elif setting.startswith("multi_additive_"):
+        mine = {**GEMNET_VARIANTS, **ADDITIVE_VARIANTS}
+    else:
+        mine = GEMNET_VARIANTS
     if methods is None:
         return mine
     chosen = {k: v for k, v in mine.items() if k in methods}

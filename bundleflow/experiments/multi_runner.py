@@ -80,6 +80,7 @@ def gemnet_model(cfg: RunConfig, train: list[Valuation] | None = None) -> GemNet
         serial=cfg.gemnet.serial,
         conflict_prices=cfg.gemnet.conflict_prices,
         affine_reserve=affine_reserve(train) if cfg.gemnet.affine else None,
+        entry_fee=cfg.gemnet.entry_fee,
     )
 
 
@@ -113,15 +114,18 @@ TUNE_PROFILES = 1000  # training profiles on which the XOR reserve is tuned (enu
 
 
 def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    """Rows of the exactly evaluated baselines on ``test`` (additive: VCG and item-wise second
-    price with a tuned reserve; unit demand: VCG when the assignments can be enumerated; XOR:
+    """Rows of the exactly evaluated baselines on ``test`` (additive: VCG, item-wise second
+    price with a tuned reserve, and with several items the same with an entry fee, reserve and
+    fee tuned together on ``train``; unit demand: VCG when the assignments can be enumerated; XOR:
     VCG, and VCG with a per-item seller's reserve tuned on up to ``TUNE_PROFILES`` training
     profiles; all: sequential posted prices at a common price tuned on ``train``), and
     each one's ``[B]`` revenue per held-out profile (for paired comparisons)."""
     from bundleflow.baselines.multi import (
         MAX_VCG_ASSIGNMENTS,
+        item_auctions_with_entry_fee,
         second_price_items,
         sequential_posted_prices,
+        tuned_entry_fee,
         tuned_posted_price,
         tuned_reserve,
         vcg,
@@ -150,6 +154,11 @@ def multi_baselines(train, test) -> tuple[list[dict], dict[str, torch.Tensor]]:
         r = tuned_reserve(train)
         add(f"item auctions, reserve {r:.3g}", second_price_items(test, r), time.perf_counter() - t0)
         add("vcg", second_price_items(test, 0.0), 0.0)
+        if m > 1:  # one item: the fee adds nothing to Myerson's auction
+            t0 = time.perf_counter()
+            r, f = tuned_entry_fee(train)
+            out = item_auctions_with_entry_fee(test, r, f)
+            add(f"item auctions, reserve {r:.3g}, entry fee {f:.3g}", out, time.perf_counter() - t0)
     elif isinstance(test[0], XORValuation):  # VCG and the affine maximiser with a seller's reserve
         t0 = time.perf_counter()
         add("vcg", xor_vcg(test, 0.0), time.perf_counter() - t0)
@@ -175,7 +184,9 @@ def load_mechanism(path: str | Path, device="cpu"):
         # the sizes must be those of the saved weights (a crafted file must not make us allocate)
         shapes = {k: tuple(v.shape) for k, v in state["state"].items()}
         K, m, n = spec["n_elements"], spec["n_items"], spec["n_bidders"]
-        outputs = GemNet.outputs(K, m, bool(spec.get("item_prices")), spec.get("affine_reserve") is not None)
+        outputs = GemNet.outputs(
+            K, m, bool(spec.get("item_prices")), spec.get("affine_reserve") is not None, bool(spec.get("entry_fee"))
+        )
         if shapes.get(f"nets.{n - 1}.{2 * len(spec['hidden']) if n > 1 else 0}.bias") != (outputs,):
             raise TypeError("the sizes do not match the saved weights")
         net = GemNet(**spec)
@@ -281,9 +292,14 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     model = gemnet_model(cfg, train).to(device)
     n, m = d.n_bidders, model.n_items
     if gc.start == "item_auctions":  # the tuned item auctions (overwritten by a checkpoint)
-        from bundleflow.baselines.multi import tuned_reserve
+        from bundleflow.baselines.multi import tuned_entry_fee, tuned_reserve
 
-        model.start_as_item_auctions(max(tuned_reserve(train), 1e-3 * model.value_scale))
+        fee = 0.0
+        if gc.entry_fee:  # with their tuned entry fee
+            reserve, fee = tuned_entry_fee(train)
+        else:
+            reserve = tuned_reserve(train)
+        model.start_as_item_auctions(max(reserve, 1e-3 * model.value_scale), fee)
     xor = is_xor(cfg)
     pool = bidder_pool(train) if xor and independent else None
 
@@ -374,11 +390,13 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     withhold = 0.0
     if not xor and gc.withhold != 0:
         mechanism, withhold, learned["withholding"] = _withhold(mechanism, gc.withhold, val, test, progress)
-    if not xor and gc.grid_levels > 0 and gc.certify_boxes > 0 and gc.grid_levels ** (n * m) <= gc.certify_boxes:
+    # without a grid the certificate starts from one box, the whole value space
+    first_boxes = gc.grid_levels ** (n * m) if gc.grid_levels > 0 else 1
+    if not xor and gc.certify_boxes > 0 and first_boxes <= gc.certify_boxes:
         from bundleflow.training.certificate import certify
 
         with progress_bar("certificate off the grid", 1, enabled=progress) as advance:
-            cert = certify(mechanism, d.low, d.high, max_cells=gc.certify_boxes)
+            cert = certify(mechanism, d.low, d.high, levels=1, max_cells=gc.certify_boxes)
             advance(1)
         learned["certificate"] = cert.summary()
     after = evaluate_multi(mechanism, test)

@@ -24,7 +24,8 @@ over-allocated in ``X`` if
 Item sales (``item_prices``) are exclusive: an additive bidder's best set takes item ``j``
 only if her bid is strictly above every other bid, so at most one bidder holds ``j`` through
 them, and the bound for ``j`` is also ``sum_i max_{k in C_i, learned} hi(a_ikj) + 1`` when a
-sale may take it (the smaller bound counts). A unit-demand bidder may take item ``j`` at
+sale may take it (the smaller bound counts); an entry fee on the sales (``entry_fee``) enters
+their utility bounds through its own output's bounds. A unit-demand bidder may take item ``j`` at
 ``q_ij >= b_lj`` within the tie tolerance, so two may take it only where ``|b_ij - b_lj| <=
 tol``: those *tie bands* are left out of the certified part, and their share, at most
 ``n (n - 1) / 2 * m * 2 tol / (high - low)``, is added to the uncertain share.
@@ -136,7 +137,8 @@ def _unit_softmax_bounds(lo: torch.Tensor, hi: torch.Tensor):
 def _menu_bounds(net: GemNet, lo: torch.Tensor, hi: torch.Tensor, i: int):
     """Bidder ``i``'s learned menu over the boxes ``[lo, hi] [C, n, m]``: ``(alo, ahi [C, K, m],
     plo, phi [C, K], q)``, bounds of allocations and prices, and with item sales the bounds
-    ``(qlo, qhi) [C, m]`` of her item prices (else None)."""
+    ``(qlo, qhi [C, m], flo, fhi [C, 1])`` of her item prices and entry fee (0 without one;
+    else None)."""
     C, n, m = lo.shape
     K = net.n_elements
     keep = [j for j in range(n) if j != i]
@@ -155,11 +157,14 @@ def _menu_bounds(net: GemNet, lo: torch.Tensor, hi: torch.Tensor, i: int):
     phi = net.cap * torch.sigmoid(zhi[:, K * m : K * m + K])
     if not net.item_prices:
         return alo, ahi, plo, phi, None
-    rlo = net.value_scale * torch.sigmoid(zlo[:, K * m + K :])
-    rhi = net.value_scale * torch.sigmoid(zhi[:, K * m + K :])
+    rlo = net.value_scale * torch.sigmoid(zlo[:, K * m + K : K * m + K + m])
+    rhi = net.value_scale * torch.sigmoid(zhi[:, K * m + K : K * m + K + m])
     if n > 1:  # q_ij = max(r_ij, highest other bid on j)
         rlo, rhi = torch.maximum(rlo, lo[:, keep].amax(1)), torch.maximum(rhi, hi[:, keep].amax(1))
-    return alo, ahi, plo, phi, (rlo, rhi)
+    flo = fhi = torch.zeros(C, 1, dtype=torch.float64)
+    if net.entry_fee:  # value_scale * max(z, 0), monotone in z
+        flo, fhi = net.value_scale * zlo[:, -1:].clamp_min(0), net.value_scale * zhi[:, -1:].clamp_min(0)
+    return alo, ahi, plo, phi, (rlo, rhi, flo, fhi)
 
 
 def _box_check(
@@ -182,13 +187,13 @@ def _box_check(
         uhi = torch.einsum("ckm,cm->ck", ahi, vhi) - plo
         sale_a = None
         if q is not None:
-            qlo, qhi = q
-            if net.unit_demand:  # item j alone at q_ij
-                slo, shi = vlo - qhi, vhi - qlo
+            qlo, qhi, flo, fhi = q
+            if net.unit_demand:  # item j alone at q_ij (plus the entry fee)
+                slo, shi = vlo - qhi - fhi, vhi - qlo - flo
                 sale_a = torch.eye(m, dtype=torch.float64).expand(C, m, m)
-            else:  # the best set {j : b_ij > q_ij} at sum q_ij
-                slo = (vlo - qhi).clamp_min(0).sum(-1, keepdim=True)
-                shi = (vhi - qlo).clamp_min(0).sum(-1, keepdim=True)
+            else:  # the best set {j : b_ij > q_ij} at sum q_ij (plus the entry fee)
+                slo = (vlo - qhi).clamp_min(0).sum(-1, keepdim=True) - fhi
+                shi = (vhi - qlo).clamp_min(0).sum(-1, keepdim=True) - flo
                 sale_a = (vhi > qlo).double()[:, None]  # [C, 1, m]
             if d is not None:
                 slo, shi = slo - d[:, K:], shi - d[:, K:]

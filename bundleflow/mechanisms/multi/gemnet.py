@@ -29,6 +29,17 @@ themselves (two bidders above each other's bids cannot both exist); item auction
 reserve ``r`` are the special case that prices every other element out. In training
 (``relax > 0``) the set is smoothed, ``x_ij = sigmoid((b_ij - q_ij) / relax)``.
 
+*Entry fees on the item sales* (``entry_fee``, with ``item_prices``, item bidders): one more
+output ``z_i`` gives bidder ``i`` a fee ``f_i(b_-i) = value_scale * max(z_i, 0) >= 0`` added
+to the price of every item-sale element (additive: any set ``S`` costs ``f_i + sum_{j in S}
+q_ij``, so she buys her best set only if its surplus is at least the fee). The fee is a
+function of ``b_-i``, so the menus stay strategy-proof, and it only removes sales, so the
+item sales stay compatible among themselves. With constant reserves and a constant fee these
+are second-price item auctions with an entry fee
+(:func:`bundleflow.baselines.multi.item_auctions_with_entry_fee`; VCG with entry fees, Yao,
+"An n-to-1 bidder reduction for multi-item auctions", SODA 2015). The fee's output starts at
+0 (no fee); in training its gradient passes ``max(., 0)`` straight through.
+
 *Serial* menus (``serial``, XOR bidders): bidder ``k``'s network reads the bids of bidders
 ``0 .. k-1`` only (the later bidders' inputs are zeros, the sizes unchanged), and her menu
 loses every element that meets an item an earlier bidder took (its allocation is emptied and
@@ -112,6 +123,7 @@ class GemNet(nn.Module):
         serial: bool = False,
         conflict_prices: bool = False,
         affine_reserve: float | None = None,
+        entry_fee: bool = False,
     ):
         super().__init__()
         if n_bidders < 1 or n_items < 1 or n_elements < 1:
@@ -136,6 +148,8 @@ class GemNet(nn.Module):
                 )
             if not (affine_reserve >= 0 and math.isfinite(affine_reserve)):
                 raise InputError(f"GemNet: the affine reserve must be finite and >= 0, got {affine_reserve}")
+        if entry_fee and (not item_prices or bundles):
+            raise InputError("GemNet: entry fees are charged on item sales to item bidders (additive, unit demand)")
         if not 0 < reserve < 1:
             raise InputError(f"GemNet: the starting reserve is a fraction in (0, 1) of the value scale, got {reserve}")
         if any(h < 1 for h in hidden):
@@ -146,6 +160,7 @@ class GemNet(nn.Module):
         self.item_prices, self.reserve, self.bundles = bool(item_prices), float(reserve), bool(bundles)
         self.serial, self.conflict_prices = bool(serial), bool(conflict_prices)
         self.affine_reserve = None if affine_reserve is None else float(affine_reserve)
+        self.entry_fee = bool(entry_fee)
         self._sales: XORSalesMemo | None = None  # affine menus: the affine maximiser's sales, remembered per profile
         d_in = (n_bidders - 1) * n_items
         self.nets = nn.ModuleList(self._mlp(d_in, generator) for _ in range(n_bidders))
@@ -174,20 +189,23 @@ class GemNet(nn.Module):
                 out.bias[: K * m] += 3.0
             out.bias[K * m : K * m + K].copy_(torch.randn(K, generator=generator) - 1.0)
             if self.item_prices:  # every reserve starts at `reserve` of the value scale
-                out.bias[K * m + K :].fill_(math.log(self.reserve / (1 - self.reserve)))
+                out.bias[K * m + K : K * m + K + m].fill_(math.log(self.reserve / (1 - self.reserve)))
+            if self.entry_fee:  # no fee at the start
+                out.weight[-1].zero_()
+                out.bias[-1] = 0.0
         return nn.Sequential(*layers, out)
 
     @staticmethod
-    def outputs(n_elements: int, n_items: int, item_prices: bool, affine: bool = False) -> int:
-        """Outputs of each bidder's network: allocation and price logits, and the reserves
-        (affine menus: the entry fee alone)."""
+    def outputs(n_elements: int, n_items: int, item_prices: bool, affine: bool = False, entry_fee: bool = False) -> int:
+        """Outputs of each bidder's network: allocation and price logits, the reserves and the
+        entry fee on item sales, in that order (affine menus: the entry fee alone)."""
         if affine:
             return 1
-        return n_elements * n_items + n_elements + (n_items if item_prices else 0)
+        return n_elements * n_items + n_elements + (n_items if item_prices else 0) + int(entry_fee)
 
     @property
     def n_outputs(self) -> int:
-        return self.outputs(self.n_elements, self.n_items, self.item_prices, self.affine)
+        return self.outputs(self.n_elements, self.n_items, self.item_prices, self.affine, self.entry_fee)
 
     @property
     def affine(self) -> bool:
@@ -208,9 +226,10 @@ class GemNet(nn.Module):
         return self.serial or self.conflict_prices or self.affine
 
     @torch.no_grad()
-    def start_as_item_auctions(self, reserve: float) -> None:
+    def start_as_item_auctions(self, reserve: float, fee: float = 0.0) -> None:
         """Set the menus to item auctions with the common reserve ``reserve`` (in value units,
-        in ``(0, value_scale)``): every reserve output constant at ``reserve``, every learned
+        in ``(0, value_scale)``) and, with :attr:`entry_fee`, the entry fee ``fee >= 0`` (value
+        units) on the item sales: every reserve output constant at ``reserve``, every learned
         element's price constant at ``PRICED_OUT`` of the cap (no bundle of item values in
         ``[0, high]`` is worth it, unless nearly every item is in it at a value near ``high``),
         its allocation logits as drawn (so that training can bring it back)."""
@@ -218,13 +237,19 @@ class GemNet(nn.Module):
             raise InputError("GemNet: the item-auction start needs item sales to item bidders (additive, unit demand)")
         if not 0 < reserve < self.value_scale:
             raise InputError(f"GemNet: the starting reserve must be in (0, {self.value_scale:g}), got {reserve}")
+        if fee and not self.entry_fee:
+            raise InputError("GemNet: an entry fee at the start needs a model with entry_fee=True")
+        if not (fee >= 0 and math.isfinite(fee)):
+            raise InputError(f"GemNet: the starting entry fee must be finite and >= 0, got {fee}")
         K, m = self.n_elements, self.n_items
         x = reserve / self.value_scale
         for mlp in self.nets:
             out = mlp[-1]  # type: ignore[index]
             out.weight[K * m :].zero_()
             out.bias[K * m : K * m + K].fill_(math.log(PRICED_OUT / (1 - PRICED_OUT)))
-            out.bias[K * m + K :].fill_(math.log(x / (1 - x)))
+            out.bias[K * m + K : K * m + K + m].fill_(math.log(x / (1 - x)))
+            if self.entry_fee:
+                out.bias[-1] = fee / self.value_scale
 
     def item_price(self, bids: torch.Tensor, z: torch.Tensor, i: int) -> torch.Tensor:
         """``[B, m]`` bidder ``i``'s item prices ``q_i`` (module doc) from her network's reserve
@@ -234,6 +259,14 @@ class GemNet(nn.Module):
             return r
         others = torch.cat([bids[:, :i], bids[:, i + 1 :]], 1).amax(1)
         return torch.maximum(r, others.to(r.dtype))
+
+    def item_fee(self, z: torch.Tensor, relax: float = 0.0) -> torch.Tensor:
+        """``[B]`` the entry fee ``value_scale * max(z, 0)`` on item sales from the fee output
+        ``z [B]``; in training (``relax > 0``) with the gradient of ``z`` (straight through)."""
+        fee = z.clamp_min(0)
+        if relax > 0:
+            fee = z + (fee - z).detach()
+        return self.value_scale * fee
 
     def others(self, bids: torch.Tensor, i: int) -> torch.Tensor:
         """``[B, (n-1) m]`` the bids of every bidder but ``i``, scaled, in bidder order (serial
@@ -291,16 +324,17 @@ class GemNet(nn.Module):
                 alloc = _best_atom_inside(bidder, alloc)
         if not self.item_prices:
             return alloc, price
-        q = self.item_price(bids, z[:, K * m + K :], i)  # [B, m]
+        q = self.item_price(bids, z[:, K * m + K : K * m + K + m], i)  # [B, m]
+        fee = self.item_fee(z[:, -1], relax)[:, None] if self.entry_fee else 0.0
         if self.bundles:  # XOR: the best of her atoms' bundles at prices q_i
             x, cost = _best_atom(bidder, q, taken, rivals, margin)
             return torch.cat([alloc, x[:, None]], 1), torch.cat([price, cost[:, None]], 1)
         if self.unit_demand:  # item j alone at q_ij
             eye = torch.eye(m, dtype=z.dtype, device=z.device).expand(B, m, m)
-            return torch.cat([alloc, eye], 1), torch.cat([price, q], 1)
+            return torch.cat([alloc, eye], 1), torch.cat([price, q + fee], 1)
         gap = bids[:, i] - q  # the best set of items at prices q_i
         x = torch.sigmoid(gap / relax) if relax > 0 else (gap > 0).to(z.dtype)
-        return torch.cat([alloc, x[:, None]], 1), torch.cat([price, (x * q).sum(-1, keepdim=True)], 1)
+        return torch.cat([alloc, x[:, None]], 1), torch.cat([price, (x * q).sum(-1, keepdim=True) + fee], 1)
 
     def menus(
         self, bids: torch.Tensor, relax: float = 0.0, bidders=None, tol: float | None = None
@@ -396,6 +430,7 @@ class GemNet(nn.Module):
             "serial": self.serial,
             "conflict_prices": self.conflict_prices,
             "affine_reserve": self.affine_reserve,
+            "entry_fee": self.entry_fee,
         }
 
 
