@@ -396,3 +396,15 @@ def test_gemnet_run_from_the_item_auctions(tmp_path):
     bad = cli("train", "--out", tmp_path / "bad", *TINY_MULTI, "gemnet.start=item_auctions")
     assert_one_line_error(bad, "gemnet.start=item_auctions needs additive bidders and gemnet.item_prices=true")
     assert not (tmp_path / "bad").exists()
+
+
+def test_multi_bench_sitting_with_some_variants_keeps_the_others(tmp_path):
+    from bundleflow.experiments.multi_bench import run_multi_bench
+
+    first = run_multi_bench(tmp_path, ["multi_additive_2x2"], quick=True, log=lambda *_: None)
+    old = {r["method"]: r["test_revenue"] for r in first["rows"]}
+    assert {"gemnet", "gemnet_items", "gemnet_fees"} <= old.keys()
+    later = run_multi_bench(tmp_path, ["multi_additive_2x2"], quick=True, log=lambda *_: None, methods=["gemnet_items"])
+    pairs = [(r["setting"], r["method"]) for r in later["rows"]]
+    assert len(pairs) == len(set(pairs)) and {m for _, m in pairs} == old.keys()
+    assert {r["method"]: r["test_revenue"] for r in later["rows"]} == old  # read back, or kept

@@ -433,7 +433,7 @@ def run_bench(
         "checks": checks,
     }
     earlier = earlier_rows(out / "results.json", results, log)
-    rows = earlier + rows
+    rows = grouped_by_setting(earlier + rows)
     results["rows"] = rows
     for r in earlier:  # curves of cells finished in an earlier sitting, from their run folders
         if r["method"] in LEARNED:
@@ -559,10 +559,20 @@ def over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
     )
 
 
+def grouped_by_setting(rows: list[dict]) -> list[dict]:
+    """``rows`` with each setting's rows together, settings in order of first appearance (a
+    stable sort: the order within a setting is kept)."""
+    first: dict[str, int] = {}
+    for r in rows:
+        first.setdefault(r["setting"], len(first))
+    return sorted(rows, key=lambda r: first[r["setting"]])
+
+
 def earlier_rows(path: Path, results: dict, log=print) -> list[dict]:
     """Rows of ``path`` (an earlier sitting's ``results.json``, single- or multi-bidder bench) for
-    settings this sitting did not run, if it was written with the same preset, budget, quick
-    flag and seeds; so that running the settings in several sittings fills one table. Otherwise
+    the (setting, method) pairs this sitting did not run, if it was written with the same
+    preset, budget, quick flag and seeds; so that running the settings, or some methods of a
+    setting (``--methods``), in several sittings fills one table. Otherwise
     none, and the earlier file is kept beside as ``results.replaced.json`` (one generation) before
     the new one is written, so no earlier figure is lost."""
     if not path.is_file():
@@ -579,8 +589,8 @@ def earlier_rows(path: Path, results: dict, log=print) -> list[dict]:
         path.replace(kept)
         log(f"{path}: {why}; replaced (the earlier file is kept as {kept.name})")
         return []
-    now = {r["setting"] for r in results["rows"]}
-    return [r for r in old_rows if r["setting"] not in now]
+    now = {(r["setting"], r["method"]) for r in results["rows"]}
+    return [r for r in old_rows if (r["setting"], r["method"]) not in now]
 
 
 # what the paper reports for its single-bidder comparison (arXiv:2502.15283): pure BundleFlow's

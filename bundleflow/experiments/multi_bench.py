@@ -193,6 +193,7 @@ def run_multi_bench(
         check_seeds,
         earlier_rows,
         finished_cell,
+        grouped_by_setting,
     )
     from bundleflow.experiments.config import load_config
     from bundleflow.experiments.multi_runner import run_multi_training
@@ -265,7 +266,8 @@ def run_multi_bench(
                 }
             )
     results = {"preset": "multi", "budget_s": budget_s, "quick": quick, "seeds": seeds, "rows": rows, "checks": []}
-    results["rows"] = earlier_rows(out / "results.json", results, log) + rows  # settings of earlier sittings
+    # (setting, variant) pairs of earlier sittings join the table
+    results["rows"] = grouped_by_setting(earlier_rows(out / "results.json", results, log) + rows)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", multi_markdown(results))
     return results
