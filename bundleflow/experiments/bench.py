@@ -432,8 +432,9 @@ def run_bench(
         "rows": rows,
         "checks": checks,
     }
-    earlier = earlier_rows(out / "results.json", results, log)
-    rows = grouped_by_setting(earlier + rows)
+    this_sitting = {(r["setting"], r["method"]) for r in rows}
+    rows = joined_rows(out / "results.json", results, log)
+    earlier = [r for r in rows if (r["setting"], r["method"]) not in this_sitting]
     results["rows"] = rows
     for r in earlier:  # curves of cells finished in an earlier sitting, from their run folders
         if r["method"] in LEARNED:
@@ -559,15 +560,6 @@ def over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
     )
 
 
-def grouped_by_setting(rows: list[dict]) -> list[dict]:
-    """``rows`` with each setting's rows together, settings in order of first appearance (a
-    stable sort: the order within a setting is kept)."""
-    first: dict[str, int] = {}
-    for r in rows:
-        first.setdefault(r["setting"], len(first))
-    return sorted(rows, key=lambda r: first[r["setting"]])
-
-
 def earlier_rows(path: Path, results: dict, log=print) -> list[dict]:
     """Rows of ``path`` (an earlier sitting's ``results.json``, single- or multi-bidder bench) for
     the (setting, method) pairs this sitting did not run, if it was written with the same
@@ -591,6 +583,29 @@ def earlier_rows(path: Path, results: dict, log=print) -> list[dict]:
         return []
     now = {(r["setting"], r["method"]) for r in results["rows"]}
     return [r for r in old_rows if (r["setting"], r["method"]) not in now]
+
+
+def joined_rows(path: Path, results: dict, log=print) -> list[dict]:
+    """This sitting's ``results["rows"]`` joined with the rows :func:`earlier_rows` keeps from
+    ``path``, in the earlier table's order: a row rerun takes its earlier row's place, new
+    settings and methods come after (each setting's rows together)."""
+    earlier_order: list[tuple[str, str]] = []
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))["rows"]
+            earlier_order = [(r["setting"], r["method"]) for r in old if isinstance(r, dict)]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            pass  # earlier_rows keeps the unreadable file aside
+    rows = earlier_rows(path, results, log) + results["rows"]
+    if not path.is_file():  # none, or moved aside as replaced: this sitting's order alone
+        earlier_order = []
+    order = earlier_order + [(r["setting"], r["method"]) for r in rows]
+    setting_rank: dict[str, int] = {}
+    pair_rank: dict[tuple[str, str], int] = {}
+    for s_, m_ in order:
+        setting_rank.setdefault(s_, len(setting_rank))
+        pair_rank.setdefault((s_, m_), len(pair_rank))
+    return sorted(rows, key=lambda r: (setting_rank[r["setting"]], pair_rank[(r["setting"], r["method"])]))
 
 
 # what the paper reports for its single-bidder comparison (arXiv:2502.15283): pure BundleFlow's

@@ -191,9 +191,8 @@ def run_multi_bench(
         check_budget,
         check_names,
         check_seeds,
-        earlier_rows,
         finished_cell,
-        grouped_by_setting,
+        joined_rows,
     )
     from bundleflow.experiments.config import load_config
     from bundleflow.experiments.multi_runner import run_multi_training
@@ -267,7 +266,7 @@ def run_multi_bench(
             )
     results = {"preset": "multi", "budget_s": budget_s, "quick": quick, "seeds": seeds, "rows": rows, "checks": []}
     # (setting, variant) pairs of earlier sittings join the table
-    results["rows"] = grouped_by_setting(earlier_rows(out / "results.json", results, log) + rows)
+    results["rows"] = joined_rows(out / "results.json", results, log)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", multi_markdown(results))
     return results
