@@ -886,3 +886,35 @@ def test_sales_memo_equals_winner_determination_and_solves_each_profile_once():
     assert len(small.store) == B and all(torch.equal(a, b) for a, b in zip(got, xor_vcg_sales(truth, r), strict=True))
     other = XORSalesMemo(2 * r)(truth)  # another reserve, another memo
     assert not torch.equal(other[2], got[2])
+
+
+def test_keep_margin_keeps_the_start_against_a_validation_gain_that_is_noise():
+    bidders = uniform_bidders(200, 2, 2, seed=13)
+    net = GemNet(2, 2, 3, cap=2.0, generator=torch.Generator().manual_seed(1))
+
+    def trainer(z):
+        return GemNetTrainer(net, lambda B, g: torch.rand(B, 2, 2, generator=g), GemNetTraining(steps=1),
+                             torch.Generator().manual_seed(0), validation=bidders, keep_best=True, keep_margin_se=z)  # fmt: skip
+
+    g = torch.Generator().manual_seed(2)
+    start = torch.rand(200, generator=g, dtype=torch.float64)
+    noise = start + 0.01 + 0.5 * (torch.rand(200, generator=g, dtype=torch.float64) - 0.5)  # +0.01, s.e. ~0.01
+    real = start + 0.05 + 0.01 * (torch.rand(200, generator=g, dtype=torch.float64) - 0.5)  # +0.05, s.e. ~0.0002
+    for z, kept_noise in ((0.0, True), (2.0, False)):
+        t = trainer(z)
+        t._offer_best(float(start.mean()), 0.0, start)
+        t.step = 1
+        t._offer_best(float(noise.mean()), 0.0, noise)
+        assert (t.best["step"] == 1) == kept_noise
+        t.step = 2
+        t._offer_best(float(real.mean()), 0.0, real)  # significant either way
+        assert t.best["step"] == 2 and t.best["start_revenue"] == pytest.approx(float(start.mean()))
+        kept = t.restore_best()
+        assert kept["keep_margin_se"] == z and 0 < kept["validation_gain_se"] < 0.001
+    t = trainer(2.0)
+    t._offer_best(float(start.mean()), 0.0, start)
+    t.step = 3
+    t._offer_best(float(real.mean()) + 1, 0.5, real + 1)  # over-allocates on validation: never kept
+    assert t.best["step"] == 0 and t.restore_best()["validation_gain_se"] == 0.0
+    with pytest.raises(InputError, match="keep_margin_se"):
+        trainer(-1.0)

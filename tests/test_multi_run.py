@@ -110,6 +110,7 @@ def test_interrupted_gemnet_run_resumes_bit_for_bit(tmp_path, monkeypatch):
         (["gemnet.lr=0.1"], "only with menu.model=gemnet"),
         (["menu.model=gemnet", "data.kind=additive", "flow.steps=10"], "no Stage 1 flow"),
         (["menu.model=gemnet", "data.kind=additive", "gemnet.hidden=[0]"], "hidden widths"),
+        (["menu.model=gemnet", "data.kind=additive", "gemnet.keep_margin_se=2"], "gemnet.keep_margin_se guards"),
     ],
 )
 def test_bad_multi_configs_are_one_line_errors(tmp_path, overrides, fragment):

@@ -175,6 +175,10 @@ class GemNetConfig(_Strict):
     # reserve tuned on the training profiles, every learned element priced out, and keep the
     # validation-best menus among those that never over-allocate there
     start: Literal["random", "item_auctions"] = "random"
+    # where the validation-best menus are kept (start=item_auctions, and menus compatible by
+    # construction): later menus replace the start only if their paired validation gain over
+    # it is above this many standard errors (0: any gain)
+    keep_margin_se: float = Field(0.0, ge=0)
     # item bidders, after the transform (or without one), certify the value space box by box
     # (bundleflow.training.certificate) with at most this many boxes (0: no certificate)
     certify_boxes: int = Field(200_000, ge=0)
@@ -238,6 +242,12 @@ class RunConfig(_Strict):
                 raise ValueError(f"{' and '.join(chosen)}: choose one")
             if self.gemnet.start == "item_auctions" and (self.data.kind != "additive" or not self.gemnet.item_prices):
                 raise ValueError("gemnet.start=item_auctions needs additive bidders and gemnet.item_prices=true")
+            keeps = self.gemnet.start == "item_auctions" or any(getattr(self.gemnet, f) for f in flags)
+            if self.gemnet.keep_margin_se > 0 and not keeps:
+                raise ValueError(
+                    "gemnet.keep_margin_se guards the validation-best menus, kept with gemnet.start=item_auctions "
+                    "or gemnet.serial, conflict_prices or affine"
+                )
             if self.gemnet.entry_fee and (xor or not self.gemnet.item_prices):
                 raise ValueError(
                     "gemnet.entry_fee is charged on item sales to item bidders: it needs gemnet.item_prices=true "

@@ -324,7 +324,13 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     )
     keep = True if gc.start == "item_auctions" else None  # None: menus compatible by construction
     trainer = GemNetTrainer(
-        model, sample, training, torch.Generator().manual_seed(mc.seed + 1), validation=val, keep_best=keep
+        model,
+        sample,
+        training,
+        torch.Generator().manual_seed(mc.seed + 1),
+        validation=val,
+        keep_best=keep,
+        keep_margin_se=gc.keep_margin_se,
     )
     atomic_write_text(cfg_path, yaml.safe_dump(cfg.record(), sort_keys=False))
     ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
@@ -352,7 +358,10 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     if kept is not None:
         log(
             f"kept the menus of step {kept['step']}: validation revenue {kept['validation_revenue']:.4g} "
-            f"(start {kept['start_validation_revenue']:.4g})"
+            f"(start {kept['start_validation_revenue']:.4g}"
+            + (f"; paired gain s.e. {kept['validation_gain_se']:.2g}" if kept["validation_gain_se"] else "")
+            + (f"; kept only above {kept['keep_margin_se']:g} s.e." if kept["keep_margin_se"] else "")
+            + ")"
         )
     model.eval()
     before = evaluate_multi(model, test)

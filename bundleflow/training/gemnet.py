@@ -37,6 +37,7 @@ import torch
 from bundleflow.errors import InputError
 from bundleflow.mechanisms.multi.gemnet import GemNet
 from bundleflow.mechanisms.multi.outcome import bids_of, element_values, evaluate_multi
+from bundleflow.utils.stats import mean_and_se
 from bundleflow.valuations.base import Valuation
 
 
@@ -130,7 +131,10 @@ class GemNetTrainer:
 
     With ``keep_best`` (default: for menus compatible by construction, given validation
     profiles) the trainer also keeps the menus of the highest exact validation revenue seen,
-    the start included; :meth:`restore_best` puts them back after training."""
+    the start included; :meth:`restore_best` puts them back after training. With
+    ``keep_margin_se = z > 0`` later menus replace the first kept ones (the start, when it is
+    compatible) only if their paired gain over them on the validation profiles is above ``z``
+    standard errors: a guard against keeping menus for a validation gain that is noise."""
 
     def __init__(
         self,
@@ -140,8 +144,12 @@ class GemNetTrainer:
         generator: torch.Generator,
         validation: list[Valuation] | None = None,
         keep_best: bool | None = None,
+        keep_margin_se: float = 0.0,
     ):
         cfg.check()
+        if not (keep_margin_se >= 0 and math.isfinite(keep_margin_se)):
+            raise InputError(f"GemNet training: keep_margin_se must be finite and >= 0, got {keep_margin_se}")
+        self.keep_margin_se = float(keep_margin_se)
         self.model, self.sample, self.cfg, self.generator, self.validation = model, sample, cfg, generator, validation
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.steps, eta_min=cfg.lr_final)
@@ -150,7 +158,8 @@ class GemNetTrainer:
         self.keep_best = bool(default) if keep_best is None else keep_best
         if self.keep_best and validation is None:
             raise InputError("GemNet training: keeping the best menus needs validation profiles")
-        self.best: dict | None = None  # {"step", "revenue", "start_revenue", "model"}
+        # {"step", "revenue", "start_revenue", "start_payment" [B_val], "gain_se", "model"}
+        self.best: dict | None = None
 
     def state(self) -> dict:
         return {
@@ -170,27 +179,47 @@ class GemNetTrainer:
         self.step = int(state["step"])
         self.best = state.get("best")
 
-    def _validate(self) -> dict:
-        """Exact revenue and over-allocation rate on the validation profiles."""
+    def _validate(self) -> tuple[dict, torch.Tensor]:
+        """Exact revenue and over-allocation rate on the validation profiles, and the revenue
+        ``[B_val]`` of each profile."""
         was = self.model.training
         self.model.eval()
         out = evaluate_multi(self.model, self.validation)  # type: ignore[arg-type]
         self.model.train(was)
-        return {"hard_revenue": out.revenue, "over_allocation_rate": out.over_rate}
+        return {"hard_revenue": out.revenue, "over_allocation_rate": out.over_rate}, out.payment.sum(1)
 
-    def _offer_best(self, revenue: float, over_rate: float = 0.0) -> None:
+    def _offer_best(self, revenue: float, over_rate: float, payment: torch.Tensor) -> None:
         """Keep the current menus if their validation revenue is the best so far among menus
-        that never over-allocate on the validation profiles."""
+        that never over-allocate on the validation profiles (and, with ``keep_margin_se``, if
+        their paired gain over the first kept menus is significant); ``payment [B_val]``: the
+        revenue of each validation profile."""
         if over_rate > 0:
             return
-        if self.best is None or revenue > self.best["revenue"]:
-            start = revenue if self.best is None else self.best["start_revenue"]
-            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            self.best = {"step": self.step, "revenue": revenue, "start_revenue": start, "model": state}
+        payment = payment.detach().double().cpu()
+        start_revenue, start_payment, gain_se = revenue, payment, 0.0
+        if self.best is not None:
+            if revenue <= self.best["revenue"]:
+                return
+            start_revenue, start_payment = self.best["start_revenue"], self.best.get("start_payment")
+            if start_payment is not None:  # (None: a checkpoint written before the guard)
+                gain, gain_se = mean_and_se(payment - start_payment)
+                if self.keep_margin_se > 0 and gain <= self.keep_margin_se * gain_se:
+                    return
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.best = {
+            "step": self.step,
+            "revenue": revenue,
+            "start_revenue": start_revenue,
+            "start_payment": start_payment,
+            "gain_se": gain_se,
+            "model": state,
+        }
 
     def restore_best(self) -> dict | None:
         """Put back the kept menus (``keep_best``); returns ``{"step", "validation_revenue",
-        "start_validation_revenue"}`` or None when nothing is kept."""
+        "start_validation_revenue", "validation_gain_se", "keep_margin_se"}`` (the s.e. of the
+        paired validation gain over the first kept menus; 0 when those are kept) or None when
+        nothing is kept."""
         if not self.keep_best or self.best is None:
             return None
         self.model.load_state_dict(self.best["model"])
@@ -198,6 +227,8 @@ class GemNetTrainer:
             "step": int(self.best["step"]),
             "validation_revenue": float(self.best["revenue"]),
             "start_validation_revenue": float(self.best["start_revenue"]),
+            "validation_gain_se": float(self.best.get("gain_se", 0.0)),
+            "keep_margin_se": self.keep_margin_se,
         }
 
     def run(
@@ -211,8 +242,8 @@ class GemNetTrainer:
         p0 = next(model.parameters())
         t0 = time.perf_counter() - prior_seconds
         if self.keep_best and self.best is None:  # the start is a candidate
-            start = self._validate()
-            self._offer_best(start["hard_revenue"], start["over_allocation_rate"])
+            start, paid = self._validate()
+            self._offer_best(start["hard_revenue"], start["over_allocation_rate"], paid)
         while self.step < cfg.steps:
             tau, lam = cfg.schedule(self.step)
             drawn = self.sample(cfg.batch, self.generator)
@@ -249,9 +280,10 @@ class GemNetTrainer:
                     "soft_over_allocation": float(over.detach()),
                 }
                 if self.validation is not None:
-                    row.update(self._validate())
+                    exact, paid = self._validate()
+                    row.update(exact)
                     if self.keep_best:
-                        self._offer_best(row["hard_revenue"], row["over_allocation_rate"])
+                        self._offer_best(row["hard_revenue"], row["over_allocation_rate"], paid)
                 if log is not None:
                     log(row)
             if out_of_time:
