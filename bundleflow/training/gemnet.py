@@ -196,7 +196,8 @@ class GemNetTrainer:
         if over_rate > 0:
             return
         payment = payment.detach().double().cpu()
-        start_revenue, start_payment, gain_se = revenue, payment, 0.0
+        start_revenue, gain_se = revenue, 0.0
+        start_payment: torch.Tensor | None = payment
         if self.best is not None:
             if revenue <= self.best["revenue"]:
                 return
