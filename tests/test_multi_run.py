@@ -409,3 +409,17 @@ def test_multi_bench_sitting_with_some_variants_keeps_the_others(tmp_path):
     pairs = [(r["setting"], r["method"]) for r in later["rows"]]
     assert len(pairs) == len(set(pairs)) and {m for _, m in pairs} == old.keys()
     assert {r["method"]: r["test_revenue"] for r in later["rows"]} == old  # read back, or kept
+
+
+def test_a_gain_of_zero_on_every_profile_is_printed_as_such():
+    from bundleflow.experiments.multi_bench import multi_markdown
+
+    row = {"setting": "multi_cats_regions_2x50", "method": "gemnet_affine", "test_revenue": 862.37,
+           "test_revenue_se": 9.9, "over_allocation_rate": 0.0, "gain_over_best_baseline": 0.0,
+           "gain_over_best_baseline_se": 0.0, "best_baseline": "vcg, item reserve 50.1", "train_seconds": 1.0}  # fmt: skip
+    md = multi_markdown({"rows": [row], "seeds": None})
+    assert "| 0 (the same payments on every profile) |" in md and "inf" not in md
+    md = multi_markdown(
+        {"rows": [{**row, "gain_over_best_baseline": 1.5, "gain_over_best_baseline_se": 0.5}], "seeds": None}
+    )
+    assert "| +1.5000 +- 0.5000 (+3.0 s.e.) |" in md

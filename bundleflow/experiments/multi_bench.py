@@ -24,7 +24,6 @@ GemNet's paired gain over the best baseline.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -402,8 +401,12 @@ def multi_markdown(results: dict) -> str:
         across = r.get("gain_over_best_baseline_se_across_seeds")
         seeds = "" if across is None else f"; +- {across:.4f} across seeds"
         lit = LITERATURE.get(r["setting"])
+        if se:
+            gain = f"{g:+.4f} +- {se:.4f} ({g / se:+.1f} s.e.)"
+        else:  # e.g. menus kept at their start, the baseline itself
+            gain = "0 (the same payments on every profile)" if g == 0 else f"{g:+.4f} (the same gain on every profile)"
         lines.append(
-            f"| {r['setting']} | {r['method']} | {g:+.4f} +- {se:.4f} ({g / se if se else math.inf:+.1f} s.e.){seeds} "
+            f"| {r['setting']} | {r['method']} | {gain}{seeds} "
             f"| {r['best_baseline']} | {f'{lit[0]} {lit[1]}' if lit else ''} |"
         )
     return "\n".join(lines) + "\n"
