@@ -135,9 +135,9 @@ def tuned_entry_fee(train: list[Valuation], grid: int = 101, fee_grid: int = 201
         fees = torch.linspace(0, max(float(s.max()), 0.0), fee_grid, dtype=torch.float64)
         take = s[:, None] >= fees[None, :]  # [B n, F]
         revenue = (take * (paid.flatten()[:, None] + fees[None, :])).sum(0) / len(v)
-        for f, rev in zip(fees.tolist(), revenue.tolist(), strict=True):
-            if (rev, -r, -f) > (best[0], -best[1], -best[2]):
-                best = (rev, r, f)
+        k = int(revenue.argmax())  # the first maximiser: the lowest of equal fees
+        if float(revenue[k]) > best[0]:  # strictly: the lowest of equal reserves
+            best = (float(revenue[k]), r, float(fees[k]))
     return best[1], best[2]
 
 

@@ -206,14 +206,13 @@ def load_mechanism(path: str | Path, device="cpu"):
     return mechanism
 
 
-def _withhold(mechanism, setting, val, test, progress: bool):
+def _withhold(mechanism, setting, val, before: MultiOutcome, progress: bool):
     """``(mechanism, share, report)``: ``mechanism`` withheld at ``setting`` (a share, or "auto":
     :func:`~bundleflow.training.withholding.choose_withholding` on the validation profiles), and
-    the held-out revenue and over-allocation before it."""
+    the held-out revenue and over-allocation before it (``before``: its held-out outcome)."""
     from bundleflow.training.withholding import WithheldMenus, choose_withholding
 
     with progress_bar("withholding", 1, enabled=progress) as advance:
-        before = evaluate_multi(mechanism, test)
         tried = None
         if setting == "auto":
             share, tried = choose_withholding(mechanism, val)
@@ -375,6 +374,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         "kept": kept,  # menus compatible by construction: the validation-best step (None: the last)
     }
     mechanism: MultiMenuMechanism = model
+    current: MultiOutcome | None = before  # the held-out outcome of `mechanism`, while it is known
     shifts = None
     levels = grid_levels(cfg)
     if xor:
@@ -396,9 +396,14 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
             advance(1)
         shifts = mechanism.shifts
         learned["transform"] = report.summary()
+        current = None
     withhold = 0.0
     if not xor and gc.withhold != 0:
-        mechanism, withhold, learned["withholding"] = _withhold(mechanism, gc.withhold, val, test, progress)
+        if current is None:
+            current = evaluate_multi(mechanism, test)
+        mechanism, withhold, learned["withholding"] = _withhold(mechanism, gc.withhold, val, current, progress)
+        if withhold:
+            current = None
     # without a grid the certificate starts from one box, the whole value space
     first_boxes = gc.grid_levels ** (n * m) if gc.grid_levels > 0 else 1
     if not xor and gc.certify_boxes > 0 and first_boxes <= gc.certify_boxes:
@@ -408,7 +413,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
             cert = certify(mechanism, d.low, d.high, levels=1, max_cells=gc.certify_boxes)
             advance(1)
         learned["certificate"] = cert.summary()
-    after = evaluate_multi(mechanism, test)
+    after = current if current is not None else evaluate_multi(mechanism, test)
     learned.update({f"test_{k}": v for k, v in after.summary().items()})
     learned["test_revenue_before_transform"] = before.revenue
     atomic_write(
