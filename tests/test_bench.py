@@ -268,6 +268,13 @@ def test_over_seeds_and_mean_curve_by_hand():
     r2 = over_seeds([seed_row(1.0, 0.1, 300, 2.0), seed_row(2.0, 0.2, 300, 4.0)], [3, 7])
     assert r2["gain_over_item_pricing"] == 3.0 and r2["gain_over_item_pricing_se_across_seeds"] == 1.0
     assert [e["seed"] for e in r2["per_seed"]] == [3, 7] and not r2["stopped_by_time_budget"]
+    # seeds that agree to the last digit: their value and exactly 0 across seeds (the mean of three
+    # copies of 1558.4864551315309 differs from it in the last bit, and its spread is not 0)
+    v = 1558.4864551315309
+    assert sum([v, v, v]) / 3 != v
+    same = over_seeds([seed_row(v, 7.6, 300, 0.0), seed_row(v, 7.6, 300, 0.0), seed_row(v, 7.6, 300, 0.0)], [0, 1, 2])
+    assert same["test_revenue"] == v and same["test_revenue_se_across_seeds"] == 0.0
+    assert same["gain_over_item_pricing_se_across_seeds"] == 0.0
     xs, ys, band = mean_curve([[(0, 1.0, 1.0), (10, 3.0, 2.0)], [(0, 2.0, 3.0), (10, 5.0, 4.0), (20, 9.0, 5.0)]], 1)
     assert xs == [1.5, 4.0] and ys == [2.0, 3.0] and band == [1.0, 1.0]
     assert mean_curve([[(0, 1.0, 1.0)]], 0) == ([0], [1.0], [0.0]) and mean_curve([], 0) == ([], [], [])

@@ -505,8 +505,11 @@ def cell_label(setting: str, method: str, seed: int | None) -> str:
 def combine_seeds(values: list[float], ses: list[float]) -> tuple[float, float, float | None]:
     """``(mean, mean within-seed s.e., s.e. across seeds)`` of one figure over seeds (the s.e.
     across seeds is the sample standard deviation over sqrt(seeds); ``None`` for one seed,
-    which says nothing about the spread across seeds)."""
+    which says nothing about the spread across seeds). Seeds that agree to the last digit (menus
+    kept at a deterministic start) give their common value and exactly 0, not rounding noise."""
     k = len(values)
+    if k > 1 and all(v == values[0] for v in values):
+        return values[0], sum(ses) / k, 0.0
     mean = sum(values) / k
     across = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1) / k) if k > 1 else None
     return mean, sum(ses) / k, across
