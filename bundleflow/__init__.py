@@ -45,6 +45,9 @@ _PUBLIC = {
     "BundleFlowMenu": "bundleflow.mechanisms",
     "RochetNetMenu": "bundleflow.mechanisms",
     "BundleRochetNetMenu": "bundleflow.mechanisms",
+    "GemNet": "bundleflow.mechanisms.multi",
+    "MultiOutcome": "bundleflow.mechanisms.multi",
+    "evaluate_multi": "bundleflow.mechanisms.multi",
     "BundleFlow": "bundleflow.flow",
     "train_flow": "bundleflow.flow",
     "load_flow": "bundleflow.flow",
@@ -52,11 +55,19 @@ _PUBLIC = {
     "welfare_bound": "bundleflow.oracles",
     "lp_optimal_mechanism": "bundleflow.oracles",
     "LPResult": "bundleflow.oracles",
+    "lp_optimal_multi": "bundleflow.oracles",
+    "MultiLPResult": "bundleflow.oracles",
     "BaselineResult": "bundleflow.baselines",
     "grand_bundling": "bundleflow.baselines",
     "item_pricing": "bundleflow.baselines",
     "atom_menu": "bundleflow.baselines",
+    "second_price_items": "bundleflow.baselines.multi",
+    "vcg": "bundleflow.baselines.multi",
     "MenuTrainer": "bundleflow.training",
+    "GemNetTraining": "bundleflow.training.gemnet",
+    "train_gemnet": "bundleflow.training.gemnet",
+    "make_compatible": "bundleflow.training.compatibility",
+    "certify": "bundleflow.training.certificate",
     "FitResult": "bundleflow.experiments",
     "fit_menu": "bundleflow.experiments",
     "MenuConfig": "bundleflow.experiments",
@@ -87,6 +98,9 @@ __all__ = [
     "BundleFlowMenu",
     "RochetNetMenu",
     "BundleRochetNetMenu",
+    "GemNet",
+    "MultiOutcome",
+    "evaluate_multi",
     "BundleFlow",
     "train_flow",
     "load_flow",
@@ -94,11 +108,19 @@ __all__ = [
     "welfare_bound",
     "lp_optimal_mechanism",
     "LPResult",
+    "lp_optimal_multi",
+    "MultiLPResult",
     "BaselineResult",
     "grand_bundling",
     "item_pricing",
     "atom_menu",
+    "second_price_items",
+    "vcg",
     "MenuTrainer",
+    "GemNetTraining",
+    "train_gemnet",
+    "make_compatible",
+    "certify",
     "FitResult",
     "fit_menu",
     "MenuConfig",
@@ -124,6 +146,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from bundleflow.baselines import BaselineResult, atom_menu, grand_bundling, item_pricing
+    from bundleflow.baselines.multi import second_price_items, vcg
     from bundleflow.cats import load_valuations
     from bundleflow.errors import BundleflowError, InputError
     from bundleflow.experiments import (
@@ -144,8 +167,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         RochetNetMenu,
         evaluate_menu,
     )
-    from bundleflow.oracles import LPResult, lp_optimal_mechanism, welfare_bound
+    from bundleflow.mechanisms.multi import GemNet, MultiOutcome, evaluate_multi
+    from bundleflow.oracles import LPResult, MultiLPResult, lp_optimal_mechanism, lp_optimal_multi, welfare_bound
     from bundleflow.training import MenuTrainer
+    from bundleflow.training.certificate import certify
+    from bundleflow.training.compatibility import make_compatible
+    from bundleflow.training.gemnet import GemNetTraining, train_gemnet
     from bundleflow.valuations import (
         AdditiveValuation,
         UnitDemandValuation,
