@@ -162,8 +162,8 @@ def _menu_bounds(net: GemNet, lo: torch.Tensor, hi: torch.Tensor, i: int):
     if n > 1:  # q_ij = max(r_ij, highest other bid on j)
         rlo, rhi = torch.maximum(rlo, lo[:, keep].amax(1)), torch.maximum(rhi, hi[:, keep].amax(1))
     flo = fhi = torch.zeros(C, 1, dtype=torch.float64)
-    if net.entry_fee:  # value_scale * max(z, 0), monotone in z
-        flo, fhi = net.value_scale * zlo[:, -1:].clamp_min(0), net.value_scale * zhi[:, -1:].clamp_min(0)
+    if net.entry_fee:  # GemNet.item_fee, monotone in its output z
+        flo, fhi = net.item_fee(zlo[:, -1:]), net.item_fee(zhi[:, -1:])
     return alo, ahi, plo, phi, (rlo, rhi, flo, fhi)
 
 

@@ -261,8 +261,9 @@ class GemNet(nn.Module):
         return torch.maximum(r, others.to(r.dtype))
 
     def item_fee(self, z: torch.Tensor, relax: float = 0.0) -> torch.Tensor:
-        """``[B]`` the entry fee ``value_scale * max(z, 0)`` on item sales from the fee output
-        ``z [B]``; in training (``relax > 0``) with the gradient of ``z`` (straight through)."""
+        """The entry fee ``value_scale * max(z, 0)`` on item sales from the fee output ``z``
+        (``[B]``, elementwise for any shape: the certificate bounds it at ``[C, 1]``); in
+        training (``relax > 0``) with the gradient of ``z`` (straight through)."""
         fee = z.clamp_min(0)
         if relax > 0:
             fee = z + (fee - z).detach()
