@@ -10,8 +10,10 @@ install:
 demo: install
 	$(PYTHON) -m bundleflow.cli demo --out runs/demo
 
+# one pytest-xdist worker per core, one torch thread each (tests/conftest.py); slow tests first
+TEST_WORKERS ?= auto
 test: install
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest tests -n $(TEST_WORKERS) --dist worksteal
 
 # style and types (also run by CI after the tests): ruff lint + format check, mypy on the package
 lint:

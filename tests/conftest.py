@@ -1,8 +1,56 @@
+import os
 from pathlib import Path
 
 import pytest
 
 CATS_DIR = Path(__file__).resolve().parents[2] / "shared" / "cats"
+
+
+# A test slower than this on an idle machine says why in its docstring, on a line starting "Slow:";
+# the terminal summary lists those that do not (a printed guard, never a timed assertion).
+SLOW_S = 60.0
+
+
+def pytest_configure(config):
+    """Under ``pytest -n N`` (pytest-xdist) each worker uses one torch thread, so N workers
+    share N cores instead of oversubscribing them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests with a ``Slow:`` reason run first (stable otherwise), so that under ``-n N`` the
+    long ones do not start last and leave the other workers idle."""
+    items.sort(key=lambda item: slow_reason(item) is None)
+
+
+def slow_reason(item) -> str | None:
+    """The ``Slow: ...`` line of a test function's docstring, if any."""
+    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+    return next((line.strip() for line in doc.splitlines() if line.strip().startswith("Slow:")), None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        rep.user_properties.append(("slow_reason", slow_reason(item)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    unexplained = [
+        rep
+        for key in ("passed", "failed")
+        for rep in terminalreporter.stats.get(key, [])
+        if rep.when == "call" and rep.duration > SLOW_S and not dict(rep.user_properties).get("slow_reason")
+    ]
+    if unexplained:
+        terminalreporter.section(f"tests over {SLOW_S:.0f} s without a 'Slow:' line in their docstring")
+        for rep in sorted(unexplained, key=lambda r: -r.duration):
+            terminalreporter.line(f"{rep.duration:7.1f}s {rep.nodeid}")
 
 
 @pytest.fixture

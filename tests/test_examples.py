@@ -55,6 +55,7 @@ def test_lp_example_menu_earns_the_lp_value():
 
 
 def test_gemnet_example_learns_myerson_and_the_lp_tells_dsic_from_bic():
+    """Slow: a subprocess trains GemNet and solves the multi-bidder LPs (~15 s)."""
     out = [numbers(line) for line in run("04_gemnet.py").splitlines()]
     (learned, se, over), (after, _, over_after), (certified,), (myerson, optimum), (dsic, bic) = out
     # two bidders, one item, U[0,1]: the optimum is Myerson's 5/12; GemNet within 5% of it, and
@@ -97,7 +98,10 @@ def test_default_demand_refuses_many_items():
 
 
 def test_readme_python_block_runs():
-    """The README's "From Python" snippet runs as printed and prints two exact revenues."""
+    """The README's "From Python" snippet runs as printed and prints two exact revenues.
+
+    Slow: a subprocess trains the README example end to end (~20 s).
+    """
     readme = (EXAMPLES.parent / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
     assert len(blocks) == 1

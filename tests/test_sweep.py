@@ -110,6 +110,7 @@ def test_sweep_file_and_bad_input(tmp_path):
 
 
 def test_ray_executor_gives_the_same_runs_as_the_local_one(tmp_path):
+    """Slow: starts a local Ray (workers start in 20-40 s) and runs the sweep twice."""
     ray = pytest.importorskip("ray")
     import torch
 
