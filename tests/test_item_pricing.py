@@ -95,3 +95,25 @@ def test_milp_oracle_equals_brute_force(seed):
     prices, rev = optimal_item_prices(v.atoms, v.values)
     assert rev == pytest.approx(brute_force(v, 0.5), abs=1e-6)
     assert float(v.demand(torch.as_tensor(prices))[1].mean()) >= rev - 1e-6  # its prices earn it, exactly evaluated
+
+
+def test_a_repeated_fit_is_memoised_bit_for_bit_and_keyed_by_the_data():
+    from bundleflow.baselines import items
+    from bundleflow.valuations.generators import uniform_atoms
+
+    v = uniform_atoms(300, 8, 4, 0.4, seed=11)
+    items._FITS.clear()
+    steps: list[int] = []
+    first = item_pricing(v, progress=steps.append)
+    n_steps = sum(steps)
+    assert n_steps > 0 and first.fit_seconds is not None and len(items._FITS) == 1
+    first.item_prices.add_(1.0)  # a caller changing its copy does not change the memo
+    again = item_pricing(uniform_atoms(300, 8, 4, 0.4, seed=11), progress=steps.append)
+    assert sum(steps) == 2 * n_steps  # a progress bar still reaches its total
+    fresh = items._FITS.clear() or item_pricing(v)
+    assert torch.equal(again.item_prices, fresh.item_prices) and again.revenue == fresh.revenue
+    # other bidders, or other arguments, are fitted afresh
+    item_pricing(v.subset(torch.arange(299)))
+    assert len(items._FITS) == 2
+    item_pricing(v, restarts=1)
+    assert len(items._FITS) == 3

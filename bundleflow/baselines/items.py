@@ -3,7 +3,11 @@ search over breakpoints, and the exact MILP on small type spaces."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import time
+from collections import OrderedDict
+from dataclasses import replace
 
 import torch
 
@@ -142,6 +146,21 @@ def _value_share_prices(valuation: Valuation, atoms: torch.Tensor, values: torch
     return float(scales[int(pay.mean(1).argmax())]) * base
 
 
+# item_pricing's last fits by (valuation class, digest of its atoms and values, arguments):
+# a bench fits the same training split once per method and seed (12 fits of one split in a
+# 3-seed bench); the ascent is deterministic, so a repeat returns the same prices bit for bit
+_FITS: OrderedDict[tuple, tuple[BaselineResult, int]] = OrderedDict()
+_MAX_FITS = 8
+
+
+def _fit_key(valuation: Valuation, form: tuple[torch.Tensor, torch.Tensor], *args) -> tuple:
+    h = hashlib.blake2b(digest_size=16)
+    for t in form:
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.contiguous().cpu().numpy().tobytes())
+    return (type(valuation).__name__, str(valuation.device), h.hexdigest(), *args)
+
+
 def item_pricing(
     valuation: Valuation, restarts: int = 4, seed: int = 0, grid: int = 48, max_rounds: int = 50, progress=None
 ) -> BaselineResult:
@@ -171,6 +190,24 @@ def item_pricing(
             torch.tensor([best_price_given_outside(vals[:, i], zero, cap)[0] for i in range(m)], dtype=torch.float64)
         ]
     else:
+        key = _fit_key(valuation, form, restarts, seed, grid, max_rounds)
+        if key in _FITS:  # the same bidders and arguments: the same deterministic ascent
+            _FITS.move_to_end(key)
+            done, steps = _FITS[key]
+            if progress is not None:
+                progress(steps)
+            assert done.item_prices is not None
+            return replace(done, item_prices=done.item_prices.clone())
+        t0 = time.perf_counter()
+        steps = 0
+        outer = progress
+
+        def progress(n: int) -> None:
+            nonlocal steps
+            steps += n
+            if outer is not None:
+                outer(n)
+
         cand = _item_price_candidates(valuation, grid).to(dev)
         _, pay = valuation.demand(cand[:, None].expand(-1, m))
         uniform = torch.full((m,), float(cand[int(pay.mean(1).argmax())]), dtype=torch.float64, device=dev)
@@ -194,4 +231,11 @@ def item_pricing(
         if rev > best_rev:
             best_rev, best_p = rev, p
     assert best_p is not None  # starts is never empty
-    return BaselineResult("item_pricing", best_rev, item_prices=best_p.cpu())
+    if form is None:
+        return BaselineResult("item_pricing", best_rev, item_prices=best_p.cpu())
+    prices = best_p.cpu()
+    fit = BaselineResult("item_pricing", best_rev, item_prices=prices, fit_seconds=time.perf_counter() - t0)
+    _FITS[key] = (replace(fit, item_prices=prices.clone()), steps)
+    while len(_FITS) > _MAX_FITS:
+        _FITS.popitem(last=False)
+    return fit

@@ -20,6 +20,7 @@ class BaselineResult:
     revenue: float  # exact revenue on the fitting sample
     menu: Menu | None = None
     item_prices: torch.Tensor | None = None
+    fit_seconds: float | None = None  # the fit's own time (a memoised fit: the first fit's), if recorded
 
     def payments(self, valuation: Valuation) -> torch.Tensor:
         """``[B]`` exact payment of every bidder of ``valuation`` (float64, CPU)."""

@@ -47,6 +47,8 @@ def baseline_rows(
         t0 = time.perf_counter()
         res = (prefit or {}).get(name) or fit(train)
         seconds = time.perf_counter() - t0
+        if name not in (prefit or {}) and res.fit_seconds is not None:  # a memoised fit: its own time
+            seconds = res.fit_seconds
         if fitted is not None:
             fitted[res.name] = res
         rev, se = res.evaluate_se(test)
