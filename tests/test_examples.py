@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,8 +16,13 @@ from bundleflow.valuations import Valuation, additive_uniform, uniform_atoms, un
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+# under pytest -n N every worker has one core: a script it starts uses one torch thread too
+# (two threads each on two busy cores made these scripts 2-3 times slower)
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"} if os.environ.get("PYTEST_XDIST_WORKER") else None
+
+
 def run(script: str) -> str:
-    res = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=300, env=ENV)
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout
 
@@ -105,7 +111,7 @@ def test_readme_python_block_runs():
     readme = (EXAMPLES.parent / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
     assert len(blocks) == 1
-    res = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True, timeout=300, env=ENV)
     assert res.returncode == 0, res.stderr[-2000:]
     learned, grand = (float(x) for x in res.stdout.split())
     assert 0.3 < grand < 1.0 and learned > grand - 0.03  # uniform atoms m=10: grand bundling about 0.58
