@@ -83,8 +83,9 @@ class MenuConfig(_Strict):
     steps: int = Field(1000, ge=0)
     batch: int = Field(512, ge=1)
     lr: float = Field(0.02, gt=0)
-    # softmax temperature in units of the value scale E[v(all items)] of the training data,
-    # annealed geometrically from tau_start to tau_end
+    # softmax temperature in units of the value spread E[g] - min g of the training data's
+    # grand-bundle values g (unchanged by a common offset in the values), annealed
+    # geometrically from tau_start to tau_end
     tau_start: float = Field(0.05, gt=0)
     tau_end: float = Field(0.005, gt=0)
     log_every: int = Field(100, ge=1)

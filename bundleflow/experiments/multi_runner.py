@@ -47,6 +47,19 @@ def is_xor(cfg: RunConfig) -> bool:
     return cfg.data.kind in ("uniform_atoms", "file")
 
 
+def gemnet_choice_scale(cfg: RunConfig, model: GemNet, train: list[Valuation] | None = None) -> float:
+    """The unit of GemNet's softmax temperature: the spread of the values, which a common offset
+    does not change (issue 39). Item bidders U[low, high]: ``high - low``; XOR bidders: the mean
+    minus the least grand-bundle value over the training bidders. Equal to the model's
+    ``value_scale`` when values start at 0; that scale when the spread is 0."""
+    if is_xor(cfg) and train is not None:
+        grand = torch.cat([v.grand_value().double() for v in train])
+        spread = float(grand.mean() - grand.min())
+    else:
+        spread = cfg.data.high - cfg.data.low
+    return spread if spread > 1e-9 * model.value_scale else model.value_scale
+
+
 def gemnet_model(cfg: RunConfig, train: list[Valuation] | None = None) -> GemNet:
     """A fresh GemNet for ``cfg``, seeded by ``menu.seed``. Item bidders: prices capped at the
     largest bundle value ``data.high * m`` (unit demand: ``data.high``), value scale
@@ -330,6 +343,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         validation=val,
         keep_best=keep,
         keep_margin_se=gc.keep_margin_se,
+        choice_scale=gemnet_choice_scale(cfg, model, train),
     )
     atomic_write_text(cfg_path, yaml.safe_dump(cfg.record(), sort_keys=False))
     ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"

@@ -22,6 +22,7 @@ class BundleFlowMenu(MenuModel):
 
     name = "bundleflow"
     supports_reseeding = True
+    places_lotteries = True
 
     def __init__(self, flow: BundleFlow, n_elements: int, n_support: int, cap: float):
         if flow.domain != DOMAIN:
@@ -62,16 +63,24 @@ class BundleFlowMenu(MenuModel):
         return {"z": self.z, "w_logit": self.w_logit, "price_logit": self.price_logit}
 
     def place_lotteries(
-        self, supports: torch.Tensor, probs: torch.Tensor, generator: torch.Generator, corner: float
+        self,
+        supports: torch.Tensor,
+        probs: torch.Tensor,
+        generator: torch.Generator,
+        corner: float,
+        index: torch.Tensor | None = None,
     ) -> None:
         """Support ``d`` of element ``j`` at the corner of ``supports[j, d]`` (small jitter), weights set so
-        that the pushed mixture gives it probability ``probs[j, d]``: ``log w = log probs - log_det``."""
-        z = corner_logits(supports, self.z.shape, generator, corner)
+        that the pushed mixture gives it probability ``probs[j, d]``: ``log w = log probs - log_det``;
+        with ``index`` (``[n]``) only the elements ``index`` (``supports [n, D, m]``, ``probs [n, D]``)."""
+        rows = torch.arange(self.z.shape[0]) if index is None else index.cpu()
+        z = corner_logits(supports, (len(rows), *self.z.shape[1:]), generator, corner)
         with torch.no_grad():
-            self.z.copy_(z.to(self.z.device))
-            _, log_det = self.flow.bundles_and_log_det(self.s0())
+            rows = rows.to(self.z.device)
+            self.z[rows] = z.to(self.z)
+            _, log_det = self.flow.bundles_and_log_det(self.s0()[rows])
             target = torch.log(probs.to(device=log_det.device, dtype=log_det.dtype).clamp_min(1e-30))
-            self.w_logit.copy_(target - log_det)
+            self.w_logit[rows] = (target - log_det).to(self.w_logit)
 
     def scatter(self, mask: torch.Tensor, generator: torch.Generator, low: float = RANDOM_LOW) -> None:
         """The paper's start for the elements in ``mask`` (``[J]`` bool): support points uniform in

@@ -40,6 +40,7 @@ class MenuModel(nn.Module):
 
     name = "menu"
     supports_reseeding = False  # implements place_at (bundleflow.training.reseeding)
+    places_lotteries = False  # implements place_lotteries
 
     def __init__(self, n_elements: int, n_items: int, cap: float):
         super().__init__()
@@ -70,10 +71,17 @@ class MenuModel(nn.Module):
         raise NotImplementedError
 
     def place_lotteries(
-        self, supports: torch.Tensor, probs: torch.Tensor, generator: torch.Generator, corner: float
+        self,
+        supports: torch.Tensor,
+        probs: torch.Tensor,
+        generator: torch.Generator,
+        corner: float,
+        index: torch.Tensor | None = None,
     ) -> None:
         """Start element ``j`` as the lottery over ``supports[j]`` (``[J, D, m]`` 0/1) with
-        probabilities ``probs[j]`` (``[J, D]``), for models that can express it."""
+        probabilities ``probs[j]`` (``[J, D]``), for models that can express it
+        (:attr:`places_lotteries`); with ``index`` (``[n]``) only those elements, ``supports``
+        and ``probs`` then having ``n`` rows."""
         raise InputError(f"menu.model={self.name} cannot start from lotteries (menu.init_spread > 0 is for bundleflow)")
 
     def place_at(self, index: torch.Tensor, bundles: torch.Tensor, generator: torch.Generator, corner: float) -> None:

@@ -20,6 +20,8 @@ The deployed lottery must be a concrete distribution over bundles, so each model
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -34,6 +36,7 @@ class RochetNetMenu(MenuModel):
     def __init__(self, n_elements: int, n_items: int, cap: float, unit_demand: bool = False):
         super().__init__(n_elements, n_items, cap)
         self.unit_demand = unit_demand
+        self.places_lotteries = unit_demand  # lotteries over single items
         self.a = nn.Parameter(torch.zeros(n_elements, n_items))
 
     def allocation(self) -> torch.Tensor:
@@ -61,6 +64,28 @@ class RochetNetMenu(MenuModel):
         k = torch.arange(m + 1, device=x.device)
         bundles = (rank[:, None, :] < k[None, :, None]).float()  # [J, m+1, m]
         return bundles, probs / probs.sum(1, keepdim=True)
+
+    def place_lotteries(
+        self,
+        supports: torch.Tensor,
+        probs: torch.Tensor,
+        generator: torch.Generator,
+        corner: float,
+        index: torch.Tensor | None = None,
+    ) -> None:
+        """Unit demand: element ``j`` gives item ``i`` with the probability ``probs[j]`` puts on the
+        single-item supports ``{i}`` (``supports [n, D, m]``; other supports count as nothing),
+        nothing with ``e^-4`` times the least of those: ``a = log(x / x_nothing)``."""
+        if not self.unit_demand:
+            super().place_lotteries(supports, probs, generator, corner, index)
+            return
+        single = (supports.sum(-1) == 1).to(probs.dtype)  # [n, D]
+        x = torch.einsum("nd,ndm->nm", probs * single, supports.to(probs.dtype))  # [n, m]
+        nothing = math.exp(-4.0) * x.clamp_min(1e-12).amin(1, keepdim=True)
+        a = torch.log(x.clamp_min(1e-12) / nothing)
+        rows = torch.arange(self.a.shape[0]) if index is None else index.cpu()
+        with torch.no_grad():
+            self.a[rows.to(self.a.device)] = a.to(self.a)
 
     def place(self, bundles: torch.Tensor, generator: torch.Generator, corner: float) -> None:
         J, m = self.a.shape

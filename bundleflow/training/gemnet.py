@@ -6,7 +6,9 @@ are ``u_ik = v_i . a_ik - p_ik`` and her relaxed choice is
 
     pi_i = softmax([u_i1 .. u_iK, 0] / tau)              (the last entry: buying nothing)
 
-with ``tau`` a fraction of the value scale (so the relaxation means the same at any scale).
+with ``tau`` a fraction of the trainer's ``choice_scale`` (so the relaxation means the same at
+any scale): by default the model's ``value_scale``; runs pass the spread of the values
+(``high - low`` for U[low, high] items), which a common offset does not change (issue 39).
 The relaxed revenue is ``R = E_b sum_i sum_k pi_ik p_ik`` and the relaxed over-allocation
 ``C = E_b sum_j relu(sum_i sum_k pi_ik a_ikj - 1)``. The loss is ``-R / scale + lambda * C``;
 ``tau`` falls and ``lambda`` grows geometrically over training, so the relaxed choice
@@ -43,7 +45,7 @@ from bundleflow.valuations.base import Valuation
 
 @dataclass
 class GemNetTraining:
-    """Hyper-parameters of :func:`train_gemnet` (``tau_*`` in units of ``model.value_scale``)."""
+    """Hyper-parameters of :func:`train_gemnet` (``tau_*`` in units of the trainer's ``choice_scale``)."""
 
     steps: int = 4000
     batch: int = 512
@@ -145,8 +147,14 @@ class GemNetTrainer:
         validation: list[Valuation] | None = None,
         keep_best: bool | None = None,
         keep_margin_se: float = 0.0,
+        choice_scale: float | None = None,
     ):
+        """``choice_scale``: the unit of ``tau`` (default ``model.value_scale``)."""
         cfg.check()
+        scale = model.value_scale if choice_scale is None else float(choice_scale)
+        if not (scale > 0 and math.isfinite(scale)):
+            raise InputError(f"GemNet training: choice_scale must be positive and finite, got {choice_scale}")
+        self.choice_scale = scale
         if not (keep_margin_se >= 0 and math.isfinite(keep_margin_se)):
             raise InputError(f"GemNet training: keep_margin_se must be finite and >= 0, got {keep_margin_se}")
         self.keep_margin_se = float(keep_margin_se)
@@ -169,6 +177,7 @@ class GemNetTrainer:
             "generator": self.generator.get_state(),
             "step": self.step,
             "best": self.best,
+            "choice_scale": self.choice_scale,
         }
 
     def load_state(self, state: dict) -> None:
@@ -178,6 +187,8 @@ class GemNetTrainer:
         self.generator.set_state(state["generator"])
         self.step = int(state["step"])
         self.best = state.get("best")
+        # checkpoints written before issue 39 measured tau in units of the model's value scale
+        self.choice_scale = float(state.get("choice_scale", self.model.value_scale))
 
     def _validate(self) -> tuple[dict, torch.Tensor]:
         """Exact revenue and over-allocation rate on the validation profiles, and the revenue
@@ -257,13 +268,13 @@ class GemNetTrainer:
             if not torch.isfinite(v).all():
                 raise InputError("GemNet training: the sampler returned non-finite bids")
             if model.serial:  # compatible by construction: no penalty
-                revenue, over = relaxed_serial(model, v, values, tau * model.value_scale)  # type: ignore[arg-type]
+                revenue, over = relaxed_serial(model, v, values, tau * self.choice_scale)  # type: ignore[arg-type]
                 loss = -revenue / model.value_scale
             else:
                 alloc, price = model.menus(
-                    v, relax=tau * model.value_scale, bidders=None if isinstance(values, torch.Tensor) else values
+                    v, relax=tau * self.choice_scale, bidders=None if isinstance(values, torch.Tensor) else values
                 )
-                revenue, over = relaxed_multi(alloc, price, values, tau * model.value_scale)
+                revenue, over = relaxed_multi(alloc, price, values, tau * self.choice_scale)
                 loss = -revenue / model.value_scale + (0.0 if model.compatible_by_construction else lam) * over
             self.opt.zero_grad()
             loss.backward()

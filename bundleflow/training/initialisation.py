@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -19,7 +20,13 @@ from bundleflow.valuations.xor import XORValuation
 
 def init_bundles(train: Valuation, n_elements: int, seed: int, n_atoms: int = 64) -> torch.Tensor:
     """Grand bundle, then frequent atoms (at least the ``min(n_atoms, J)`` of the atom-menu start,
-    and up to ``J / 2``), then unions of a random bidder's atoms: ``[J, m]``."""
+    and up to ``J / 2``), then unions of a random bidder's atoms: ``[J, m]``; padded with random
+    bundles when there are fewer distinct candidates than ``J``."""
+    return init_candidates(train, n_elements, seed, n_atoms)[0]
+
+
+def init_candidates(train: Valuation, n_elements: int, seed: int, n_atoms: int = 64) -> tuple[torch.Tensor, int]:
+    """:func:`init_bundles` and the number of distinct candidates before the padding."""
     m = train.n_items
     out = [torch.ones(1, m)]
     if isinstance(train, XORValuation):
@@ -35,11 +42,48 @@ def init_bundles(train: Valuation, n_elements: int, seed: int, n_atoms: int = 64
         out.append((torch.rand(4 * n_elements, m, generator=g) < 0.5).float())
     cand = torch.cat(out)
     cand = cand[first_occurrences(cand)]
+    distinct = min(cand.shape[0], n_elements)
     if cand.shape[0] < n_elements:
         g = torch.Generator().manual_seed(seed + 1)
         extra = (torch.rand(n_elements - cand.shape[0], m, generator=g) < 0.5).float()
         cand = torch.cat([cand, extra])
-    return cand[:n_elements]
+    return cand[:n_elements], distinct
+
+
+def single_atoms(train: Valuation, n: int) -> torch.Tensor:
+    """The ``n`` most frequent atoms (XOR data) or the single items (item valuations), ``[<= n, m]``."""
+    if isinstance(train, XORValuation):
+        return frequent_atoms(train, n)
+    return torch.eye(train.n_items)[:n]
+
+
+def pair_lotteries(train: Valuation, n: int, n_support: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``n`` even lotteries between two disjoint frequent atoms (item valuations: two single
+    items), most frequent pairs first: ``(supports [<= n, D, m], probs [<= n, D])``, the two
+    bundles on alternate supports (even and odd ``d``), each bundle with probability 1/2 in all.
+
+    Why: with values that do not start at zero, the optimal menu sells such lotteries to the
+    bidders who value every atom about the same (Pavlov 2011: two unit-demand items U[c, c+1],
+    each item at a high price and the even lottery between them at a lower one; 2.137 against
+    2.112 for item pricing at c = 2), and a lottery is not reached from sure bundles by gradient
+    steps, which only see bundles already offered.
+    """
+    D = n_support
+    atoms = single_atoms(train, max(2, math.isqrt(2 * n) + 2))
+    pairs = [
+        (a, b)
+        for a in range(atoms.shape[0])
+        for b in range(a + 1, atoms.shape[0])
+        if not bool((atoms[a].bool() & atoms[b].bool()).any())
+    ]
+    pairs = sorted(pairs, key=lambda ab: ab[0] + ab[1])[:n] if D >= 2 else []
+    m = train.n_items
+    supports = torch.zeros(len(pairs), D, m)
+    probs = torch.zeros(len(pairs), D, dtype=torch.float64)
+    for k, (a, b) in enumerate(pairs):
+        supports[k, 0::2], supports[k, 1::2] = atoms[a], atoms[b]
+        probs[k, 0::2], probs[k, 1::2] = 0.5 / len(range(0, D, 2)), 0.5 / len(range(1, D, 2))
+    return supports, probs
 
 
 # Prices are cap * sigmoid(logit) in float32 (relative error ~1e-7). An exact price sits at
@@ -110,7 +154,10 @@ def data_driven_start(
 ) -> tuple[dict, BaselineResult | None]:
     """Data-driven start (module doc): every element a sure bundle, prices by exact coordinate ascent.
 
-    Every element is placed at its start bundle (:meth:`MenuModel.place`); its prices
+    Every element is placed at its start bundle (:meth:`MenuModel.place`); when there are fewer
+    distinct start bundles than elements (small ``m``) and the model can place lotteries, the
+    spare elements become even lotteries of two disjoint frequent atoms (:func:`pair_lotteries`;
+    ``coverage["pair_lotteries"]`` counts them) instead of repeated random bundles. Its prices
     are then optimised (:func:`bundleflow.baselines.optimise_prices`) on the lotteries the
     model actually produces, on the first ``cfg.init_sample`` training bidders, from each of these starts,
     keeping the one with the highest exact revenue:
@@ -129,26 +176,39 @@ def data_driven_start(
     supports and prices (and a la carte prices if ``mixed``); returns ``(coverage, atom-menu
     fit on the whole training split or None)``.
     """
-    J = cfg.n_elements
-    primary = init_bundles(train.to("cpu"), J, cfg.seed, cfg.init_atoms)  # [J, m]
+    J, D = cfg.n_elements, cfg.n_support
+    primary, distinct = init_candidates(train.to("cpu"), J, cfg.seed, cfg.init_atoms)  # [J, m]
     intended = primary[:, None, :]  # [J, 1 or D, m] the bundles the supports are placed at
-    if cfg.init_spread > 0 and cfg.n_support > 1:
-        intended, probs = neighbour_lotteries(primary, cfg.n_support, cfg.init_spread, generator)
+    pairs = (
+        pair_lotteries(train.to("cpu"), J - distinct, D)[0].shape[0]
+        if cfg.init_spread == 0 and D > 1 and model.places_lotteries
+        else 0
+    )
+    if cfg.init_spread > 0 and D > 1:
+        intended, probs = neighbour_lotteries(primary, D, cfg.init_spread, generator)
         model.place_lotteries(intended, probs, generator, cfg.corner)
     else:
         model.place(primary, generator, cfg.corner)
+    if pairs:  # the padding after the distinct candidates becomes even lotteries of two atoms
+        lot_supports, lot_probs = pair_lotteries(train.to("cpu"), J - distinct, D)
+        index = torch.arange(distinct, distinct + pairs)
+        model.place_lotteries(lot_supports, lot_probs, generator, cfg.corner, index=index)
     scattered = torch.zeros(J, dtype=torch.bool)
     if cfg.init != "data":  # the paper's random start, for all elements or the second half
         scattered = torch.arange(J) >= (0 if cfg.init == "random" else J // 2)
         model.scatter(scattered, generator)
+    counted = ~scattered
+    counted[distinct : distinct + pairs] = False
     item_prices = model.item_prices().detach().double() if mixed else None
     menu = model.menu(item_prices)
     coverage: dict = {
+        "pair_lotteries": pairs,  # elements started as an even lottery of two atoms
         # element 0's supports round to the grand bundle (and, with init_spread, its neighbours) as placed
         "grand_bundle_reached": bool((menu.bundles[0] == intended[0]).all()) and not bool(scattered[0]),
         # share of the placed supports the flow rounds to the bundle intended (random ones excluded)
-        "init_bundles_reached": float((menu.bundles == intended).all(-1)[~scattered].float().mean())
-        if not scattered.all()
+        # (the even lotteries of two atoms, placed after the distinct candidates, are not counted)
+        "init_bundles_reached": float((menu.bundles == intended).all(-1)[counted].float().mean())
+        if counted.any()
         else float("nan"),
     }
     sub = train.subset(torch.arange(min(len(train), cfg.init_sample), device=train.device))

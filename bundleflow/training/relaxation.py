@@ -6,7 +6,7 @@ utility and payment 0) chooses with probabilities
 
     pi = softmax([u, u_out] / tau),    revenue = mean_b sum_j pi_bj price_j + sum_k pi_bk pay_out_bk,
 
-utilities and prices in units of the value scale, so that ``tau`` is a share of it.
+utilities and prices in units of the value spread (the trainer's ``scale``), so that ``tau`` is a share of it.
 
 With ``nested``, the bidder first chooses between the menu, represented by its best element,
 and each outside option, then among the menu's elements:

@@ -10,12 +10,18 @@ so support locations receive gradients through ``Q(s0)``. Prices are
 ``cap * sigmoid(r_j)`` with ``cap`` the largest value in the training data.
 
 The relaxed revenue is a softmax over the ``J`` elements **and the null option**
-of utilities measured in units of the value scale ``E[v(all items)]``::
+of utilities measured in units of the value spread (:func:`value_spread`)::
 
-    pi = softmax([u_1, ..., u_J, 0] / tau),  soft revenue = sum_j pi_j price_j
+    pi = softmax([u_1, ..., u_J, 0] / tau),  soft revenue = sum_j pi_j price_j,
+    spread = E[v(all items)] - min_b v_b(all items)
 
-with ``tau`` annealed from ``tau_start`` to ``tau_end`` (value units), which makes
-the relaxation's scale independent of the data's value scale. The hard revenue
+with ``tau`` annealed from ``tau_start`` to ``tau_end`` (units of the spread), which makes
+the relaxation's scale independent of the data's value scale *and* of a common offset in
+the values: choices are decided by utility differences, which an offset does not change.
+(Until issue 39 the unit was the level ``E[v(all items)]``; on values U[c, c+1] that made
+the relaxation ``c + 1/2`` times coarser than on U[0, 1]. When some bidder values the
+grand bundle near 0, as on U[0, 1] or CATS data, the two units agree; checkpoints written
+before record no unit and resume with the level, the unit they ran with.) The hard revenue
 (:func:`bundleflow.mechanisms.evaluate_menu`) is logged beside it; the menu kept is the
 one with the best hard revenue on the validation split. ``menu.estimator``
 switches the training objective to a straight-through estimator (forward: the hard
@@ -71,6 +77,22 @@ from bundleflow.valuations.bundles import unique_rows
 from bundleflow.valuations.xor import XORValuation
 
 
+def value_spread(train: Valuation) -> float:
+    """The relaxation's unit: ``E[g] - min g`` over the training bidders' grand-bundle values
+    ``g = v(all items)`` (the level ``E[g]`` when every bidder has the same ``g``).
+
+    Invariant to a common offset in the values and proportional to their scale; equal to the
+    level ``E[g]`` up to ``min g / E[g]`` (at most 1.1% on the CATS reference files, 0 on
+    U[0, 1] data), so settings tuned in the old unit keep their meaning there.
+    """
+    g = train.grand_value().double()
+    level = float(g.mean())
+    if not level > 0:
+        raise InputError("training data has zero value everywhere: nothing to sell")
+    spread = level - float(g.min())
+    return spread if spread > 1e-9 * level else level
+
+
 @dataclass
 class StepMetrics:
     step: int
@@ -105,9 +127,7 @@ class MenuTrainer:
         if device.type == "cpu":
             tune_cpu_allocator()
         self.cap = train.max_value()
-        self.scale = float(train.grand_value().mean())
-        if not self.scale > 0:
-            raise InputError("training data has zero value everywhere: nothing to sell")
+        self.scale = value_spread(train)  # the unit of utilities and tau in the relaxation
         torch.manual_seed(cfg.seed)
         if isinstance(model, BundleFlow):
             model = BundleFlowMenu(model, cfg.n_elements, cfg.n_support, self.cap)
@@ -326,6 +346,7 @@ class MenuTrainer:
             "torch_rng": torch.get_rng_state(),
             "coverage": self.coverage,
             "start": self.start,
+            "scale": self.scale,
         }
 
     def load_state(self, st: dict) -> None:
@@ -338,4 +359,6 @@ class MenuTrainer:
         torch.set_rng_state(st["torch_rng"])
         self.coverage = st.get("coverage", {})
         self.start = st.get("start")  # absent in checkpoints written before it was logged
+        # the relaxation's unit the run trained with: checkpoints written before issue 39 used the level
+        self.scale = float(st.get("scale", self.train.grand_value().double().mean()))
         self._start_menu = None
