@@ -26,6 +26,7 @@ from bundleflow.mechanisms.menu import (
 )
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.mechanisms.rochetnet import BundleRochetNetMenu, RochetNetMenu
+from bundleflow.mechanisms.tariffs import TariffMenu, TariffOutcome, evaluate_tariffs
 
 __all__ = [
     "Menu",
@@ -41,4 +42,7 @@ __all__ = [
     "BundleFlowMenu",
     "RochetNetMenu",
     "BundleRochetNetMenu",
+    "TariffMenu",
+    "TariffOutcome",
+    "evaluate_tariffs",
 ]
