@@ -4,14 +4,24 @@ the validation bidders."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from bundleflow.baselines.items import item_pricing
 from bundleflow.errors import InputError
 from bundleflow.mechanisms.tariffs import TariffMenu, evaluate_tariffs
-from bundleflow.training.tariffs import TariffTraining, _Params, fit_tariffs, soft_revenue
+from bundleflow.training.tariffs import (
+    TariffTraining,
+    _Params,
+    best_fee,
+    fit_tariffs,
+    polish_fees,
+    soft_revenue,
+)
 from bundleflow.valuations.generators import additive_uniform, uniform_atoms
+from bundleflow.valuations.xor import XORValuation
 
 
 def test_relaxed_revenue_tends_to_the_exact_one():
@@ -50,3 +60,37 @@ def test_bad_settings_and_inputs_are_refused():
             fit_tariffs(v, v, TariffTraining(**bad))
     with pytest.raises(InputError, match="XOR bidders"):
         fit_tariffs(additive_uniform(50, 4), additive_uniform(50, 4))
+
+
+def test_best_fee_matches_a_brute_force_over_every_threshold():
+    g = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        B = 40
+        gain = torch.randn(B, generator=g, dtype=torch.float64)
+        gain[torch.rand(B, generator=g) < 0.2] = -math.inf  # buys nothing under the tariff
+        cost = torch.rand(B, generator=g, dtype=torch.float64)
+        outside = torch.rand(B, generator=g, dtype=torch.float64) * 0.5
+        fee_cap = 1.5
+
+        def revenue(f, gain=gain, cost=cost, outside=outside):
+            return float(torch.where(gain >= f, cost + f, outside).sum())
+
+        candidates = [0.0, fee_cap, *[float(x) for x in gain[torch.isfinite(gain)].clamp(0, fee_cap)]]
+        best = max(revenue(f) for f in candidates)
+        f = best_fee(gain, cost, outside, fee_cap)
+        assert 0.0 <= f <= fee_cap
+        assert revenue(f) == pytest.approx(best, abs=1e-9)
+
+
+def test_fee_polish_never_lowers_training_revenue_and_finds_the_hand_optimum():
+    # bidders worth the grand bundle of 2 items at 1, 2, 3, 4; one tariff, items free, fee 0.5:
+    # the best fee is 2 (three buyers, 6) or 3 (two buyers, 6) or 4 (4): polish reaches 6
+    v = XORValuation(torch.ones(4, 1, 2, dtype=torch.bool), torch.tensor([[1.0], [2.0], [3.0], [4.0]]))
+    menu = TariffMenu([0.5], [[0.0, 0.0]])
+    polished = polish_fees(menu, v, fee_cap=4.0, rounds=2)
+    assert evaluate_tariffs(polished, v).revenue == pytest.approx(6.0 / 4)
+    train = uniform_atoms(1000, 6, 4, 0.4, seed=8)
+    menu = TariffMenu([0.0, 0.4, 0.9], [[0.5] * 6, [0.3] * 6, [0.1] * 6])
+    before = evaluate_tariffs(menu, train).revenue
+    after = evaluate_tariffs(polish_fees(menu, train, float(train.grand_value().max())), train).revenue
+    assert after >= before
