@@ -240,10 +240,10 @@ def fit_tariffs(
             log(step, float(rev.detach()))
     if cfg.polish_rounds and best[2] >= 0:
         polished = polish_fees(best[1], train, fee_cap, cfg.polish_rounds)
-        rev = evaluate_tariffs(polished, val).revenue
-        history.append({"step": best[2], "polished_val_revenue": rev, "seconds": time.perf_counter() - t0})
-        if rev >= best[0]:
-            best = (rev, polished, best[2])
+        polished_rev = evaluate_tariffs(polished, val).revenue
+        history.append({"step": best[2], "polished_val_revenue": polished_rev, "seconds": time.perf_counter() - t0})
+        if polished_rev >= best[0]:
+            best = (polished_rev, polished, best[2])
     return TariffFit(
         menu=best[1],
         val_revenue=best[0],
