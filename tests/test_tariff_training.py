@@ -94,3 +94,15 @@ def test_fee_polish_never_lowers_training_revenue_and_finds_the_hand_optimum():
     before = evaluate_tariffs(menu, train).revenue
     after = evaluate_tariffs(polish_fees(menu, train, float(train.grand_value().max())), train).revenue
     assert after >= before
+
+
+def test_scaled_tariffs_charge_multiples_of_the_item_pricing_prices():
+    train, val = uniform_atoms(2000, 8, 4, 0.4, seed=1), uniform_atoms(500, 8, 4, 0.4, seed=2)
+    fit = fit_tariffs(train, val, TariffTraining(n_tariffs=3, steps=100, log_every=50, prices="scaled"))
+    ip = item_pricing(train).item_prices.double()
+    ratio = fit.menu.prices / ip[None]  # [K, m]: one scale per tariff
+    torch.testing.assert_close(ratio, ratio[:, :1].expand_as(ratio), rtol=1e-9, atol=1e-9)
+    assert float(ratio.max()) <= 2.0
+    assert fit.val_revenue >= fit.item_pricing_val_revenue
+    with pytest.raises(InputError, match="'free' or 'scaled'"):
+        fit_tariffs(train, val, TariffTraining(prices="other"))

@@ -46,6 +46,10 @@ class TariffTraining:
     tau_start: float = 0.05
     tau_end: float = 0.005
     log_every: int = 100
+    # "free": each tariff has its own item prices (K x m parameters); "scaled": tariff k charges
+    # s_k times the exact item-pricing prices (K scales and K fees: 2K parameters, for many items
+    # and few bidders)
+    prices: str = "free"
     # rounds of exact coordinate ascent on the kept menu's fees (training bidders); kept only if
     # the validation revenue does not drop
     polish_rounds: int = 3
@@ -58,6 +62,8 @@ class TariffTraining:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"tariff training: {name} must be an integer >= 1, got {v!r}")
+        if self.prices not in ("free", "scaled"):
+            raise InputError(f"tariff training: prices must be 'free' or 'scaled', got {self.prices!r}")
         for name in ("lr", "tau_start", "tau_end"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and v > 0 and math.isfinite(v)):
@@ -77,23 +83,41 @@ class TariffFit:
     seconds: float = 0.0
 
 
+MAX_SCALE = 2.0  # scaled tariffs: item prices between 0 and twice the item-pricing ones
+
+
 def _logit(x: torch.Tensor, cap: float) -> torch.Tensor:
     frac = (x / cap).clamp(1e-6, 1 - 1e-6)
     return torch.log(frac / (1 - frac))
 
 
 class _Params(torch.nn.Module):
-    def __init__(self, fees: torch.Tensor, prices: torch.Tensor, fee_cap: float, cap: float):
+    """Fees ``fee_cap * sigmoid(.)`` ``[K]``; prices ``cap * sigmoid(.)`` ``[K, m]``, or with
+    ``base`` (``[m]``, the scaled form) ``s_k * base`` with ``s_k = MAX_SCALE * sigmoid(.)``."""
+
+    def __init__(
+        self, fees: torch.Tensor, prices: torch.Tensor, fee_cap: float, cap: float, base: torch.Tensor | None = None
+    ):
         super().__init__()
         self.fee_cap, self.cap = fee_cap, cap
         self.fee_logit = torch.nn.Parameter(_logit(fees.double(), fee_cap))
-        self.price_logit = torch.nn.Parameter(_logit(prices.double(), cap))
+        self.base: torch.Tensor | None = None
+        if base is None:
+            self.price_logit = torch.nn.Parameter(_logit(prices.double(), cap))
+        else:  # one scale per tariff: the scale of its first positive base price
+            self.base = base.double()
+            i = int(torch.argmax(self.base))
+            scale = prices[:, i].double() / self.base[i]
+            self.price_logit = torch.nn.Parameter(_logit(scale, MAX_SCALE))
 
     def fees(self) -> torch.Tensor:
         return self.fee_cap * torch.sigmoid(self.fee_logit)
 
     def prices(self) -> torch.Tensor:
-        return self.cap * torch.sigmoid(self.price_logit)
+        if self.base is None:
+            return self.cap * torch.sigmoid(self.price_logit)
+        base = self.base.to(self.price_logit.device)
+        return (MAX_SCALE * torch.sigmoid(self.price_logit))[:, None] * base[None]
 
     def menu(self) -> TariffMenu:
         with torch.no_grad():
@@ -210,7 +234,8 @@ def fit_tariffs(
     ip_val = best_rev
     best: tuple[float, TariffMenu, int] = (best_rev, floor, -1)
     fees, prices = _start(train.to("cpu"), ip.clamp(1e-6 * cap, 0.999 * cap), cfg.n_tariffs, fee_cap)
-    params = _Params(fees, prices, fee_cap, cap).to(dev)
+    base = ip.clamp(1e-6 * cap, 0.999 * cap) if cfg.prices == "scaled" else None
+    params = _Params(fees, prices, fee_cap, cap, base).to(dev)
     opt = torch.optim.Adam(params.parameters(), lr=cfg.lr)
     train_d = train.to(dev)
     history: list[dict] = []
