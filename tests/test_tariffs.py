@@ -78,3 +78,9 @@ def test_bad_tariffs_are_refused_and_round_trip():
         evaluate_tariffs(menu, additive_uniform(5, 3))
     with pytest.raises(InputError, match="'fees' and 'prices'"):
         TariffMenu.from_dict({"fees": [0.0]})
+
+
+def test_a_free_tariff_under_which_she_buys_nothing_is_the_null_option():
+    v = XORValuation(torch.tensor([[[1, 0]]], dtype=torch.bool), torch.tensor([[1.0]]))
+    out = evaluate_tariffs(TariffMenu([0.0], [[2.0, 2.0]]), v)  # item 0 costs more than it is worth
+    assert out.tariff.tolist() == [-1] and out.payment.tolist() == [0.0] and out.utility.tolist() == [0.0]

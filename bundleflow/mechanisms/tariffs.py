@@ -23,12 +23,12 @@ them beat exact item pricing on CATS at 50 items (issue 35).
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import torch
 
 from bundleflow.errors import InputError
+from bundleflow.mechanisms.menu import choose
 from bundleflow.valuations.base import Valuation
 
 
@@ -108,10 +108,9 @@ def evaluate_tariffs(menu: TariffMenu, valuation: Valuation, tie_tol: float = 1e
     """Exact choice of every bidder of ``valuation`` facing ``menu`` (module doc).
 
     Tariff ``k`` is worth ``u_k - f_k`` to a bidder whose best purchase at item prices ``p_k``
-    is worth ``u_k >= 0`` and costs ``c_k``; she takes the best tariff if that is worth at
-    least 0 (ties, within ``tie_tol`` times ``max(1, largest value)``, go to the higher payment),
-    paying ``f_k + c_k``; else nothing. A tariff whose demand is empty is never taken at a
-    positive fee.
+    leaves her ``u_k >= 0`` and costs ``c_k``; she takes the best tariff if that is worth at
+    least 0, paying ``f_k + c_k``, else nothing (:func:`bundleflow.mechanisms.menu.choose`: ties
+    within ``tie_tol`` times ``max(1, largest value)`` go to the higher payment).
     """
     if valuation.n_items != menu.n_items:
         raise InputError(f"tariffs are for m={menu.n_items} items, the bidders have m={valuation.n_items}")
@@ -121,21 +120,15 @@ def evaluate_tariffs(menu: TariffMenu, valuation: Valuation, tie_tol: float = 1e
     u, cost = u.double().cpu(), cost.double().cpu()
     if u.dim() == 1:  # one tariff: demand returns [B]
         u, cost = u[None], cost[None]
-    takes_something = (cost > 0) | (u > 0) | (menu.fees[:, None] == 0)
-    util = u - menu.fees[:, None]  # [K, B]
-    pay = torch.where(takes_something, cost + menu.fees[:, None], torch.zeros_like(cost))
-    # a tariff under which she buys nothing is not worth its positive fee
-    util = torch.where(takes_something, util, torch.full_like(util, -math.inf))
+    # tariff k as one menu element per bidder: worth her demanded bundle (u_k + c_k), priced
+    # f_k + c_k; under a tariff where she buys nothing it is worth 0 at price f_k (never taken
+    # at a positive fee). The menu's seller-favourable choice does the rest.
+    ev = (u + cost).T  # [B, K]
+    price = (cost + menu.fees[:, None]).T  # [B, K]
     tol = tie_tol * max(1.0, valuation.max_value())
-    best = util.amax(0).clamp_min(0.0)  # [B]
-    optimal = util >= (best - tol)[None]
-    top_pay, k = torch.where(optimal, pay, torch.full_like(pay, -1.0)).max(0)
-    takes = optimal.any(0) & (top_pay > 0)
-    return TariffOutcome(
-        tariff=torch.where(takes, k, torch.full_like(k, -1)),
-        payment=torch.where(takes, top_pay, torch.zeros_like(top_pay)),
-        utility=torch.where(takes, util.gather(0, k[None])[0], torch.zeros_like(best)),
-    )
+    choice, payment, utility, value = choose(ev, price, tol)
+    took_nothing = (value <= 0) & (payment <= 0)  # a free tariff under which she buys nothing: the null option
+    return TariffOutcome(tariff=torch.where(took_nothing, -1, choice), payment=payment, utility=utility)
 
 
 def brute_force_tariffs(menu: TariffMenu, values_of) -> tuple[torch.Tensor, torch.Tensor]:

@@ -179,18 +179,16 @@ def data_driven_start(
     J, D = cfg.n_elements, cfg.n_support
     primary, distinct = init_candidates(train.to("cpu"), J, cfg.seed, cfg.init_atoms)  # [J, m]
     intended = primary[:, None, :]  # [J, 1 or D, m] the bundles the supports are placed at
-    pairs = (
-        pair_lotteries(train.to("cpu"), J - distinct, D)[0].shape[0]
-        if cfg.init_spread == 0 and D > 1 and model.places_lotteries
-        else 0
-    )
+    lottery_slots = J - distinct if cfg.init_spread == 0 and D > 1 and model.places_lotteries else 0
+    lot_supports, lot_probs = pair_lotteries(train.to("cpu"), lottery_slots, D) if lottery_slots else (None, None)
+    pairs = 0 if lot_supports is None else lot_supports.shape[0]
     if cfg.init_spread > 0 and D > 1:
         intended, probs = neighbour_lotteries(primary, D, cfg.init_spread, generator)
         model.place_lotteries(intended, probs, generator, cfg.corner)
     else:
         model.place(primary, generator, cfg.corner)
     if pairs:  # the padding after the distinct candidates becomes even lotteries of two atoms
-        lot_supports, lot_probs = pair_lotteries(train.to("cpu"), J - distinct, D)
+        assert lot_supports is not None and lot_probs is not None
         index = torch.arange(distinct, distinct + pairs)
         model.place_lotteries(lot_supports, lot_probs, generator, cfg.corner, index=index)
     scattered = torch.zeros(J, dtype=torch.bool)
