@@ -104,6 +104,14 @@ class TariffMenu:
         return "\n".join(rows)
 
 
+def tariff_demand(prices: torch.Tensor, valuation: Valuation) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(utility [K, B], cost [K, B])`` of every bidder's best purchase at each tariff's item
+    prices ``prices [K, m]``, before fees (float64, CPU)."""
+    u, cost = valuation.demand(prices.to(valuation.device))
+    u, cost = u.double().cpu(), cost.double().cpu()
+    return (u[None], cost[None]) if u.dim() == 1 else (u, cost)  # one price vector: demand gives [B]
+
+
 def evaluate_tariffs(menu: TariffMenu, valuation: Valuation, tie_tol: float = 1e-9) -> TariffOutcome:
     """Exact choice of every bidder of ``valuation`` facing ``menu`` (module doc).
 
@@ -116,10 +124,7 @@ def evaluate_tariffs(menu: TariffMenu, valuation: Valuation, tie_tol: float = 1e
         raise InputError(f"tariffs are for m={menu.n_items} items, the bidders have m={valuation.n_items}")
     if len(valuation) == 0:
         raise InputError("evaluate_tariffs: the valuation batch is empty")
-    u, cost = valuation.demand(menu.prices.to(valuation.device))  # [K, B] each
-    u, cost = u.double().cpu(), cost.double().cpu()
-    if u.dim() == 1:  # one tariff: demand returns [B]
-        u, cost = u[None], cost[None]
+    u, cost = tariff_demand(menu.prices, valuation)
     # tariff k as one menu element per bidder: worth her demanded bundle (u_k + c_k), priced
     # f_k + c_k; under a tariff where she buys nothing it is worth 0 at price f_k (never taken
     # at a positive fee). The menu's seller-favourable choice does the rest.

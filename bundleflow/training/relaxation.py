@@ -34,6 +34,13 @@ import torch
 ESTIMATORS = ("softmax", "straight_through", "gumbel")
 
 
+def annealed(start: float, end: float, step: int, steps: int) -> float:
+    """Temperature at ``step`` of ``steps``: geometric from ``start`` (step 0) to ``end`` (the
+    last step), held at ``end`` after it."""
+    frac = min(1.0, step / max(1, steps - 1))
+    return start * (end / start) ** frac
+
+
 def relaxed_revenue(
     u: torch.Tensor,
     price: torch.Tensor,

@@ -29,7 +29,8 @@ import torch
 
 from bundleflow.baselines.items import item_pricing
 from bundleflow.errors import InputError
-from bundleflow.mechanisms.tariffs import TariffMenu, evaluate_tariffs
+from bundleflow.mechanisms.tariffs import TariffMenu, evaluate_tariffs, tariff_demand
+from bundleflow.training.relaxation import annealed
 from bundleflow.training.trainer import value_spread
 from bundleflow.valuations.base import Valuation
 from bundleflow.valuations.xor import XORValuation
@@ -141,8 +142,7 @@ def soft_revenue(params: _Params, batch: XORValuation, tau: float, unit: float) 
 def _start(train: XORValuation, ip: torch.Tensor, K: int, fee_cap: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(fees [K], prices [K, m])``: item pricing, then discounted tariffs behind an entry fee."""
     prices = torch.stack([ip * (1 - k / (K + 1)) for k in range(K)])
-    u, _ = train.demand(prices)  # [K, B]
-    u = u if u.dim() == 2 else u[None]
+    u, _ = tariff_demand(prices, train)  # [K, B]
     fees = torch.zeros(K, dtype=torch.float64)
     for k in range(1, K):
         gain = u[k] - u[0]
@@ -180,10 +180,7 @@ def polish_fees(menu: TariffMenu, train: Valuation, fee_cap: float, rounds: int 
     """Coordinate ascent on the fees, each set by :func:`best_fee` on ``train`` (prices fixed);
     never lowers the exact training revenue (a fee is kept only if it does not)."""
     fees = menu.fees.clone()
-    u, cost = train.demand(menu.prices.to(train.device))
-    u, cost = (
-        (u.double().cpu(), cost.double().cpu()) if u.dim() == 2 else (u.double().cpu()[None], cost.double().cpu()[None])
-    )
+    u, cost = tariff_demand(menu.prices, train)  # [K, B]
     buys = (cost > 0) | (u > 0)
     current = evaluate_tariffs(TariffMenu(fees, menu.prices), train).revenue
     for _ in range(rounds):
@@ -233,8 +230,9 @@ def fit_tariffs(
     best_rev = evaluate_tariffs(floor, val).revenue
     ip_val = best_rev
     best: tuple[float, TariffMenu, int] = (best_rev, floor, -1)
-    fees, prices = _start(train.to("cpu"), ip.clamp(1e-6 * cap, 0.999 * cap), cfg.n_tariffs, fee_cap)
-    base = ip.clamp(1e-6 * cap, 0.999 * cap) if cfg.prices == "scaled" else None
+    inside = ip.clamp(1e-6 * cap, 0.999 * cap)  # item-pricing prices inside the sigmoid's range
+    fees, prices = _start(train.to("cpu"), inside, cfg.n_tariffs, fee_cap)
+    base = inside if cfg.prices == "scaled" else None
     params = _Params(fees, prices, fee_cap, cap, base).to(dev)
     opt = torch.optim.Adam(params.parameters(), lr=cfg.lr)
     train_d = train.to(dev)
@@ -252,8 +250,7 @@ def fit_tariffs(
 
     log(0, float("nan"))
     for step in range(1, cfg.steps + 1):
-        frac = (step - 1) / max(1, cfg.steps - 1)
-        tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
+        tau = annealed(cfg.tau_start, cfg.tau_end, step - 1, cfg.steps)
         idx = torch.randint(len(train_d), (min(cfg.batch, len(train_d)),), generator=gen)
         rev = soft_revenue(params, train_d.subset(idx.to(dev)), tau, unit)
         opt.zero_grad(set_to_none=True)

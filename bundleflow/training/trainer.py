@@ -69,7 +69,7 @@ from bundleflow.mechanisms.menu import (
 )
 from bundleflow.mechanisms.model import MenuModel
 from bundleflow.training.initialisation import _set_price_logits, data_driven_start
-from bundleflow.training.relaxation import relaxed_revenue
+from bundleflow.training.relaxation import annealed, relaxed_revenue
 from bundleflow.training.reseeding import reseed_unused, reset_moments
 from bundleflow.utils.device import tune_cpu_allocator
 from bundleflow.valuations.base import Valuation
@@ -193,9 +193,7 @@ class MenuTrainer:
 
     # -- one step ------------------------------------------------------------------
     def tau(self, step: int) -> float:
-        cfg = self.cfg
-        frac = step / max(1, cfg.steps - 1)
-        return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** min(1.0, frac)
+        return annealed(self.cfg.tau_start, self.cfg.tau_end, step, self.cfg.steps)
 
     def soft_revenue(self, batch: Valuation, tau: float, estimator: str = "softmax", diagnostics: bool = False):
         """Relaxed revenue in value-scale units on ``batch``.
