@@ -442,7 +442,8 @@ def test_gemnet_on_yaos_example_within_two_percent_of_the_dsic_optimum():
     space ``{1, 2}^4`` (``optimise=True``: the grid is the type space, each profile 1/16).
     The result is exactly DSIC and compatible, so it can never beat the LP's 25/8.
 
-    Slow: two seeds x 2,000 GemNet steps, each followed by an exact MILP transform (~40 s).
+    One seed: seeds 0-3 each reach 0.982, 0.997, 0.992, 0.994 of 25/8 after 2,000 steps (all
+    above 0.98; 1,000 steps give 0.974-0.988, so the step count stays), measured 2026-12-07.
     """
     types = torch.tensor(list(itertools.product([1.0, 2.0], repeat=4)), dtype=torch.float64).reshape(16, 2, 2)
     bidders = [AdditiveValuation(types[:, i]) for i in range(2)]
@@ -451,18 +452,15 @@ def test_gemnet_on_yaos_example_within_two_percent_of_the_dsic_optimum():
         exact = 1.0 + torch.randint(0, 2, (B, 2, 2), generator=gen).double()
         return exact + 0.2 * (torch.rand(B, 2, 2, generator=gen, dtype=torch.float64) - 0.5)
 
-    best = -math.inf
-    for seed in (0, 1):
-        g = torch.Generator().manual_seed(seed)
-        net = GemNet(2, 2, 16, cap=4.0, value_scale=2.0, hidden=(32, 32), generator=g)
-        train_gemnet(net, smoothed, GemNetTraining(steps=2000, penalty_end=100.0, log_every=2000), g)
-        shifted, report = make_compatible(net.double(), [1.0, 2.0], optimise=True)
-        out = evaluate_multi(shifted, bidders)
-        assert out.over_rate == 0.0
-        assert out.revenue <= 25 / 8 + 1e-9
-        assert report.grid_revenue_after == pytest.approx(out.revenue)
-        best = max(best, out.revenue)
-    assert best >= 0.98 * 25 / 8
+    g = torch.Generator().manual_seed(1)
+    net = GemNet(2, 2, 16, cap=4.0, value_scale=2.0, hidden=(32, 32), generator=g)
+    train_gemnet(net, smoothed, GemNetTraining(steps=2000, penalty_end=100.0, log_every=2000), g)
+    shifted, report = make_compatible(net.double(), [1.0, 2.0], optimise=True)
+    out = evaluate_multi(shifted, bidders)
+    assert out.over_rate == 0.0
+    assert out.revenue <= 25 / 8 + 1e-9
+    assert report.grid_revenue_after == pytest.approx(out.revenue)
+    assert out.revenue >= 0.98 * 25 / 8
 
 
 def test_gemnet_learns_myerson_for_three_bidders_within_two_percent():
