@@ -91,6 +91,7 @@ def main() -> None:
                 "start_val_revenue": round(fit.start_revenue, 5),
                 "val_revenue": round(fit.val_revenue, 5),
                 "elements_moved": round(fit.allocations_changed, 3),
+                "kept_step": fit.trainer.best["step"],
                 "seconds": round(time.perf_counter() - t0, 1),
                 "item_pricing_test_revenue": round(baseline, 5),
             }

@@ -322,6 +322,60 @@ def train(
 
 
 @command()
+def design(
+    data: Path = typer.Argument(..., help="valuations: .npz file (bundleflow data generate) or CATS bid text file"),
+    out: Path = typer.Option(Path("runs/design"), help="run folder (a rerun with the same options resumes)"),
+    families: str = typer.Option(None, help="comma-separated families (default: every applicable one)"),
+    budget: float = typer.Option(600.0, help="training seconds for all learned families together"),
+    seed: int = typer.Option(0, help="seed of the split and of every learned family"),
+    split: str = typer.Option("0.75,0.10,0.15", help="train,validation,held-out shares"),
+    limit: int = typer.Option(None, help="use only the first LIMIT rows (default: all)"),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto"),
+):
+    """Fit every mechanism family on your bidders; recommend the best on validation, with held-out gains."""
+    from bundleflow.cats.io import load_valuations
+    from bundleflow.experiments.design import run_design
+
+    try:
+        shares = tuple(float(x) for x in split.split(","))
+    except ValueError:
+        raise InputError(f"--split must be three numbers like 0.75,0.10,0.15, got {split[:60]!r}") from None
+    names = [n.strip() for n in families.split(",") if n.strip()] if families else None
+    v = load_valuations(data, limit=_limit(limit))
+    summary = run_design(
+        v,
+        out,
+        data.name,
+        names,
+        budget,
+        seed,
+        shares,
+        device,
+        progress=True,
+        log=console.print,
+    )
+    t = _text_table(
+        f"{data.name}: {summary['n_train']} train / {summary['n_val']} validation / {summary['n_test']} held-out",
+        ("family", "validation", "held-out +- s.e.", "winner's gain (paired)", "seconds"),
+        [
+            [
+                r["family"],
+                f"{r['val_revenue']:.4f}",
+                f"{r['test_revenue']:.4f} +- {r['test_revenue_se']:.3g}",
+                "winner"
+                if r["family"] == summary["winner"]
+                else f"{r['winner_gain']:+.4g} +- {r['winner_gain_se']:.2g}",
+                f"{r['seconds']:.1f}",
+            ]
+            for r in summary["rows"]
+        ],
+    )
+    print_table(t)
+    console.print(f"recommended (best validation revenue): {summary['winner']} -> {summary['winner_mechanism']}")
+    console.print(f"wrote {out}/summary.json, results.md, design.png")
+
+
+@command()
 def sweep(
     sweep_file: Path = typer.Argument(None, help="a sweep YAML (config, base, axes, seeds); or give them below"),
     out: Path = typer.Option(Path("runs/sweep"), help="sweep folder: one run folder per cell and seed"),

@@ -186,3 +186,32 @@ def test_start_offers_pavlovs_lottery_for_two_unit_demand_items_at_two_to_three(
     assert out.choice.eq(j).float().mean() > 0.2  # the lottery sells
     # measured 2.1267 against 2.1187 (without the lottery the start earned 2.103 on validation)
     assert t.coverage["start_train_revenue"] > item_pricing(train).revenue + 0.005
+
+
+def test_keep_margin_keeps_the_menu_against_a_validation_gain_within_noise():
+    """The kept menu changes only on a paired validation gain above ``keep_margin_se`` s.e.
+
+    Four validation bidders; candidate payments are set by hand: the first is kept; a second
+    paying 0.2 more to two of the four (paired differences 0, 0.2, 0, 0.2: gain 0.1, sample s.d.
+    0.2/sqrt(3), s.e. 0.1/sqrt(3), so gain = sqrt(3) s.e.) is kept at margins 0 and 1.7, not at
+    1.8; a third, +1 on everyone (s.e. 0), is kept at any margin; a loss never."""
+    v = additive_uniform(4, 1, 0.0, 1.0, seed=0)
+    menu = _trainer(v, v).menu()
+    first = torch.tensor([0.5, 0.5, 0.5, 0.5], dtype=torch.float64)
+    noisy = first + torch.tensor([0.0, 0.2, 0.0, 0.2], dtype=torch.float64)
+    for margin, kept_noisy in ((0.0, True), (1.7, True), (1.8, False)):
+        t = _trainer(v, v, keep_margin_se=margin)
+        t.step = 1
+        assert t.offer_best(menu, 0.5, first) and t.best["step"] == 1
+        t.step = 2
+        assert t.offer_best(menu, 0.6, noisy) is kept_noisy
+        assert t.best["step"] == (2 if kept_noisy else 1)
+        assert not t.offer_best(menu, 0.45, first - 0.05)  # a loss is never kept
+        t.step = 3
+        assert t.offer_best(menu, 1.5, first + 1.0) and t.best["step"] == 3
+    # a checkpoint written before the rule (no payments stored): they are recomputed from its menu
+    t = _trainer(v, v, keep_margin_se=1.0)
+    t.offer_best(menu, evaluate_menu(menu, v).revenue, evaluate_menu(menu, v).payment)
+    del t.best["payment"]
+    assert not t.offer_best(menu, t.best["hard_revenue"] + 1e-9, evaluate_menu(menu, v).payment)
+    assert torch.equal(t.best["payment"], evaluate_menu(menu, v).payment.double())

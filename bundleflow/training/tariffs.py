@@ -55,6 +55,8 @@ class TariffTraining:
     # the validation revenue does not drop
     polish_rounds: int = 3
     seed: int = 0
+    # stop training after this many seconds (0: no limit); the menu logged last is a candidate
+    time_budget_s: float = 0.0
 
     def check(self) -> None:
         if isinstance(self.polish_rounds, bool) or not isinstance(self.polish_rounds, int) or self.polish_rounds < 0:
@@ -65,6 +67,8 @@ class TariffTraining:
                 raise InputError(f"tariff training: {name} must be an integer >= 1, got {v!r}")
         if self.prices not in ("free", "scaled"):
             raise InputError(f"tariff training: prices must be 'free' or 'scaled', got {self.prices!r}")
+        if not (isinstance(self.time_budget_s, int | float) and 0 <= self.time_budget_s < math.inf):
+            raise InputError(f"tariff training: time_budget_s must be >= 0 and finite, got {self.time_budget_s!r}")
         for name in ("lr", "tau_start", "tau_end"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and v > 0 and math.isfinite(v)):
@@ -258,8 +262,11 @@ def fit_tariffs(
         opt.step()
         if on_step is not None:
             on_step(step)
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        over = cfg.time_budget_s > 0 and time.perf_counter() - t0 > cfg.time_budget_s
+        if step % cfg.log_every == 0 or step == cfg.steps or over:
             log(step, float(rev.detach()))
+        if over:
+            break
     if cfg.polish_rounds and best[2] >= 0:
         polished = polish_fees(best[1], train, fee_cap, cfg.polish_rounds)
         polished_rev = evaluate_tariffs(polished, val).revenue

@@ -72,6 +72,7 @@ from bundleflow.training.initialisation import _set_price_logits, data_driven_st
 from bundleflow.training.relaxation import annealed, relaxed_revenue
 from bundleflow.training.reseeding import reseed_unused, reset_moments
 from bundleflow.utils.device import tune_cpu_allocator
+from bundleflow.utils.stats import mean_and_se
 from bundleflow.valuations.base import Valuation
 from bundleflow.valuations.bundles import unique_rows
 from bundleflow.valuations.xor import XORValuation
@@ -262,8 +263,7 @@ class MenuTrainer:
         zero = (best <= 0) & offered  # no sampled bidder values this offered bundle
         start = self.start_menu()
         nan = float("nan")
-        if out.revenue > self.best["hard_revenue"]:
-            self.best = {"hard_revenue": out.revenue, "menu": menu.to_tensors(), "step": self.step}
+        self.offer_best(menu, out.revenue, out.payment)
         return StepMetrics(
             step=self.step,
             tau=self.tau(self.step),
@@ -282,6 +282,27 @@ class MenuTrainer:
             reseeded=self.reseeded,
             seconds=time.perf_counter() - t0,
         )
+
+    def offer_best(self, menu: Menu, revenue: float, payment: torch.Tensor) -> bool:
+        """Keep ``menu`` (exact validation ``revenue``, ``payment [B_val]`` per bidder) if it beats
+        the kept menu by more than ``cfg.keep_margin_se`` paired standard errors of the gain on
+        the validation bidders (``0``: by anything); returns whether it was kept."""
+        payment = payment.detach().double().cpu()
+        kept = self.best.get("payment")
+        if self.best["menu"] is not None and kept is None:  # a checkpoint written before the rule
+            kept = evaluate_menu(Menu.from_dict(self.best["menu"]), self.val).payment.double().cpu()
+            self.best["payment"] = kept
+        if kept is not None:
+            gain, se = mean_and_se(payment - kept)
+            if not gain > self.cfg.keep_margin_se * se or revenue <= self.best["hard_revenue"]:
+                return False
+        self.best = {
+            "hard_revenue": revenue,
+            "menu": menu.to_tensors(),
+            "step": self.step,
+            "payment": payment,
+        }
+        return True
 
     @torch.no_grad()
     def reseed(self) -> dict:
