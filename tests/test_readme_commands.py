@@ -37,6 +37,8 @@ SHORTER = {
     "bench": ["--quick", "--budget", "2"],
     "data generate": ["--n", "40"],
     "data stats": ["--limit", "200"],
+    # the exact families and tariffs on 600 rows (the BundleFlow families' Stage 1 flow is a minute)
+    "design": ["--limit", "600", "--budget", "5", "--families", "grand_bundling,item_pricing,atom_menu,tariffs"],
 }
 # a train command on generated bidders (rochetnet on 20,000, the default 4,000 elsewhere):
 # keep the command, shrink the sample (item pricing's exact ascent on 4,000 bidders x 50 items
