@@ -122,7 +122,7 @@ def run_cell(setting: str, init: str, args) -> dict:
         "changed": learning["allocations_changed"],
         "bundles_start": learning["distinct_bundles_start"],
         "bundles_end": learning["distinct_bundles"],
-        "best_step": L["best_step"],
+        "best_step": L.get("kept_step", L["best_step"]),
         "item_pricing": next(r["test_revenue"] for r in summary["baselines"] if r["method"] == "item_pricing"),
         "stage2_seconds": summary["stage2_seconds"],
         "seconds": summary["train_seconds"],

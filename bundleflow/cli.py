@@ -372,7 +372,7 @@ def design(
     )
     print_table(t)
     console.print(f"recommended (best validation revenue): {summary['winner']} -> {summary['winner_mechanism']}")
-    console.print(f"wrote {out}/summary.json, results.md, design.png")
+    console.print(f"wrote {out}/summary.json, results.md, design.png ({summary['wall_seconds']:.0f} s)")
 
 
 @command()

@@ -79,7 +79,7 @@ def test_a_run_logs_and_summarises_learning(tmp_path):
     L = learned["learning"]
     # the held-out gain is exactly the kept menu's held-out revenue minus the start's
     assert L["test_gain_over_start"] == pytest.approx(learned["test_revenue"] - L["start_test_revenue"], abs=1e-12)
-    assert L["val_gain_over_start"] == pytest.approx(learned["val_revenue_best"] - L["start_val_revenue"], abs=1e-12)
+    assert L["val_gain_over_start"] == pytest.approx(learned["val_revenue_kept"] - L["start_val_revenue"], abs=1e-12)
     assert lines[0]["hard_revenue"] == pytest.approx(L["start_val_revenue"], abs=1e-12)
     report = (tmp_path / "r" / "report" / "index.html").read_text()
     assert "held-out gain over the start" in report

@@ -115,10 +115,10 @@ class MenuConfig(_Strict):
     # after training: rounds of exact coordinate ascent on the kept menu's prices on the
     # training sample (allocations unchanged; kept only if training revenue does not drop)
     polish_rounds: int = Field(3, ge=0)
-    # validation selection: a logged menu replaces the kept one only if its exact validation
-    # revenue beats the kept menu's by more than keep_margin_se paired standard errors (0: any
-    # gain), so that validation noise does not trade a good menu for a slightly worse one
-    keep_margin_se: float = Field(0.0, ge=0)
+    # the kept menu: the last logged one, unless the one with the best exact validation revenue
+    # beats it by more than keep_margin_se paired standard errors on the validation bidders
+    # (0: always the validation-best, the rule before issue 39)
+    keep_margin_se: float = Field(2.0, ge=0)
     # outside option: "none" (pure menu, the bidder may buy nothing) or "item_prices"
     # (mixed bundling: any bundle may also be bought at the item-pricing baseline's prices)
     outside: Literal["none", "item_prices"] = "none"

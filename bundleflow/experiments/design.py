@@ -125,6 +125,7 @@ def run_design(
     _check_same_inputs(out / "design.json", inputs)
     for n, why in skipped.items():
         log(f"skip {n}: {why}")
+    t0 = time.perf_counter()
     ctx = FitContext(seed=seed, device=device, progress=progress)
     results: dict[str, dict] = {}
     mechanisms: dict[str, Any] = {}
@@ -186,6 +187,7 @@ def run_design(
         "winner": winner,
         "winner_mechanism": str(out / winner / "mechanism.json"),
         "rows": rows,
+        "wall_seconds": time.perf_counter() - t0,  # this sitting: fits not read back, and evaluation
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_json(out / "summary.json", summary)
@@ -219,7 +221,8 @@ def design_markdown(summary: dict) -> str:
 
 
 def plot_design(summary: dict, path: Path) -> bool:
-    """Held-out revenue +- 1.96 s.e. per family, the winner highlighted; whether it was written."""
+    """Held-out revenue +- 1.96 s.e. per family (points: the axis need not start at 0), the
+    winner highlighted; whether it was written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,19 +231,21 @@ def plot_design(summary: dict, path: Path) -> bool:
     rows = summary["rows"]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.4))
     y = list(range(len(rows)))
-    colors = ["tab:orange" if r["family"] == summary["winner"] else "tab:blue" for r in rows]
-    ax.barh(
-        y,
-        [r["test_revenue"] for r in rows],
-        xerr=[1.96 * r["test_revenue_se"] for r in rows],
-        color=colors,
-        capsize=3,
-    )
+    for i, r in zip(y, rows, strict=True):
+        ax.errorbar(
+            r["test_revenue"],
+            i,
+            xerr=1.96 * r["test_revenue_se"],
+            fmt="o",
+            color="tab:orange" if r["family"] == summary["winner"] else "tab:blue",
+            capsize=3,
+        )
     ax.set_yticks(y, [r["family"] for r in rows])
     ax.invert_yaxis()
     lo = min(r["test_revenue"] - 2 * r["test_revenue_se"] for r in rows)
     hi = max(r["test_revenue"] + 2 * r["test_revenue_se"] for r in rows)
     ax.set_xlim(max(0.0, lo - 0.1 * (hi - lo)), hi + 0.05 * (hi - lo))
+    ax.grid(axis="x", alpha=0.3)
     ax.set_xlabel("held-out revenue (exact, +- 1.96 s.e.)")
     ax.set_title(f"{summary['data']}: chosen on validation: {summary['winner']}")
     fig.tight_layout()

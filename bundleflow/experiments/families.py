@@ -143,7 +143,7 @@ def _menu_family(overrides: dict[str, Any]) -> Callable[[Valuation, Valuation, F
             return res.menu, {
                 "start_val_revenue": res.start_revenue,
                 "elements_moved": res.allocations_changed,
-                "kept_step": res.trainer.best["step"],
+                "kept_step": res.trainer.kept()["step"],
             }
 
         return _timed(fit, val)

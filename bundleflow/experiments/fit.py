@@ -100,7 +100,7 @@ def fit_menu(
 
     with progress_bar(f"stage 2 ({mc.model})", mc.steps, enabled=progress) as advance:
         trainer.run(t1, record, lambda step, logged: advance(1))
-    best = Menu.from_dict(trainer.best["menu"])
+    best = Menu.from_dict(trainer.kept()["menu"])
     polish = polish_menu(best, train, None, trainer.cap, mc.polish_rounds, progress, val=val)
     start = trainer.start_menu()
     assert start is not None  # set by initialise()
