@@ -292,13 +292,13 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
     if stopped_by_budget:
         log(f"time budget of {cfgm.time_budget_s:g} s reached at step {trainer.step}")
     stage2_seconds = time.perf_counter() - t0
-    kept = trainer.kept()
-    best = Menu.from_dict(kept["menu"])
+    chosen = trainer.kept()
+    best = Menu.from_dict(chosen["menu"])
     final = trainer.menu()
     polish = polish_menu(best, train, test, trainer.cap, cfgm.polish_rounds, progress, val=val)
     best = polish.pop("menu")
     test_out = evaluate_menu(best, test)
-    learning = learning_summary(best, trainer.start, kept["hard_revenue"], test, test_out.payment)
+    learning = learning_summary(best, trainer.start, chosen["hard_revenue"], test, test_out.payment)
     atomic_write_json(out / "menu.json", best.to_dict())
     fitted: dict = {}
     # baselines the trainer already fitted on this training split are not fitted again
@@ -326,8 +326,8 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
             "test_gain_over_item_pricing_se": gain_ip_se,
             "val_revenue_best": trainer.best["hard_revenue"],
             "best_step": trainer.best["step"],
-            "val_revenue_kept": kept["hard_revenue"],
-            "kept_step": kept["step"],
+            "val_revenue_kept": chosen["hard_revenue"],
+            "kept_step": chosen["step"],
             "steps_done": trainer.step,
             "stopped_by_time_budget": stopped_by_budget,
             "final_soft_revenue": last["soft_revenue"],
