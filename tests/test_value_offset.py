@@ -224,3 +224,21 @@ def test_training_keeps_the_last_menu_unless_the_validation_best_beats_it_signif
     del state["last"]
     fresh.load_state(state)
     assert fresh.kept()["step"] == 1
+
+
+@pytest.mark.parametrize(
+    "sampler, low, optimum",
+    [(additive_uniform, 0.0, 0.5491), (unit_demand_uniform, 2.0, 2.137)],
+    ids=["two_additive_0_1", "two_unit_demand_2_3"],
+)
+def test_rochetnet_defaults_reach_known_two_item_optima_within_half_a_percent(sampler, low, optimum):
+    """Issue 39's sizes: 20,000 training, 2,000 validation, 100,000 held-out bidders, the default
+    preset (1,000 steps). Held-out s.e. is about 0.0012 on 2 additive U[0,1] (0.2% of 0.5491) and
+    0.0013 on 2 unit-demand U[2,3] (0.06% of 2.137), so 0.5% is at least 2.3 s.e. below the optimum.
+    Measured 0.9978 and 0.9970 of the optima. Before the kept menu was the last one unless the
+    validation-best beat it by 2 paired s.e., the validation maximum kept step 800 on 2 additive
+    items (0.9933), and before the relaxation's unit was the spread RochetNet stayed at item
+    pricing on U[2, 3] (0.988)."""
+    train, val, test = (sampler(n, 2, low, low + 1.0, seed=s) for n, s in ((20000, 1), (2000, 2), (100000, 3)))
+    fit = fit_menu(train, val, {"model": "rochetnet"}, device="cpu")
+    assert evaluate_menu(fit.menu, test).revenue >= 0.995 * optimum
