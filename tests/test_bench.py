@@ -288,3 +288,23 @@ def test_bench_cli_seeds_errors_are_one_line(tmp_path):
     )
     assert_one_line_error(cli("bench", "--quick", "--seeds", "2-0", "--out", tmp_path / "b"), "runs backwards")
     assert_one_line_error(cli("bench", "--quick", "--seeds", "x", "--out", tmp_path / "b"), "seeds")
+
+
+def test_bench_fits_registry_families_and_pairs_them_with_item_pricing(tmp_path):
+    """``tariffs`` comes from the family registry: one row per setting where it applies (XOR
+    bidders), its gain over the item-pricing row paired on the same held-out bidders; over
+    seeds, combined like the learned cells."""
+    said: list[str] = []
+    args = dict(budget_s=5, quick=True, log=said.append)
+    res = run_bench(tmp_path, ["uniform_m2", "additive_2"], ["tariffs", "item_pricing"], seeds=[0, 1], **args)
+    rows = {(r["setting"], r["method"]): r for r in res["rows"]}
+    assert ("additive_2", "tariffs") not in rows and ("additive_2", "item_pricing") in rows
+    assert "additive_2: skip tariffs (needs XOR bidders (atoms))" in said
+    t, ip = rows[("uniform_m2", "tariffs")], rows[("uniform_m2", "item_pricing")]
+    assert t["seeds"] == [0, 1] and len(t["per_seed"]) == 2
+    # the paired mean gain is the difference of the means (same bidders, same item prices)
+    for e in t["per_seed"]:
+        assert e["gain_over_item_pricing"] == pytest.approx(e["test_revenue"] - ip["test_revenue"], abs=1e-9)
+    assert t["gain_over_item_pricing"] == pytest.approx(t["test_revenue"] - ip["test_revenue"], abs=1e-9)
+    assert t["gain_over_item_pricing"] >= -0.02  # never far below its floor (validation keeps item pricing)
+    assert "| uniform_m2 | tariffs |" in (tmp_path / "results.md").read_text()

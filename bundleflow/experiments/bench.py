@@ -31,7 +31,10 @@ LEARNED_OVERRIDES = {
 }
 LEARNED = tuple(LEARNED_OVERRIDES)
 BASELINES = ("grand_bundling", "item_pricing", "atom_menu", "welfare_bound", "lp_optimum")
-METHODS = LEARNED + BASELINES
+# families of the registry (bundleflow.experiments.families) that have no run folder of their
+# own: fitted in memory through the registry's interface, a row each like the learned cells
+REGISTRY_METHODS = ("tariffs",)
+METHODS = LEARNED + REGISTRY_METHODS + BASELINES
 
 # known optima of the infinite-sample problem
 KNOWN_OPTIMUM = {"additive_2": 0.5491, "unit_demand_2": 0.3843}
@@ -341,7 +344,7 @@ def run_bench(
             ensure_paper_data(name, data_dir, quick, log, progress)
         ov = table[name] + (QUICK if quick else [])
         cfg = load_config(None, ov)
-        train, _, test = make_data(cfg)
+        train, val, test = make_data(cfg)
         curves[name] = {}
         for method in [m for m in methods if m in LEARNED]:
             per_seed = []
@@ -385,6 +388,9 @@ def run_bench(
                 )
             rows.append(per_seed[0] if seeds is None else over_seeds(per_seed, seeds))
         _paired_learned(rows, name, out, test, seeds)
+        rows += _registry_rows(
+            name, [m for m in methods if m in REGISTRY_METHODS], train, val, test, budget_s, seeds, log
+        )
         wanted = [m for m in methods if m in BASELINES]
         if wanted:
             lp = "lp_optimum" in wanted and train.n_items <= 3 and len(train) <= 400
@@ -481,6 +487,54 @@ def _paired_learned(rows: list[dict], setting: str, out: Path, test, seeds: list
         row["gain_over_rochetnet_se_across_seeds"] = across
         for entry, (g, se) in zip(row["per_seed"], gains, strict=True):
             entry["gain_over_rochetnet"], entry["gain_over_rochetnet_se"] = g, se
+
+
+def _registry_rows(
+    setting: str, methods: list[str], train, val, test, budget_s: float, seeds: list[int] | None, log
+) -> list[dict]:
+    """One row per family of :data:`REGISTRY_METHODS` in ``methods`` that applies to ``train``:
+    fitted through the registry (:data:`bundleflow.experiments.families.FAMILIES`, validation
+    ``val``, ``budget_s`` seconds, once per seed), exact held-out revenue and its paired gain
+    over exact item pricing fitted on the same ``train`` (seed 0's fit, as the baseline row)."""
+    from bundleflow.baselines.items import item_pricing
+    from bundleflow.experiments.families import FAMILIES, FitContext
+    from bundleflow.mechanisms.mechanism import mechanism_payments
+    from bundleflow.utils.stats import mean_and_se
+
+    rows: list[dict] = []
+    item_pay = None
+    for method in methods:
+        why = FAMILIES[method].applies_to(train)
+        if why is not None:
+            log(f"{setting}: skip {method} ({why})")
+            continue
+        if item_pay is None:
+            item_pay = item_pricing(train).payments(test)
+        per_seed = []
+        for seed in [0] if seeds is None else seeds:
+            log(cell_label(setting, method, None if seeds is None else seed) + ": fitting")
+            t0 = time.perf_counter()
+            fitted = FAMILIES[method].fit(train, val, FitContext(seed=seed, budget_s=budget_s))
+            pay = mechanism_payments(fitted.mechanism, test)
+            rev, se = mean_and_se(pay)
+            gain, gain_se = mean_and_se(pay - item_pay)
+            per_seed.append(
+                {
+                    "setting": setting,
+                    "method": method,
+                    "test_revenue": rev,
+                    "test_revenue_se": se,
+                    "train_seconds": fitted.seconds,
+                    "wall_seconds": time.perf_counter() - t0,
+                    "steps": None,
+                    "steps_to_99pct": None,
+                    "stopped_by_time_budget": False,
+                    "gain_over_item_pricing": gain,
+                    "gain_over_item_pricing_se": gain_se,
+                }
+            )
+        rows.append(per_seed[0] if seeds is None else over_seeds(per_seed, seeds))
+    return rows
 
 
 def cell_overrides(method: str, budget_s: float, seed: int | None) -> list[str]:
