@@ -16,7 +16,13 @@ from rich.text import Text
 
 from bundleflow.errors import InputError, error_message
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Revenue-optimal auction menus (BundleFlow).")
+# rich_markup_mode=None: help text is printed as written ("[0,1]" in a docstring is not markup)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Revenue-optimal auction menus (BundleFlow).",
+)
 # markup off: paths, config values and error messages are printed as written (a "[red]" in a
 # path is shown, never interpreted)
 console = Console(markup=False, highlight=False, soft_wrap=True)
@@ -676,7 +682,11 @@ def report(run_dir: Path = typer.Argument(..., help="a folder written by `bundle
     console.print(f"wrote {write_report(run_dir)}")
 
 
-data_app = typer.Typer(no_args_is_help=True, help="Generate valuations (CATS in Python) and summarise valuation files.")
+data_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Generate valuations (CATS in Python) and summarise valuation files.",
+)
 app.add_typer(data_app, name="data")
 
 

@@ -10,15 +10,26 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bundleflow.errors import InputError
+from bundleflow.utils.yaml_files import load_yaml, read_yaml
 
 
 class _Strict(BaseModel):
     # no unknown keys; NaN and inf are refused for every float (lr, temperatures, budgets, values)
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, v, info):
+        """``true`` for a count or a rate is a mistake, not 1 (pydantic would take it as 1)."""
+        if isinstance(v, bool) and info.field_name is not None:
+            kinds = {cls.model_fields[info.field_name].annotation}
+            kinds |= set(getattr(next(iter(kinds)), "__args__", ()))
+            if kinds & {int, float} and bool not in kinds:
+                raise ValueError(f"must be a number, got the boolean {str(v).lower()}")
+        return v
 
 
 _GENERATOR_FIELDS = {"n_items", "n_atoms", "q", "low", "high"}  # describe generated data only
@@ -322,7 +333,7 @@ def _set(d: dict, dotted: str, raw: str) -> None:
         cur = cur.setdefault(k, {})
         if not isinstance(cur, dict):
             raise InputError(f"override {dotted}: {k} is not a section")
-    cur[keys[-1]] = yaml.safe_load(raw)
+    cur[keys[-1]] = load_yaml(raw, f"override {dotted}")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -332,10 +343,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         if not p.is_file():
             raise InputError(f"{p}: no such config file")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(f"{p}: not valid YAML ({exc})") from exc
+        raw = read_yaml(p) or {}
         if not isinstance(raw, dict):
             raise InputError(f"{p}: a config must be a mapping")
     for ov in overrides or []:

@@ -22,11 +22,11 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 
 from bundleflow.errors import InputError
 from bundleflow.training.learning import describe
 from bundleflow.utils.files import atomic_write, atomic_write_text, read_jsonl
+from bundleflow.utils.yaml_files import read_yaml
 
 REQUIRED = ("config.yaml", "metrics.jsonl", "menu.json", "summary.json")
 MAX_ROWS = 50
@@ -42,7 +42,7 @@ def _load_run(run: Path):
     if missing:
         raise InputError(f"{run}: incomplete run folder, missing {', '.join(missing)} (has the run finished?)")
     try:
-        cfg = RunConfig(**yaml.safe_load((run / "config.yaml").read_text()))
+        cfg = RunConfig(**read_yaml(run / "config.yaml"))
     except Exception as exc:
         raise InputError(f"{run / 'config.yaml'}: not a bundleflow run config ({exc})") from exc
     try:

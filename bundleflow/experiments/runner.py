@@ -29,6 +29,7 @@ from bundleflow.utils.files import (
     writable_dir,
 )
 from bundleflow.utils.progress import progress_bar
+from bundleflow.utils.yaml_files import read_yaml
 from bundleflow.valuations.base import Valuation
 from bundleflow.valuations.items import UnitDemandValuation
 
@@ -201,9 +202,9 @@ def holds_config(out: Path, cfg: RunConfig) -> bool:
     if not cfg_path.is_file():
         return False
     try:
-        old = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"{cfg_path}: unreadable config ({exc}); use a new folder or --no-resume") from exc
+        old = read_yaml(cfg_path)
+    except InputError as exc:
+        raise InputError(f"{exc}; use a new folder or --no-resume") from exc
     try:
         return RunConfig.model_validate(old).record() == cfg.record()
     except Exception:

@@ -36,6 +36,7 @@ import yaml
 
 from bundleflow.errors import InputError, error_message
 from bundleflow.utils.files import atomic_write_json, atomic_write_text
+from bundleflow.utils.yaml_files import read_yaml
 
 EXECUTORS = ("local", "ray")
 
@@ -109,10 +110,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such sweep file")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not valid YAML ({exc})") from exc
+    raw = read_yaml(p) or {}
     if not isinstance(raw, dict) or not set(raw) <= {"config", "base", "axes", "seeds"}:
         raise InputError(f"{p}: a sweep is a mapping of config, base, axes and seeds")
     spec = SweepSpec()

@@ -1,0 +1,70 @@
+"""Issue 36 (reliability, second round): the cases of its acceptance table handled so far.
+
+Each case: the exit code 2, the one line naming the file or field, and nothing written."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import assert_one_line_error, cli
+
+from bundleflow.errors import InputError
+from bundleflow.experiments.config import load_config
+from bundleflow.utils.yaml_files import MAX_YAML_BYTES, load_yaml, read_yaml
+
+
+def _refused(tmp_path, args, *fragments):
+    out = tmp_path / "run"
+    assert_one_line_error(cli("train", "--out", out, *args), *fragments)
+    assert not out.exists()  # refused before any work: no run folder
+
+
+def test_a_key_given_twice_is_an_error_naming_the_file_and_key(tmp_path):
+    cfg = tmp_path / "dup.yaml"
+    cfg.write_text("menu:\n  steps: 3\n  steps: 4\n")
+    _refused(tmp_path, ["-c", cfg], str(cfg), "key 'steps' is given twice", "line 3")
+    with pytest.raises(InputError, match="key 'a' is given twice"):
+        load_yaml("a: 1\nb: 2\na: 3\n", "x")
+    assert load_yaml("a: 1\nb: {a: 2}\n", "x") == {"a": 1, "b": {"a": 2}}  # the same key in another mapping
+
+
+def test_yaml_aliases_are_refused_so_no_small_file_expands(tmp_path):
+    """Billion laughs: nine levels of nine aliases would be 9^9 = 387 million list items."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    cfg = tmp_path / "laughs.yaml"
+    cfg.write_text("\n".join(lines) + "\n")
+    assert cfg.stat().st_size < 1000
+    _refused(tmp_path, ["-c", cfg], str(cfg), "aliases (*name) are not allowed")
+    # the same in one override
+    _refused(tmp_path, ["menu.steps=[&a [1, 1], *a]"], "override menu.steps", "aliases")
+    assert load_yaml("a: &x 1\n", "x") == {"a": 1}  # an anchor alone is harmless
+
+
+def test_a_config_that_is_not_utf8_or_too_large_is_refused(tmp_path):
+    utf16 = tmp_path / "u16.yaml"
+    utf16.write_bytes("menu:\n  steps: 3\n".encode("utf-16"))
+    _refused(tmp_path, ["-c", utf16], str(utf16), "not UTF-8 text")
+    big = tmp_path / "big.yaml"
+    big.write_text("#" * (MAX_YAML_BYTES + 1) + "\n")
+    _refused(tmp_path, ["-c", big], str(big), "more than a YAML file here may hold")
+    with pytest.raises(InputError, match="more than a YAML file"):
+        read_yaml(big)
+
+
+def test_booleans_are_not_numbers(tmp_path):
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text("menu:\n  n_elements: true\n")
+    _refused(tmp_path, ["-c", cfg], "menu.n_elements: must be a number, got the boolean true")
+    _refused(tmp_path, ["menu.lr=false"], "menu.lr: must be a number, got the boolean false")
+    # a boolean field still takes booleans, a number field numbers
+    cfg = load_config(overrides=["menu.model=gemnet", "gemnet.affine=true", "menu.n_elements=7"])
+    assert cfg.gemnet.affine is True and cfg.menu.n_elements == 7
+    assert load_config(overrides=["menu.lr=0.5"]).menu.lr == 0.5
+
+
+def test_command_help_is_printed_as_written():
+    """Terminal markup ate "[0,1]" from certify's help ("never over-allocates on ^(n m)")."""
+    r = cli("--help")
+    assert r.exit_code == 0
+    assert "over-allocates on [low," in r.stdout
+    assert "over-allocates on [low, high]^(n m)" in cli("certify", "--help").stdout
