@@ -68,3 +68,32 @@ def test_command_help_is_printed_as_written():
     assert r.exit_code == 0
     assert "over-allocates on [low," in r.stdout
     assert "over-allocates on [low, high]^(n m)" in cli("certify", "--help").stdout
+
+
+def _npz(path, atoms, values):
+    import numpy as np
+
+    np.savez(path, atoms=atoms, values=values, n_atoms=np.full(atoms.shape[0], atoms.shape[1]))
+    return path
+
+
+def test_valuation_files_that_are_not_regular_files_say_what_they_are(tmp_path):
+    assert_one_line_error(cli("baselines", "/dev/zero"), "/dev/zero: is not a regular file (a device or pipe)")
+    assert_one_line_error(cli("baselines", tmp_path), f"{tmp_path}: is a folder, not a valuation file")
+    assert_one_line_error(cli("baselines", tmp_path / "none.npz"), "none.npz: no such file")
+
+
+def test_complex_values_and_rows_without_atoms_are_refused(tmp_path):
+    import numpy as np
+
+    c = _npz(tmp_path / "c.npz", np.ones((3, 2, 4), dtype=bool), (np.ones((3, 2)) + 1j).astype(np.complex64))
+    assert_one_line_error(cli("baselines", c), "c.npz: 'values' must hold real numbers, got dtype complex64")
+    z = _npz(tmp_path / "z.npz", np.ones((3, 0, 4), dtype=bool), np.ones((3, 0)))
+    assert_one_line_error(cli("baselines", z), "z.npz: 'atoms' has shape (3, 0, 4): every bidder needs at least one")
+
+
+def test_a_partial_instance_is_refused_before_drawing(tmp_path):
+    out = tmp_path / "p.npz"
+    r = cli("data", "generate", "regions", "--items", "5", "--n", "403", "--bidders-per-instance", "4", "--out", out)
+    assert_one_line_error(r, "--n 403 is not a multiple of --bidders-per-instance 4", "use --n 400 or 404")
+    assert not out.exists()

@@ -39,6 +39,18 @@ from bundleflow.valuations.xor import XORValuation
 _REQUIRED = ("atoms", "values", "n_atoms")
 
 
+def _valuation_file(path: str | Path) -> Path:
+    """``path`` if it is a regular file; else an :class:`InputError` saying what it is."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a valuation file")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: is not a regular file (a device or pipe); give a valuation file")
+    return path
+
+
 def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuation, dict]:
     """Load a CATS reference npz file.
 
@@ -46,9 +58,7 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
     and any other scalar provenance field, and ``instance`` (``[N]`` int64, each row's CATS
     instance) when the file has it. ``limit`` keeps the first rows only.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = _valuation_file(path)
     try:
         data = np.load(path, allow_pickle=False)
         arrays = {k: data[k] for k in data.files}
@@ -72,6 +82,8 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
     for key, arr in (("atoms", atoms), ("values", values), ("n_atoms", n_atoms)):
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise InputError(f"{path}: '{key}' must be numeric, got dtype {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.complexfloating):
+            raise InputError(f"{path}: '{key}' must hold real numbers, got dtype {arr.dtype}")
     if not (
         np.issubdtype(n_atoms.dtype, np.integer)
         or (np.isfinite(n_atoms).all() and (n_atoms == np.round(n_atoms)).all())
@@ -80,6 +92,10 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
     n_atoms = n_atoms.astype(np.int64)
     if atoms.ndim != 3:
         raise InputError(f"{path}: 'atoms' must be [N, max_atoms, n_items], got shape {atoms.shape}")
+    if atoms.shape[1] == 0 or atoms.shape[2] == 0:
+        raise InputError(
+            f"{path}: 'atoms' has shape {atoms.shape}: every bidder needs at least one atom slot over at least one item"
+        )
     if values.shape != atoms.shape[:2]:
         raise InputError(f"{path}: 'values' shape {values.shape} does not match atoms {atoms.shape[:2]}")
     if n_atoms.shape != atoms.shape[:1]:
@@ -148,6 +164,12 @@ def generate_npz(
     row's private-value kind and instance, and the rand48 ``seeds`` / ``seeds2`` that regenerate it."""
     from bundleflow.cats.generator import generate
 
+    if bidders_per_instance > 1 and n % bidders_per_instance:
+        raise InputError(
+            f"--n {n} is not a multiple of --bidders-per-instance {bidders_per_instance}: the last instance "
+            f"would have {n % bidders_per_instance} bidders; use --n {n - n % bidders_per_instance} or "
+            f"{n + bidders_per_instance - n % bidders_per_instance}"
+        )
     v, meta = generate(
         distribution,
         n_items,
@@ -243,9 +265,7 @@ def parse_cats_bids(text: str, source: str = "<text>") -> XORValuation:
 
 def load_cats_bids(path: str | Path) -> XORValuation:
     """Read a CATS text bid file (see :func:`parse_cats_bids`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = _valuation_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
