@@ -97,3 +97,49 @@ def test_a_partial_instance_is_refused_before_drawing(tmp_path):
     r = cli("data", "generate", "regions", "--items", "5", "--n", "403", "--bidders-per-instance", "4", "--out", out)
     assert_one_line_error(r, "--n 403 is not a multiple of --bidders-per-instance 4", "use --n 400 or 404")
     assert not out.exists()
+
+
+def test_links_inside_a_run_folder_are_replaced_never_followed(tmp_path):
+    """Data loss before: a run folder whose ``report`` was a link to a folder elsewhere had that
+    folder's ``index.html`` overwritten. Links planted for every file and folder a run writes
+    leave their targets byte for byte unchanged."""
+    import hashlib
+
+    from conftest import TINY_TRAIN
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    names = ["index.html", "metrics.jsonl", "menu.json", "summary.json"]
+    for n in names:
+        (outside / n).write_text(f"precious {n}\n")
+
+    def digest():
+        return {n: hashlib.sha256((outside / n).read_bytes()).hexdigest() for n in names}
+
+    before = digest()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report").symlink_to(outside, target_is_directory=True)
+    for n in names[1:]:
+        (run / n).symlink_to(outside / n)
+    r = cli("train", "--out", run, *TINY_TRAIN)
+    assert r.exit_code == 0, r.output
+    assert cli("report", run).exit_code == 0
+    assert digest() == before
+    assert (run / "report").is_dir() and not (run / "report").is_symlink()
+    assert (run / "report" / "index.html").is_file()
+    assert not any((run / n).is_symlink() for n in names[1:])
+    assert len((run / "metrics.jsonl").read_text().splitlines()) >= 2  # its own log, from the start
+    # a design run's family folder and log
+    from bundleflow.cats.io import save_cats_npz
+    from bundleflow.valuations.generators import uniform_atoms
+
+    data = save_cats_npz(tmp_path / "toy.npz", uniform_atoms(200, 3, 2, 0.5, seed=0))
+    d = tmp_path / "design"
+    d.mkdir()
+    (d / "item_pricing").symlink_to(outside, target_is_directory=True)
+    (d / "metrics.jsonl").symlink_to(outside / "metrics.jsonl")
+    r = cli("design", data, "--out", d, "--families", "item_pricing", "--budget", "5")
+    assert r.exit_code == 0, r.output
+    assert digest() == before and not (outside / "fit.json").exists()
+    assert (d / "item_pricing" / "fit.json").is_file() and not (d / "item_pricing").is_symlink()

@@ -36,7 +36,15 @@ from bundleflow.mechanisms.mechanism import (
     mechanism_payments,
     mechanism_to_json,
 )
-from bundleflow.utils.files import atomic_write, atomic_write_json, atomic_write_text, json_dumps, writable_dir
+from bundleflow.utils.files import (
+    append_line,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    json_dumps,
+    own_folder,
+    writable_dir,
+)
 from bundleflow.utils.stats import mean_and_se
 from bundleflow.valuations.base import Valuation
 
@@ -152,11 +160,10 @@ def run_design(
             "seconds": fitted.seconds,
             "details": fitted.details,
         }
-        folder.mkdir(exist_ok=True)
+        own_folder(folder)  # a link there is replaced, never followed
         atomic_write_json(folder / "mechanism.json", mechanism_to_json(fitted.mechanism))
         atomic_write_json(folder / "fit.json", facts)  # last: its presence marks the family done
-        with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json_dumps(facts) + "\n")
+        append_line(out / "metrics.jsonl", json_dumps(facts))
         mechanisms[n], results[n] = fitted.mechanism, facts
     winner = max(names, key=lambda n: (results[n]["val_revenue"], -names.index(n)))
     pay = {n: mechanism_payments(mechanisms[n], test) for n in names}

@@ -31,6 +31,7 @@ from bundleflow.experiments.runner import (
 from bundleflow.mechanisms.multi import GemNet, MultiMenuMechanism, MultiOutcome, evaluate_multi
 from bundleflow.utils.device import machine_facts, resolve_device
 from bundleflow.utils.files import (
+    append_line,
     atomic_write,
     atomic_write_json,
     atomic_write_text,
@@ -358,8 +359,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
         done = [trainer.step]
 
         def record(row: dict) -> None:
-            with open(metrics_path, "a", encoding="utf-8") as fh:
-                fh.write(json_dumps(row) + "\n")
+            append_line(metrics_path, json_dumps(row))
             atomic_write(ckpt, lambda tmp: torch.save(trainer.state(), tmp))
             advance(row["step"] - done[0])
             done[0] = row["step"]

@@ -25,7 +25,7 @@ import torch
 
 from bundleflow.errors import InputError
 from bundleflow.training.learning import describe
-from bundleflow.utils.files import atomic_write, atomic_write_text, read_jsonl
+from bundleflow.utils.files import atomic_write, atomic_write_text, own_folder, read_jsonl
 from bundleflow.utils.yaml_files import read_yaml
 
 REQUIRED = ("config.yaml", "metrics.jsonl", "menu.json", "summary.json")
@@ -131,8 +131,7 @@ def write_report(run_dir: str | Path) -> Path:
         raise InputError(f"{run}: menu.json has {menu.n_items} items but the run's data has {test.n_items}")
     out = evaluate_menu(menu, test)
     ev = expected_values(menu, test)  # [B, J]
-    rep = run / "report"
-    rep.mkdir(exist_ok=True)
+    rep = own_folder(run / "report")  # a link there is replaced, never followed
     plt = _plt()
     pngs = {}
 

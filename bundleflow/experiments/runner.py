@@ -20,6 +20,7 @@ from bundleflow.mechanisms.model import MenuModel
 from bundleflow.mechanisms.rochetnet import BundleRochetNetMenu, RochetNetMenu
 from bundleflow.utils.device import machine_facts, resolve_device
 from bundleflow.utils.files import (
+    append_line,
     atomic_write,
     atomic_write_json,
     atomic_write_text,
@@ -263,8 +264,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
 
     def record(soft: float) -> dict:
         m = trainer.log_metrics(soft, t0).__dict__
-        with open(metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(json_dumps(m) + "\n")
+        append_line(metrics_path, json_dumps(m))
         atomic_write(ckpt, lambda tmp: torch.save(trainer.state(), tmp))
         return m
 

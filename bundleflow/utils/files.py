@@ -87,6 +87,35 @@ def writable_dir(path: str | Path) -> Path:
     return path
 
 
+def append_line(path: str | Path, line: str) -> None:
+    """Append ``line`` (a newline added) to the file ``path``, never through a symbolic link: a
+    link there is removed (its target untouched) and a real file started in its place."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    if path.is_symlink():
+        path.unlink()
+    fd = os.open(path, flags, 0o666)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def own_folder(path: str | Path) -> Path:
+    """The folder ``path`` that a command creates inside its own output folder (a run's
+    ``report/``, a design's family folder), never followed elsewhere: a symbolic link there is
+    removed (its target untouched) and a real folder made in its place, so nothing outside the
+    output folder is written. Files are safe already: :func:`atomic_write` replaces a link
+    itself, never the file it points to."""
+    from bundleflow.errors import InputError
+
+    path = Path(path)
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists() and not path.is_dir():
+        raise InputError(f"{path}: exists and is not a folder; move it away")
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def writable_file(path: str | Path, overwrite: bool = True) -> Path:
     """Check that file ``path`` can be (over)written, before any work: not a folder, parent writable."""
     from bundleflow.errors import InputError
