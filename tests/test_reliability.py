@@ -143,3 +143,31 @@ def test_links_inside_a_run_folder_are_replaced_never_followed(tmp_path):
     assert r.exit_code == 0, r.output
     assert digest() == before and not (outside / "fit.json").exists()
     assert (d / "item_pricing" / "fit.json").is_file() and not (d / "item_pricing").is_symlink()
+
+
+def test_a_failed_start_never_blocks_the_corrected_command(tmp_path, monkeypatch):
+    """``menu.n_support=1000000`` failed after Stage 1 with the allocator's message and left
+    ``config.yaml``, so the corrected command on the same folder was refused. The failure is
+    simulated (never provoked): Stage 2's start raises as an allocator would."""
+    from conftest import TINY_TRAIN
+
+    from bundleflow.experiments.runner import run_training
+    from bundleflow.training.trainer import MenuTrainer
+
+    def out_of_memory(self, progress=False):
+        raise RuntimeError("simulated: DefaultCPUAllocator: not enough memory")
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(MenuTrainer, "initialise", out_of_memory)
+        with pytest.raises(RuntimeError, match="simulated"):
+            run_training(load_config(overrides=[*TINY_TRAIN, "menu.n_support=3"]), run, progress=False, log=print)
+    assert (run / "config.yaml").is_file() and not (run / "checkpoint.pt").exists()
+    said: list[str] = []
+    summary = run_training(load_config(overrides=TINY_TRAIN), run, progress=False, log=said.append)
+    assert any("stopped before its first checkpoint; starting afresh" in s for s in said)
+    assert summary["learned"]["steps_done"] == 4
+    assert "n_support: 2" in (run / "config.yaml").read_text()
+    # a run that reached a checkpoint is still protected from another config
+    with pytest.raises(InputError, match="holds a run with a different config"):
+        run_training(load_config(overrides=[*TINY_TRAIN, "menu.n_support=3"]), run, progress=False, log=said.append)

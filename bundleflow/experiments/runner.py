@@ -241,12 +241,18 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
 
     cfg_path = out / "config.yaml"
     cfg_text = yaml.safe_dump(cfg.record(), sort_keys=False)
-    if cfg_path.is_file() and resume and not holds_config(out, cfg):
-        raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
+    same_config = cfg_path.is_file() and resume
+    if same_config and not holds_config(out, cfg):
+        if (out / "checkpoint.pt").is_file() or (out / "summary.json").is_file():
+            raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
+        # a start that failed (or was killed) before its first checkpoint trained nothing: the
+        # corrected command replaces its config instead of being refused
+        log(f"{out}: an earlier start with another config stopped before its first checkpoint; starting afresh")
+        same_config = False
     device = resolve_device(cfg.device)
     train, val, test = make_data(cfg)
     # the folder's flow.pt belongs to this config only if the folder's config.yaml matched above
-    model = build_model(cfg, train, out, device, log, reuse_flow=resume and cfg_path.is_file(), progress=progress)
+    model = build_model(cfg, train, out, device, log, reuse_flow=same_config, progress=progress)
     trainer = MenuTrainer(model, train, val, cfg.menu, device)
     atomic_write_text(cfg_path, cfg_text)
     ckpt = out / "checkpoint.pt"
