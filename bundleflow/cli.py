@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import platform
 import sys
 import time
@@ -490,7 +489,7 @@ def evaluate(
     """Exact revenue of a saved menu on a valuation file."""
     from bundleflow.cats.io import load_valuations
     from bundleflow.mechanisms.menu import Menu, evaluate_menu
-    from bundleflow.utils.files import json_dumps
+    from bundleflow.utils.files import json_dumps, read_json
 
     if menu_file.suffix == ".pt":  # a multi-bidder mechanism
         from bundleflow.experiments.multi_runner import load_mechanism, profiles_from_file
@@ -506,12 +505,7 @@ def evaluate(
             raise InputError(f"{menu_file}: a mechanism for {kind} bidders; {data} holds the other kind")
         console.print_json(json_dumps(evaluate_multi(mech, bidders).summary()))
         return
-    if not menu_file.is_file():
-        raise InputError(f"{menu_file}: no such menu file")
-    try:
-        d = json.loads(menu_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{menu_file}: not valid JSON ({exc})") from exc
+    d = read_json(menu_file, "menu file")
     if not isinstance(d, dict):
         raise InputError(f"{menu_file}: a menu file holds a JSON object with bundles, probs and prices")
     menu = Menu.from_dict(d)

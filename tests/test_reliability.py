@@ -171,3 +171,30 @@ def test_a_failed_start_never_blocks_the_corrected_command(tmp_path, monkeypatch
     # a run that reached a checkpoint is still protected from another config
     with pytest.raises(InputError, match="holds a run with a different config"):
         run_training(load_config(overrides=[*TINY_TRAIN, "menu.n_support=3"]), run, progress=False, log=said.append)
+
+
+def test_unreadable_result_files_are_named(tmp_path):
+    """``evaluate`` on a ``.pt`` holding a bare tensor, a 100,000-deep ``menu.json`` and ``report``
+    with a corrupt ``summary.json``: each one line naming the file (before: "unexpected
+    IndexError", "unexpected RecursionError", "a result file is not valid JSON")."""
+    import torch
+    from conftest import TINY_TRAIN
+
+    data = tmp_path / "v.npz"
+    from bundleflow.cats.io import save_cats_npz
+    from bundleflow.valuations.generators import uniform_atoms
+
+    save_cats_npz(data, uniform_atoms(50, 3, 2, 0.5, seed=0))
+    bare = tmp_path / "bare.pt"
+    torch.save(torch.ones(3), bare)
+    assert_one_line_error(cli("evaluate", bare, data), f"{bare}: not a GemNet mechanism file (holds a Tensor")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert_one_line_error(cli("evaluate", deep, data), f"{deep}: nested too deeply to be a menu file")
+    run = tmp_path / "run"
+    assert cli("train", "--out", run, *TINY_TRAIN).exit_code == 0
+    (run / "summary.json").write_text("{bad")
+    assert_one_line_error(cli("report", run), f"{run / 'summary.json'}: not valid JSON")
+    (run / "summary.json").write_text("{}")
+    (run / "menu.json").write_text('{"bundles": [[[1, 0, 0]]], "probs": [[1.0]]}')
+    assert_one_line_error(cli("report", run), f"{run / 'menu.json'}: menu file lacks field 'prices'")

@@ -193,6 +193,10 @@ def load_mechanism(path: str | Path, device="cpu"):
     from bundleflow.training.compatibility import ShiftedMenus
 
     state = load_tensors(path, device, "mechanism")
+    if not isinstance(state, dict):
+        raise InputError(
+            f"{path}: not a GemNet mechanism file (holds a {type(state).__name__}, not a dict of its parts)"
+        )
     try:
         spec = {**state["gemnet"], "hidden": tuple(state["gemnet"]["hidden"])}
         # the sizes must be those of the saved weights (a crafted file must not make us allocate)

@@ -25,7 +25,7 @@ import torch
 
 from bundleflow.errors import InputError
 from bundleflow.training.learning import describe
-from bundleflow.utils.files import atomic_write, atomic_write_text, own_folder, read_jsonl
+from bundleflow.utils.files import atomic_write, atomic_write_text, own_folder, read_json, read_jsonl
 from bundleflow.utils.yaml_files import read_yaml
 
 REQUIRED = ("config.yaml", "metrics.jsonl", "menu.json", "summary.json")
@@ -47,10 +47,16 @@ def _load_run(run: Path):
         raise InputError(f"{run / 'config.yaml'}: not a bundleflow run config ({exc})") from exc
     try:
         metrics = read_jsonl(run / "metrics.jsonl")
-        summary = json.loads((run / "summary.json").read_text())
-        menu = Menu.from_dict(json.loads((run / "menu.json").read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{run}: a result file is not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{run / 'metrics.jsonl'}: not valid JSON lines ({type(exc).__name__}: {exc})") from None
+    summary = read_json(run / "summary.json", "run summary")
+    d = read_json(run / "menu.json", "menu file")
+    if not isinstance(d, dict):
+        raise InputError(f"{run / 'menu.json'}: a menu file holds a JSON object with bundles, probs and prices")
+    try:
+        menu = Menu.from_dict(d)
+    except InputError as exc:
+        raise InputError(f"{run / 'menu.json'}: {exc}") from None
     if not metrics:
         raise InputError(f"{run / 'metrics.jsonl'}: empty, nothing to plot")
     if "learned" not in summary or "baselines" not in summary:

@@ -131,6 +131,24 @@ def writable_file(path: str | Path, overwrite: bool = True) -> Path:
     return path
 
 
+def read_json(path: str | Path, what: str = "JSON file"):
+    """The JSON document in the file ``path``; an :class:`InputError` naming the file when it is
+    missing, not UTF-8, not JSON, or nested too deeply to read (a crafted 100,000-deep array)."""
+    from bundleflow.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such {what}")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be a {what}") from None
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     """The records of a JSON-lines file (blank lines skipped)."""
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
