@@ -198,3 +198,67 @@ def test_unreadable_result_files_are_named(tmp_path):
     (run / "summary.json").write_text("{}")
     (run / "menu.json").write_text('{"bundles": [[[1, 0, 0]]], "probs": [[1.0]]}')
     assert_one_line_error(cli("report", run), f"{run / 'menu.json'}: menu file lacks field 'prices'")
+
+
+def test_absurd_sizes_are_refused_before_any_work(tmp_path, monkeypatch):
+    """Counts beyond sane limits and tensors that cannot fit are refused at config time, naming
+    the fields, the estimate and the limit (before: menu.n_elements=1e9 failed after 9 s of
+    Stage 1; sweep --seeds 0-100000000 grew to 8.8 GB; certify --boxes 1e12 ran)."""
+    import bundleflow.experiments.config as config_module
+
+    _refused(tmp_path, ["menu.steps=100000000000"], "menu.steps: Input should be less than or equal to 10000000")
+    _refused(
+        tmp_path,
+        ["menu.n_elements=1000000000"],
+        "menu.n_elements=1000000000, menu.n_support=4, menu.batch=512",
+        "relaxation [batch, J, D] x 4 needs about",
+        "GB of memory available",
+    )
+    # the estimate by hand against a simulated 1 GB machine: 16 bytes x 512 x 128 x 4 = 4.2 MB fits;
+    # 16 x 512 x 40,000 x 4 = 1.31 GB does not
+    monkeypatch.setattr(config_module, "available_memory_bytes", lambda: 10**9)
+    assert load_config(overrides=["menu.n_elements=128"]).menu.n_elements == 128
+    with pytest.raises(InputError, match=r"relaxation \[batch, J, D\] x 4 needs about 1.31 GB, more than the 1 GB"):
+        load_config(overrides=["menu.n_elements=40000"])
+    assert_one_line_error(
+        cli("sweep", "--out", tmp_path / "sw", "--seeds", "0-100000000", "menu.steps=1"),
+        "seeds: '0-100000000' gives more than 10000 seeds",
+    )
+    assert not (tmp_path / "sw").exists()
+
+
+def test_certify_refuses_absurd_box_counts():
+    from bundleflow.mechanisms.multi import GemNet
+    from bundleflow.training.certificate import MAX_BOXES, certify
+
+    with pytest.raises(InputError, match=f"--boxes {10**12} is more than {MAX_BOXES}"):
+        certify(GemNet(2, 1, 2, cap=1.0), 0.0, 1.0, max_cells=10**12)
+
+
+def test_an_npz_header_declaring_more_than_the_file_holds_is_refused_before_reading(tmp_path):
+    """A 700-byte file whose 'values' header declares shape (1e10, 2, 2) (320 GB): refused from
+    the header, naming the array (before: numpy tried to allocate and the generic
+    out-of-memory line came back)."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    def npy(arr=None, header=None):
+        buf = io.BytesIO()
+        if header is None:
+            np.lib.format.write_array(buf, arr)
+        else:
+            np.lib.format.write_array_header_1_0(buf, header)
+            buf.write(b"\0" * 16)
+        return buf.getvalue()
+
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("values.npy", npy(header={"descr": "<f8", "fortran_order": False, "shape": (10**10, 2, 2)}))
+        z.writestr("atoms.npy", npy(np.ones((2, 2, 2), dtype=bool)))
+        z.writestr("n_atoms.npy", npy(np.array([2, 2])))
+    assert path.stat().st_size < 1000
+    assert_one_line_error(
+        cli("baselines", path), f"{path}: array 'values' declares shape (10000000000, 2, 2) (320000000000 bytes)"
+    )

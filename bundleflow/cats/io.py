@@ -51,6 +51,47 @@ def _valuation_file(path: str | Path) -> Path:
     return path
 
 
+def _check_npz_sizes(path: Path) -> None:
+    """Before numpy allocates anything: each array's header must declare no more bytes than its
+    zip member holds, and all arrays together must fit in the memory available (a 600-byte file
+    declaring shape (1e10, 2, 2) is refused here, naming the array)."""
+    import zipfile
+
+    from bundleflow.utils.device import available_memory_bytes
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip archive: np.load says so below
+    total = 0
+    with zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            try:
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(fh, max_header_size=10_000)  # the header only
+            except Exception:
+                continue  # np.load reports a malformed member below
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            name = info.filename.removesuffix(".npy")
+            if declared > info.file_size:
+                raise InputError(
+                    f"{path}: array {name!r} declares shape {tuple(shape)} ({declared} bytes) "
+                    f"but holds {info.file_size} bytes"
+                )
+            total += declared
+    have = available_memory_bytes()
+    if have is not None and total > have:
+        raise InputError(f"{path}: its arrays need {total / 1e9:.3g} GB, more than the {have / 1e9:.3g} GB available")
+
+
 def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuation, dict]:
     """Load a CATS reference npz file.
 
@@ -59,6 +100,7 @@ def load_cats_npz(path: str | Path, limit: int | None = None) -> tuple[XORValuat
     instance) when the file has it. ``limit`` keeps the first rows only.
     """
     path = _valuation_file(path)
+    _check_npz_sizes(path)
     try:
         data = np.load(path, allow_pickle=False)
         arrays = {k: data[k] for k in data.files}

@@ -13,7 +13,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bundleflow.errors import InputError
+from bundleflow.utils.device import available_memory_bytes
 from bundleflow.utils.yaml_files import load_yaml, read_yaml
+
+# counts beyond these are refused at config time (a typo such as menu.steps=1e26 would otherwise
+# run for ever); sizes are checked against the memory available (RunConfig._fits_in_memory)
+MAX_STEPS = 10_000_000
 
 
 class _Strict(BaseModel):
@@ -76,7 +81,7 @@ class DataConfig(_Strict):
 class FlowConfig(_Strict):
     hidden: int = Field(128, ge=1)
     n_quad: int = Field(16, ge=1)
-    steps: int = Field(2000, ge=0)
+    steps: int = Field(2000, ge=0, le=MAX_STEPS)
     batch: int = Field(512, ge=1)
     lr: float = Field(3e-3, gt=0)
     seed: int = 0
@@ -91,7 +96,7 @@ class MenuConfig(_Strict):
     resample_every: int = Field(50, ge=1)
     n_elements: int = Field(128, ge=1)
     n_support: int = Field(4, ge=1)
-    steps: int = Field(1000, ge=0)
+    steps: int = Field(1000, ge=0, le=MAX_STEPS)
     batch: int = Field(512, ge=1)
     lr: float = Field(0.02, gt=0)
     # softmax temperature in units of the value spread E[g] - min g of the training data's
@@ -238,6 +243,32 @@ class RunConfig(_Strict):
     menu: MenuConfig = MenuConfig()
     gemnet: GemNetConfig = GemNetConfig()
     device: str = "auto"
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self):
+        """Refuse, before any work, a single-bidder run whose largest tensors cannot fit: the
+        menu's support bundles ``[J, D, m]`` and the relaxation's expected values, choice
+        probabilities and their gradients ``[batch, J, D]`` (float32, about 4 copies), and the
+        bidders' atoms and values ``[N, A, m]`` of generated data."""
+        if self.menu.model == "gemnet":
+            return self
+        J, D, B, m = self.menu.n_elements, self.menu.n_support, self.menu.batch, self.data.n_items
+        n = self.data.n_train + self.data.n_val + self.data.n_test
+        parts = {
+            "menu bundles [J, D, m]": 4.0 * J * D * m,
+            "relaxation [batch, J, D] x 4": 16.0 * B * J * D,
+        }
+        if self.data.kind != "file":
+            atoms = self.data.n_atoms if self.data.kind == "uniform_atoms" else 1
+            parts["bidders [N, atoms, m]"] = float(n) * atoms * (m + 8)
+        name, need = max(parts.items(), key=lambda kv: kv[1])
+        have = available_memory_bytes()
+        if have is not None and need > have:
+            raise ValueError(
+                f"menu.n_elements={J}, menu.n_support={D}, menu.batch={B}, data.n_items={m}: {name} needs about "
+                f"{need / 1e9:.3g} GB, more than the {have / 1e9:.3g} GB of memory available"
+            )
+        return self
 
     @model_validator(mode="after")
     def _multi(self):

@@ -63,6 +63,9 @@ class SweepRun:
     folder: str
 
 
+MAX_SEEDS = 10_000  # runs of one sweep cell; more is a typo (0-100000000 grew to 8.8 GB before)
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-4"`` -> ``[0, 1, 2, 3, 4]``; ``"0,3,7"`` -> ``[0, 3, 7]`` (distinct, >= 0)."""
     seeds: list[int] = []
@@ -74,6 +77,8 @@ def parse_seeds(text: str) -> list[int]:
         a, b = int(m.group(1)), int(m.group(2) or m.group(1))
         if b < a:
             raise InputError(f"seeds: {part!r} runs backwards")
+        if len(seeds) + b - a + 1 > MAX_SEEDS:
+            raise InputError(f"seeds: {str(text)[:60]!r} gives more than {MAX_SEEDS} seeds")
         seeds.extend(range(a, b + 1))
     if len(set(seeds)) != len(seeds):
         raise InputError(f"seeds: {text!r} repeats a seed")

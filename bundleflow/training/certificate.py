@@ -209,6 +209,9 @@ def _box_check(
     return (load <= 1 + OVER_TOL).all(-1)
 
 
+MAX_BOXES = 100_000_000
+
+
 def certify(mechanism, low: float, high: float, levels: int = 4, max_cells: int = 200_000) -> Certificate:
     """Certify that the choices from ``mechanism``'s menus (a :class:`GemNet` for item bidders,
     or a transformed one) never over-allocate on ``[low, high]^(n m)`` (module doc).
@@ -230,6 +233,8 @@ def certify(mechanism, low: float, high: float, levels: int = 4, max_cells: int 
         raise InputError(f"certify: need 0 <= low < high, got [{low}, {high}]")
     if levels < 1 or max_cells < 1:
         raise InputError(f"certify: levels and max_cells must be >= 1, got {levels}, {max_cells}")
+    if max_cells > MAX_BOXES:
+        raise InputError(f"certify: --boxes {max_cells} is more than {MAX_BOXES} (each box keeps bounds in memory)")
     n, m = net.n_bidders, net.n_items
     if shifts is not None:  # the first boxes must be the transform grid's cells
         levels = len(mechanism.levels)

@@ -61,3 +61,21 @@ def tune_cpu_allocator() -> bool:
         return False
     _ALLOCATOR_TUNED = ok
     return ok
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the process may still use: ``MemAvailable`` of ``/proc/meminfo`` (Linux), else
+    the physical memory; ``None`` where neither is known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return None
