@@ -336,6 +336,7 @@ def test_xor_profiles_from_a_file(tmp_path):
 
 def test_cats_instances_are_profiles(tmp_path):
     from bundleflow.cats.io import generate_npz, load_cats_npz
+    from bundleflow.errors import InputError
     from bundleflow.experiments.data import load_multi_data
 
     path = tmp_path / "regions.npz"
@@ -352,15 +353,15 @@ def test_cats_instances_are_profiles(tmp_path):
         for p in range(len(part[0])):
             ids = {key[tuple(b.values[p].tolist()) + tuple(b.atoms[p].flatten().tolist())] for b in part}
             assert len(ids) == 1
-    # 2 bidders per profile do not match the instances of 3: rows become independent bidders
-    *_, independent = load_multi_data(
-        load_config(None, [*over[:3], "data.n_bidders=2", "data.n_train=6", "data.n_val=3", "data.n_test=3"])
-    )
-    assert independent
+    # 2 bidders per profile do not match the instances of 3: refused (issue 36; before, the rows
+    # silently became independent bidders)
+    with pytest.raises(InputError, match="its CATS instances have 3 bidders each, but data.n_bidders=2"):
+        load_multi_data(
+            load_config(None, [*over[:3], "data.n_bidders=2", "data.n_train=6", "data.n_val=3", "data.n_test=3"])
+        )
     res = cli("train", "--out", tmp_path / "r", *over, "data.n_train=6", "data.n_val=1", "data.n_test=2")
     assert_one_line_error(res, "8 instances of 3 bidders, but n_train+n_val+n_test = 9")
     from bundleflow.cats.io import save_cats_npz
-    from bundleflow.errors import InputError
 
     save_cats_npz(tmp_path / "bad.npz", v, instance=torch.arange(5).numpy())  # 5 ids for 24 rows
     with pytest.raises(InputError, match="'instance' must hold one whole number per row"):

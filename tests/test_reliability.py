@@ -262,3 +262,22 @@ def test_an_npz_header_declaring_more_than_the_file_holds_is_refused_before_read
     assert_one_line_error(
         cli("baselines", path), f"{path}: array 'values' declares shape (10000000000, 2, 2) (320000000000 bytes)"
     )
+
+
+def test_instance_grouping_is_never_ignored_silently(tmp_path):
+    """GemNet with data.n_bidders=3 on a file drawn with 4 bidders per CATS instance used to
+    regroup the rows in threes without a word."""
+    from bundleflow.experiments.data import load_xor_instances
+
+    data = tmp_path / "g4.npz"
+    r = cli("data", "generate", "regions", "--items", "8", "--n", "16", "--bidders-per-instance", "4", "--out", data)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "run"
+    args = ["menu.model=gemnet", "data.kind=file", f"data.path={data}", "data.n_bidders=3"]
+    args += ["data.n_train=2", "data.n_val=1", "data.n_test=1", "menu.steps=1"]
+    assert_one_line_error(
+        cli("train", "--out", out, *args), f"{data}: its CATS instances have 4 bidders each, but data.n_bidders=3"
+    )
+    assert not (out / "config.yaml").exists()
+    _, rows = load_xor_instances(data, 4)
+    assert rows is not None and rows.shape == (4, 4)  # the matching count groups by instance

@@ -96,6 +96,14 @@ def load_xor_instances(path, n: int):
     if str(path).endswith(".npz"):
         xor, meta = load_cats_npz(path)
         instance = meta.get("instance")
+        if instance is not None and n > 1:
+            _, counts = torch.unique(torch.as_tensor(instance).flatten(), return_counts=True)
+            k = int(counts[0]) if len(counts) else 1
+            if k > 1 and (counts == k).all() and k != n:  # instances of k bidders, grouping by n would ignore them
+                raise InputError(
+                    f"{path}: its CATS instances have {k} bidders each, but data.n_bidders={n}; "
+                    f"set data.n_bidders={k} (or draw the file with --bidders-per-instance {n})"
+                )
         return xor, (_instances_of(instance, n) if instance is not None and n > 1 else None)
     return load_valuations(path), None
 

@@ -300,7 +300,10 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
 
     cfg_path = out / "config.yaml"
     if cfg_path.is_file() and resume and not holds_config(out, cfg):
-        raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
+        if (out / "checkpoint.pt").is_file() or (out / "summary.json").is_file():
+            raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
+        # a start that stopped before its first checkpoint trained nothing: replaced, not refused
+        log(f"{out}: an earlier start with another config stopped before its first checkpoint; starting afresh")
     device = resolve_device(cfg.device)
     d, mc, gc = cfg.data, cfg.menu, cfg.gemnet
     with progress_bar("drawing profiles", 1, enabled=progress) as advance:
