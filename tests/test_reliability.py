@@ -281,3 +281,21 @@ def test_instance_grouping_is_never_ignored_silently(tmp_path):
     assert not (out / "config.yaml").exists()
     _, rows = load_xor_instances(data, 4)
     assert rows is not None and rows.shape == (4, 4)  # the matching count groups by instance
+
+
+def test_a_folder_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path, monkeypatch):
+    """``report`` on a read-only folder named an internal temporary file. Simulated (the tests
+    may run as root, who can write anywhere): creating the temporary file fails as in a
+    read-only folder."""
+    import tempfile
+
+    from bundleflow.utils.files import atomic_write_text
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".index.html.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(InputError) as err:
+        atomic_write_text(tmp_path / "report" / "index.html", "x")
+    assert str(err.value) == f"{tmp_path / 'report' / 'index.html'}: cannot write it (Permission denied)"
+    assert ".tmp" not in str(err.value)

@@ -15,9 +15,14 @@ def atomic_write(path: str | Path, write: Callable[[str], None], suffix: str = "
 
     If ``write`` raises, ``path`` is left untouched and the temporary file removed.
     """
+    from bundleflow.errors import InputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    except OSError as exc:  # a read-only or full folder: name the file meant, not the temporary one
+        raise InputError(f"{path}: cannot write it ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         write(tmp)
