@@ -9,8 +9,17 @@ class InputError(BundleflowError, ValueError):
     """Malformed or inconsistent input: NaN, negative values, mismatched shapes, bad files."""
 
 
+MAX_MESSAGE = 600  # characters of one error line; user text beyond it (a 100 kB override) is elided
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """``text`` on one line, at most :data:`MAX_MESSAGE` characters: a longer one keeps its start
+    and end (where the file or field and the verdict are) around a count of what was left out."""
+    line = " ".join(str(text).split())
+    if len(line) <= MAX_MESSAGE:
+        return line
+    head, tail = line[: MAX_MESSAGE // 2], line[-MAX_MESSAGE // 4 :]
+    return f"{head} ... [{len(line) - len(head) - len(tail)} characters left out] ... {tail}"
 
 
 def error_message(exc: BaseException) -> str:

@@ -299,3 +299,13 @@ def test_a_folder_that_cannot_be_written_is_named_not_its_temporary_file(tmp_pat
         atomic_write_text(tmp_path / "report" / "index.html", "x")
     assert str(err.value) == f"{tmp_path / 'report' / 'index.html'}: cannot write it (Permission denied)"
     assert ".tmp" not in str(err.value)
+
+
+def test_long_user_text_is_shortened_in_the_one_line(tmp_path):
+    """A 100 kB override was echoed whole; the line keeps its start (the field) and end."""
+    from bundleflow.errors import MAX_MESSAGE
+
+    r = cli("train", "--out", tmp_path / "run", "menu.model=" + "x" * 100_000)
+    assert_one_line_error(r, "invalid config: menu.model: Input should be 'bundleflow'", "characters left out")
+    assert len(r.stderr.strip()) <= len("error: ") + MAX_MESSAGE + 60
+    assert not (tmp_path / "run" / "config.yaml").exists()
