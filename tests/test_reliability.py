@@ -309,3 +309,12 @@ def test_long_user_text_is_shortened_in_the_one_line(tmp_path):
     assert_one_line_error(r, "invalid config: menu.model: Input should be 'bundleflow'", "characters left out")
     assert len(r.stderr.strip()) <= len("error: ") + MAX_MESSAGE + 60
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_a_gemnet_transform_grid_too_large_for_its_milp_is_refused():
+    """``gemnet.grid_levels=32`` at 2 bidders x 2 items was accepted and ran out of memory after
+    112 s: 32^4 profiles x 2 bidders x 129 options is 270 million MILP choices."""
+    base = ["menu.model=gemnet", "data.kind=additive", "data.n_bidders=2", "data.n_items=2"]
+    with pytest.raises(InputError, match=r"32\^4 grid profiles x 2 bidders x 129 options = 270532608 MILP choices"):
+        load_config(overrides=[*base, "gemnet.grid_levels=32"])
+    assert load_config(overrides=[*base, "gemnet.grid_levels=8"]).gemnet.grid_levels == 8

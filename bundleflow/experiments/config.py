@@ -19,6 +19,9 @@ from bundleflow.utils.yaml_files import load_yaml, read_yaml
 # counts beyond these are refused at config time (a typo such as menu.steps=1e26 would otherwise
 # run for ever); sizes are checked against the memory available (RunConfig._fits_in_memory)
 MAX_STEPS = 10_000_000
+# GemNet's compatibility transform: a MILP with one choice per (grid profile, bidder, option);
+# 2 bidders x 2 items at 16 levels and 16 elements is 2.2 million
+MAX_GRID_CHOICES = 4_000_000
 
 
 class _Strict(BaseModel):
@@ -330,6 +333,14 @@ class RunConfig(_Strict):
                 raise ValueError(
                     f"gemnet.grid_levels={L} gives {L}^{nm} grid profiles for {self.data.n_bidders} bidders x "
                     f"{self.data.n_items} items, more than {MAX_GRID_PROFILES}; use fewer levels or 0 (no transform)"
+                )
+            # the transform's MILP has a choice variable per (grid profile, bidder, option)
+            choices = L**nm * self.data.n_bidders * (self.menu.n_elements + 1) if not xor and L > 0 else 0
+            if choices > MAX_GRID_CHOICES:
+                raise ValueError(
+                    f"gemnet.grid_levels={L}: {L}^{nm} grid profiles x {self.data.n_bidders} bidders x "
+                    f"{self.menu.n_elements + 1} options = {choices} MILP choices for the transform, more than "
+                    f"{MAX_GRID_CHOICES}; use fewer levels or elements, or 0 (no transform)"
                 )
         elif self.gemnet != GemNetConfig():
             raise ValueError("the gemnet section is read only with menu.model=gemnet")
