@@ -1,7 +1,7 @@
 """The registry of single-bidder mechanism families: one interface that `design` iterates over.
 
 A family fits a mechanism on training bidders, using validation bidders where it selects
-(learned families keep their best validation checkpoint); the result is a
+(learned families choose their kept checkpoint on them); the result is a
 :data:`~bundleflow.mechanisms.mechanism.Mechanism` (a lottery menu or a tariff menu) that is
 evaluated exactly, saved and described by :mod:`bundleflow.mechanisms.mechanism`. A new family
 is one fit function and one :class:`Family` line in :data:`FAMILIES`.
