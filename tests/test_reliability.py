@@ -220,6 +220,11 @@ def test_absurd_sizes_are_refused_before_any_work(tmp_path, monkeypatch):
     assert load_config(overrides=["menu.n_elements=128"]).menu.n_elements == 128
     with pytest.raises(InputError, match=r"relaxation \[batch, J, D\] x 4 needs about 1.31 GB, more than the 1 GB"):
         load_config(overrides=["menu.n_elements=40000"])
+    # GemNet: 32 bytes x 512 x 5 bidders x 2,000 elements x 3 = 0.49 GB fits; 5,000 elements (1.23 GB) do not
+    gem = ["menu.model=gemnet", "data.kind=additive", "data.n_bidders=5", "data.n_items=2", "gemnet.grid_levels=0"]
+    assert load_config(overrides=[*gem, "menu.n_elements=2000"]).menu.n_elements == 2000
+    with pytest.raises(InputError, match=r"GemNet menus \[batch, bidders, J, m \+ 1\] x 4 needs about 1.23 GB"):
+        load_config(overrides=[*gem, "menu.n_elements=5000"])
     assert_one_line_error(
         cli("sweep", "--out", tmp_path / "sw", "--seeds", "0-100000000", "menu.steps=1"),
         "seeds: '0-100000000' gives more than 10000 seeds",

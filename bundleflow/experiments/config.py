@@ -249,26 +249,29 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _fits_in_memory(self):
-        """Refuse, before any work, a single-bidder run whose largest tensors cannot fit: the
-        menu's support bundles ``[J, D, m]`` and the relaxation's expected values, choice
-        probabilities and their gradients ``[batch, J, D]`` (float32, about 4 copies), and the
-        bidders' atoms and values ``[N, A, m]`` of generated data."""
-        if self.menu.model == "gemnet":
-            return self
+        """Refuse, before any work, a run whose largest tensors cannot fit: the menu's support
+        bundles ``[J, D, m]`` and the relaxation's expected values, choice probabilities and their
+        gradients ``[batch, J, D]`` (float32, about 4 copies); GemNet's menus of every bidder
+        ``[batch, n, J, m + 1]`` (float64, about 4 copies); the bidders' atoms and values
+        ``[N, A, m]`` of generated data."""
         J, D, B, m = self.menu.n_elements, self.menu.n_support, self.menu.batch, self.data.n_items
         n = self.data.n_train + self.data.n_val + self.data.n_test
-        parts = {
-            "menu bundles [J, D, m]": 4.0 * J * D * m,
-            "relaxation [batch, J, D] x 4": 16.0 * B * J * D,
-        }
+        if self.menu.model == "gemnet":  # every bidder's menu of J elements per profile, float64 with gradients
+            parts = {"GemNet menus [batch, bidders, J, m + 1] x 4": 32.0 * B * self.data.n_bidders * J * (m + 1)}
+        else:
+            parts = {
+                "menu bundles [J, D, m]": 4.0 * J * D * m,
+                "relaxation [batch, J, D] x 4": 16.0 * B * J * D,
+            }
         if self.data.kind != "file":
             atoms = self.data.n_atoms if self.data.kind == "uniform_atoms" else 1
             parts["bidders [N, atoms, m]"] = float(n) * atoms * (m + 8)
         name, need = max(parts.items(), key=lambda kv: kv[1])
         have = available_memory_bytes()
         if have is not None and need > have:
+            fields = f"data.n_bidders={self.data.n_bidders}" if self.menu.model == "gemnet" else f"menu.n_support={D}"
             raise ValueError(
-                f"menu.n_elements={J}, menu.n_support={D}, menu.batch={B}, data.n_items={m}: {name} needs about "
+                f"menu.n_elements={J}, {fields}, menu.batch={B}, data.n_items={m}: {name} needs about "
                 f"{need / 1e9:.3g} GB, more than the {have / 1e9:.3g} GB of memory available"
             )
         return self
