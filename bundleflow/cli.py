@@ -533,8 +533,8 @@ def evaluate(
 ):
     """Exact revenue of a saved menu on a valuation file."""
     from bundleflow.cats.io import load_valuations
-    from bundleflow.mechanisms.menu import Menu, evaluate_menu
-    from bundleflow.utils.files import json_dumps, read_json
+    from bundleflow.mechanisms.menu import evaluate_menu, read_menu
+    from bundleflow.utils.files import json_dumps
 
     if menu_file.suffix == ".pt":  # a multi-bidder mechanism
         from bundleflow.experiments.multi_runner import load_mechanism, profiles_from_file
@@ -550,10 +550,7 @@ def evaluate(
             raise InputError(f"{menu_file}: a mechanism for {kind} bidders; {data} holds the other kind")
         console.print_json(json_dumps(evaluate_multi(mech, bidders).summary()))
         return
-    d = read_json(menu_file, "menu file")
-    if not isinstance(d, dict):
-        raise InputError(f"{menu_file}: a menu file holds a JSON object with bundles, probs and prices")
-    menu = Menu.from_dict(d)
+    menu = read_menu(menu_file)
     v = load_valuations(data, limit=_limit(limit))
     res = evaluate_menu(menu, v)
     console.print_json(json_dumps(res.summary()))

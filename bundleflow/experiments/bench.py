@@ -460,7 +460,7 @@ def _paired_learned(rows: list[dict], setting: str, out: Path, test, seeds: list
     (``gain_over_rochetnet``, ``_se``): both kept menus (``menu.json``) evaluated exactly on
     the same held-out bidders; with ``seeds``, seed k against seed k, combined as
     :func:`over_seeds` combines revenues. Nothing is added unless both rows and menus are there."""
-    from bundleflow.mechanisms.menu import Menu, evaluate_menu
+    from bundleflow.mechanisms.menu import evaluate_menu, read_menu
     from bundleflow.training.learning import paired_gain
 
     by = {r["method"]: r for r in rows if r["setting"] == setting}
@@ -474,10 +474,7 @@ def _paired_learned(rows: list[dict], setting: str, out: Path, test, seeds: list
             return
         pay = {}
         for m, p in paths.items():
-            try:
-                pay[m] = evaluate_menu(Menu.from_dict(json.loads(p.read_text(encoding="utf-8"))), test).payment
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InputError(f"{p}: not a menu ({type(exc).__name__}: {exc})") from exc
+            pay[m] = evaluate_menu(read_menu(p), test).payment
         gains.append(paired_gain(pay["bundleflow"], pay["rochetnet"]))
     row = by["bundleflow"]
     row["gain_over_rochetnet"], row["gain_over_rochetnet_se"], across = combine_seeds(

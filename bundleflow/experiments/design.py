@@ -43,6 +43,7 @@ from bundleflow.utils.files import (
     atomic_write_text,
     json_dumps,
     own_folder,
+    read_json,
     writable_dir,
 )
 from bundleflow.utils.stats import mean_and_se
@@ -71,11 +72,9 @@ def _check_same_inputs(path: Path, inputs: dict) -> None:
     if not path.is_file():
         atomic_write_json(path, inputs)
         return
-    try:
-        before = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable design file ({exc})") from exc
-    if before != json.loads(json_dumps(inputs)):
+    before = read_json(path, "design file")
+    if not isinstance(before, dict) or before != json.loads(json_dumps(inputs)):
+        before = before if isinstance(before, dict) else {}
         changed = sorted(k for k in set(before) | set(inputs) if before.get(k) != inputs.get(k))
         raise InputError(
             f"{path.parent} holds a design run with different inputs ({', '.join(changed)}); "
@@ -88,10 +87,10 @@ def _read_family(folder: Path) -> tuple[Any, dict] | None:
     if not fit_file.is_file():
         return None
     try:
-        facts = json.loads(fit_file.read_text(encoding="utf-8"))
-        mech = mechanism_from_json(json.loads(mech_file.read_text(encoding="utf-8")), str(mech_file))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{folder}: unreadable family result ({exc}); delete the folder to refit it") from exc
+        facts = read_json(fit_file, "family result")
+        mech = mechanism_from_json(read_json(mech_file, "mechanism file"), str(mech_file))
+    except InputError as exc:
+        raise InputError(f"{exc}; delete {folder} to refit the family") from None
     return mech, facts
 
 
@@ -147,7 +146,7 @@ def run_design(
             spent += results[n]["seconds"] if fam.learned else 0.0
             log(f"{n}: read back from {folder}")
             continue
-        learned_left = sum(FAMILIES[m].learned for m in names[i:] if m not in results)
+        learned_left = sum(FAMILIES[m].learned for m in names[i:])
         ctx.budget_s = max(1.0, (budget_s - spent) / max(1, learned_left)) if fam.learned else 0.0
         log(f"{n}: fitting" + (f" (budget {ctx.budget_s:.0f} s)" if fam.learned else ""))
         fitted = fam.fit(train, val, ctx)

@@ -34,7 +34,7 @@ MAX_ROWS = 50
 
 def _load_run(run: Path):
     from bundleflow.experiments.config import RunConfig
-    from bundleflow.mechanisms.menu import Menu
+    from bundleflow.mechanisms.menu import read_menu
 
     if not run.is_dir():
         raise InputError(f"{run}: no such run folder")
@@ -50,13 +50,7 @@ def _load_run(run: Path):
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"{run / 'metrics.jsonl'}: not valid JSON lines ({type(exc).__name__}: {exc})") from None
     summary = read_json(run / "summary.json", "run summary")
-    d = read_json(run / "menu.json", "menu file")
-    if not isinstance(d, dict):
-        raise InputError(f"{run / 'menu.json'}: a menu file holds a JSON object with bundles, probs and prices")
-    try:
-        menu = Menu.from_dict(d)
-    except InputError as exc:
-        raise InputError(f"{run / 'menu.json'}: {exc}") from None
+    menu = read_menu(run / "menu.json")
     if not metrics:
         raise InputError(f"{run / 'metrics.jsonl'}: empty, nothing to plot")
     if "learned" not in summary or "baselines" not in summary:

@@ -169,6 +169,20 @@ class Menu:
             raise InputError(f"menu file is malformed: {exc}") from exc
 
 
+def read_menu(path) -> Menu:
+    """The menu saved in the JSON file ``path`` (``Menu.to_dict``); every problem is one
+    :class:`InputError` naming the file (missing, not JSON, nested too deeply, not a menu)."""
+    from bundleflow.utils.files import read_json
+
+    d = read_json(path, "menu file")
+    if not isinstance(d, dict):
+        raise InputError(f"{path}: a menu file holds a JSON object with bundles, probs and prices")
+    try:
+        return Menu.from_dict(d)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
 @dataclass
 class MenuOutcome:
     """Result of :func:`evaluate_menu` over ``B`` bidders.
