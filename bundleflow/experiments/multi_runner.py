@@ -21,11 +21,11 @@ from bundleflow.errors import InputError
 from bundleflow.experiments.config import RunConfig
 from bundleflow.experiments.data import load_multi_data
 from bundleflow.experiments.runner import (
-    holds_config,
     logged_seconds,
     read_metrics,
     remove_stale_temporaries,
     resume_trainer,
+    resumes_config,
     run_lock,
 )
 from bundleflow.mechanisms.multi import GemNet, MultiMenuMechanism, MultiOutcome, evaluate_multi
@@ -299,11 +299,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log) ->
     from bundleflow.training.gemnet import GemNetTrainer, GemNetTraining
 
     cfg_path = out / "config.yaml"
-    if cfg_path.is_file() and resume and not holds_config(out, cfg):
-        if (out / "checkpoint.pt").is_file() or (out / "summary.json").is_file():
-            raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
-        # a start that stopped before its first checkpoint trained nothing: replaced, not refused
-        log(f"{out}: an earlier start with another config stopped before its first checkpoint; starting afresh")
+    resumes_config(out, cfg, resume, log)
     device = resolve_device(cfg.device)
     d, mc, gc = cfg.data, cfg.menu, cfg.gemnet
     with progress_bar("drawing profiles", 1, enabled=progress) as advance:

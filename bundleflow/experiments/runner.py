@@ -212,6 +212,21 @@ def holds_config(out: Path, cfg: RunConfig) -> bool:
         return False
 
 
+def resumes_config(out: Path, cfg: RunConfig, resume: bool, log) -> bool:
+    """Whether run folder ``out`` holds ``cfg``'s run to resume (its ``config.yaml`` equal to
+    ``cfg``). Another config is refused once that run reached a checkpoint or a summary; a start
+    that stopped before its first checkpoint (a failure, a kill) trained nothing, so the new
+    config replaces it, with a line saying so."""
+    if not ((out / "config.yaml").is_file() and resume):
+        return False
+    if holds_config(out, cfg):
+        return True
+    if (out / "checkpoint.pt").is_file() or (out / "summary.json").is_file():
+        raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
+    log(f"{out}: an earlier start with another config stopped before its first checkpoint; starting afresh")
+    return False
+
+
 def run_training(
     cfg: RunConfig,
     out: str | Path,
@@ -241,14 +256,7 @@ def _run_locked(cfg: RunConfig, out: Path, resume: bool, progress: bool, log, wr
 
     cfg_path = out / "config.yaml"
     cfg_text = yaml.safe_dump(cfg.record(), sort_keys=False)
-    same_config = cfg_path.is_file() and resume
-    if same_config and not holds_config(out, cfg):
-        if (out / "checkpoint.pt").is_file() or (out / "summary.json").is_file():
-            raise InputError(f"{out}: holds a run with a different config; use a new folder or --no-resume")
-        # a start that failed (or was killed) before its first checkpoint trained nothing: the
-        # corrected command replaces its config instead of being refused
-        log(f"{out}: an earlier start with another config stopped before its first checkpoint; starting afresh")
-        same_config = False
+    same_config = resumes_config(out, cfg, resume, log)
     device = resolve_device(cfg.device)
     train, val, test = make_data(cfg)
     # the folder's flow.pt belongs to this config only if the folder's config.yaml matched above
